@@ -1,0 +1,135 @@
+/**
+ * The one typed, validated, frozen configuration of a Courier process.
+ * Only entrypoints call `loadConfig(process.env)`; everything else receives the result.
+ */
+
+export interface Config {
+  /** mysql://user:pass@host:port/db. Default mysql://root@127.0.0.1:3306/courier */
+  readonly mysqlUrl: string;
+  /** redis://host:port. Default redis://127.0.0.1:6379 */
+  readonly redisUrl: string;
+  /** HTTP port of the web process. Default 3000 */
+  readonly port: number;
+  /** Interface the web process binds. Default 0.0.0.0 */
+  readonly host: string;
+  /** pino level. Default info */
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** json for machines (default), pretty for a person at a terminal (npm start sets it) */
+  readonly logFormat: 'json' | 'pretty';
+  /** BullMQ key prefix; braces make it a Redis Cluster hash tag. Default {courier} */
+  readonly queuePrefix: string;
+  /** Node number (0-63) written into every id this process generates. Default: random */
+  readonly nodeId: number;
+  /** Shard count ids are spread over (1-64). Default 64 */
+  readonly shardCount: number;
+  /** Knex pool size. Default 10 */
+  readonly dbPoolMax: number;
+  /** Bound on connecting to MySQL and on one intake write, in ms. Default 2000 */
+  readonly dbTimeoutMs: number;
+  /** Bound on one enqueue to Redis, in ms. Default 1000 */
+  readonly redisTimeoutMs: number;
+  /** Intake micro-batch: flush at this many orders. Default 256 */
+  readonly intakeBatchMax: number;
+  /** Intake micro-batch: flush after this many ms. Default 2 */
+  readonly intakeBatchWaitMs: number;
+  /** Intake micro-batch: batches written at once. Default 4 */
+  readonly intakeMaxInFlight: number;
+  /** Largest accepted request body, in bytes. Default 65536 */
+  readonly bodyLimitBytes: number;
+  /** Seconds a resolved API key stays cached in-process. Default 30 */
+  readonly authCacheTtlSeconds: number;
+  /** Bound on draining in-flight work at SIGTERM, in ms. Default 10000 */
+  readonly shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function str(env: Env, name: string, fallback: string): string {
+  const value = env[name];
+  return value === undefined || value === '' ? fallback : value;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^-?\d+$/.test(raw.trim())) {
+    throw new ConfigError(name, `must be an integer between ${min} and ${max}, got "${raw}"`);
+  }
+  const value = Number(raw.trim());
+  if (value < min || value > max) {
+    throw new ConfigError(name, `must be an integer between ${min} and ${max}, got ${value}`);
+  }
+  return value;
+}
+
+function url(env: Env, name: string, fallback: string, protocols: readonly string[]): string {
+  const raw = str(env, name, fallback);
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `must be a URL like ${fallback}, got "${raw}"`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `must use ${protocols.join(' or ')}, got "${parsed.protocol}"`);
+  }
+  if (!parsed.hostname) throw new ConfigError(name, `has no host: "${raw}"`);
+  return raw;
+}
+
+function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
+  const raw = str(env, name, fallback);
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${raw}"`);
+  }
+  return raw as T;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export const DEFAULT_MYSQL_URL = 'mysql://root@127.0.0.1:3306/courier';
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+/** Parses the environment once; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
+  const mysqlUrl = url(env, 'MYSQL_URL', DEFAULT_MYSQL_URL, ['mysql:', 'mariadb:']);
+  if (!new URL(mysqlUrl).pathname.replace(/^\//, '')) {
+    throw new ConfigError('MYSQL_URL', `must name a database, like ${DEFAULT_MYSQL_URL}`);
+  }
+  const queuePrefix = str(env, 'QUEUE_PREFIX', '{courier}');
+  if (!/^\{[A-Za-z0-9_-]{1,64}\}$/.test(queuePrefix)) {
+    throw new ConfigError('QUEUE_PREFIX', `must be a Redis hash tag like {courier}, got "${queuePrefix}"`);
+  }
+  const config: Config = {
+    mysqlUrl,
+    redisUrl: url(env, 'REDIS_URL', DEFAULT_REDIS_URL, ['redis:', 'rediss:']),
+    port: int(env, 'PORT', 3000, 0, 65535),
+    host: str(env, 'HOST', '0.0.0.0'),
+    logLevel: oneOf(env, 'LOG_LEVEL', 'info', LOG_LEVELS),
+    logFormat: oneOf(env, 'LOG_FORMAT', 'json', ['json', 'pretty'] as const),
+    queuePrefix,
+    nodeId: int(env, 'NODE_ID', Math.floor(Math.random() * 64), 0, 63),
+    shardCount: int(env, 'SHARD_COUNT', 64, 1, 64),
+    dbPoolMax: int(env, 'DB_POOL_MAX', 10, 1, 200),
+    dbTimeoutMs: int(env, 'DB_TIMEOUT_MS', 2000, 50, 60_000),
+    redisTimeoutMs: int(env, 'REDIS_TIMEOUT_MS', 1000, 50, 60_000),
+    intakeBatchMax: int(env, 'INTAKE_BATCH_MAX', 256, 1, 5000),
+    intakeBatchWaitMs: int(env, 'INTAKE_BATCH_WAIT_MS', 2, 0, 1000),
+    intakeMaxInFlight: int(env, 'INTAKE_MAX_IN_FLIGHT', 4, 1, 64),
+    bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 65_536, 1024, 10_485_760),
+    authCacheTtlSeconds: int(env, 'AUTH_CACHE_TTL_SECONDS', 30, 0, 3600),
+    shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
+    ...overrides,
+  };
+  return Object.freeze(config);
+}

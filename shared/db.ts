@@ -1,0 +1,51 @@
+import knexFactory, { type Knex } from 'knex';
+import type { Config } from './config.ts';
+
+export type Db = Knex;
+
+/** Splits a MySQL URL into what mysql2 needs; the database may be left out (for CREATE DATABASE). */
+export function mysqlConnection(mysqlUrl: string, opts: { withDatabase?: boolean } = {}) {
+  const url = new URL(mysqlUrl);
+  return {
+    host: url.hostname,
+    port: url.port ? Number(url.port) : 3306,
+    user: decodeURIComponent(url.username || 'root'),
+    password: decodeURIComponent(url.password),
+    ...(opts.withDatabase === false ? {} : { database: databaseName(mysqlUrl) }),
+  };
+}
+
+export function databaseName(mysqlUrl: string): string {
+  return decodeURIComponent(new URL(mysqlUrl).pathname.replace(/^\//, ''));
+}
+
+/**
+ * A knex pool on mysql2. BIGINT ids come back as decimal strings (they do not fit a JS number);
+ * connecting and acquiring are bounded by dbTimeoutMs so a dead MySQL costs a timeout, not a hang.
+ */
+export function createDb(
+  config: Pick<Config, 'mysqlUrl' | 'dbPoolMax' | 'dbTimeoutMs'>,
+  opts: { withDatabase?: boolean } = {},
+): Db {
+  return knexFactory({
+    client: 'mysql2',
+    connection: {
+      ...mysqlConnection(config.mysqlUrl, opts),
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      connectTimeout: config.dbTimeoutMs,
+      timezone: 'Z',
+      dateStrings: false,
+      charset: 'utf8mb4',
+    },
+    pool: {
+      min: 0,
+      max: config.dbPoolMax,
+      acquireTimeoutMillis: config.dbTimeoutMs,
+      createTimeoutMillis: config.dbTimeoutMs,
+      idleTimeoutMillis: 30_000,
+      propagateCreateError: true,
+    },
+    acquireConnectionTimeout: config.dbTimeoutMs,
+  });
+}

@@ -1,0 +1,24 @@
+/**
+ * The one registry of error codes Courier answers with. Every 4xx/5xx body is
+ * `{ code, message }` (plus `field` for validation errors); clients branch on `code`.
+ */
+export const ERROR_CODES = {
+  VALIDATION_FAILED: { status: 400, message: 'The request body or parameters are not valid' },
+  INVALID_JSON: { status: 400, message: 'The request body is not valid JSON' },
+  UNSUPPORTED_CONTENT_TYPE: { status: 400, message: 'Send the body as application/json' },
+  IDEMPOTENCY_KEY_REQUIRED: { status: 400, message: 'The Idempotency-Key header (1-255 printable ASCII characters) is required' },
+  UNAUTHORIZED: { status: 401, message: 'A valid API key is required: Authorization: Bearer <key>' },
+  ORDER_NOT_FOUND: { status: 404, message: 'No such order' },
+  ROUTE_NOT_FOUND: { status: 404, message: 'No such route' },
+  ILLEGAL_TRANSITION: { status: 409, message: 'The order cannot make that transition from its current state' },
+  PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is larger than the limit' },
+  IDEMPOTENCY_KEY_REUSED: { status: 422, message: 'This Idempotency-Key was already used with a different request body' },
+  UNKNOWN_MERCHANT: { status: 422, message: 'No merchant has that merchantId' },
+  RATE_LIMITED: { status: 429, message: 'Too many requests' },
+  BAD_REQUEST: { status: 400, message: 'The request is malformed' },
+  INTERNAL_ERROR: { status: 500, message: 'Something went wrong on our side' },
+  DB_UNAVAILABLE: { status: 503, message: 'The database is unavailable; retry with the same Idempotency-Key' },
+  SHUTTING_DOWN: { status: 503, message: 'This instance is shutting down; retry' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;

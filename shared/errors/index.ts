@@ -1,0 +1,5 @@
+export { ERROR_CODES, type ErrorCode } from './codes.ts';
+export { ApiError } from './api-error.ts';
+export { DbUnavailableError } from './db-unavailable-error.ts';
+export { coerceError } from './coerce-error.ts';
+export { isConnectionError } from './is-connection-error.ts';

@@ -1,0 +1,64 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Queue } from 'bullmq';
+import type { Authenticator } from '../clients/authenticator.ts';
+import type { Config } from '../config.ts';
+import type { Db } from '../db.ts';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import type { OrderIntake } from '../orders/order-intake.ts';
+import type { Redis } from '../redis.ts';
+import { authenticateRequest } from './authenticate.ts';
+import { registerDashboard } from './dashboard.ts';
+import { installErrorHandling } from './error-handler.ts';
+import { operationsRoutes } from './routes/operations.ts';
+import { orderRoutes } from './routes/orders.ts';
+
+export interface AppDeps {
+  readonly config: Pick<Config, 'bodyLimitBytes' | 'dbTimeoutMs'>;
+  readonly db: Db;
+  readonly redis: Redis;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly intake: OrderIntake;
+  readonly authenticator: Authenticator;
+  /** Queues shown on the dashboard. */
+  readonly queues: readonly Queue[];
+  readonly isShuttingDown?: () => boolean;
+}
+
+/** Builds the web process's Fastify instance; the entrypoint only listens. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    // Per-request info logs would cost more than the intake itself at peak; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: deps.config.bodyLimitBytes,
+    return503OnClosing: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+  });
+  installErrorHandling(app);
+
+  app.addHook('onResponse', async (request, reply) => {
+    deps.metrics.httpRequestSeconds.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  await app.register(operationsRoutes, {
+    db: deps.db,
+    redis: deps.redis,
+    metrics: deps.metrics,
+    timeoutMs: deps.config.dbTimeoutMs,
+    isShuttingDown: deps.isShuttingDown ?? (() => false),
+  });
+  await registerDashboard(app, deps.queues);
+
+  await app.register(async (api) => {
+    api.decorateRequest('client', null);
+    api.addHook('onRequest', authenticateRequest(deps.authenticator, deps.config.dbTimeoutMs));
+    await api.register(orderRoutes, { db: deps.db, intake: deps.intake, dbTimeoutMs: deps.config.dbTimeoutMs });
+  });
+
+  return app;
+}

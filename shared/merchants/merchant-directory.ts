@@ -1,0 +1,43 @@
+import { LRUCache } from 'lru-cache';
+import type { Db } from '../db.ts';
+
+export interface Merchant {
+  readonly id: string;
+  readonly zoneId: string;
+  readonly lat: number;
+  readonly lng: number;
+}
+
+const NONE = Symbol('no merchant');
+
+/**
+ * Merchants change rarely and every order needs its merchant's location and zone, so lookups are
+ * cached in-process (unknown ids briefly too, so a typo storm cannot hammer MySQL). Concurrent
+ * misses for one id share one query.
+ */
+export class MerchantDirectory {
+  private readonly cache: LRUCache<string, Merchant | typeof NONE>;
+
+  constructor(
+    private readonly db: Db,
+    opts: { ttlMs?: number; max?: number } = {},
+  ) {
+    this.cache = new LRUCache({
+      max: opts.max ?? 50_000,
+      ttl: opts.ttlMs ?? 60_000,
+      fetchMethod: async (id, _stale, { options }) => {
+        const row = await this.db('merchants').select('id', 'zone_id', 'lat', 'lng').where({ id }).first();
+        if (!row) {
+          options.ttl = Math.min(5_000, opts.ttlMs ?? 5_000);
+          return NONE;
+        }
+        return { id: String(row.id), zoneId: String(row.zone_id), lat: Number(row.lat), lng: Number(row.lng) };
+      },
+    });
+  }
+
+  async get(id: string): Promise<Merchant | undefined> {
+    const found = await this.cache.fetch(id);
+    return found === NONE || found === undefined ? undefined : found;
+  }
+}

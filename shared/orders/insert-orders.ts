@@ -1,0 +1,119 @@
+import type { Db } from '../db.ts';
+import { DbUnavailableError, coerceError, isConnectionError } from '../errors/index.ts';
+import { withDeadline, DeadlineExceeded } from '../with-deadline.ts';
+
+/** One order row as the intake writes it (snake_case, ready for INSERT). */
+export interface NewOrderRow {
+  id: string;
+  client_id: string;
+  idempotency_key: string;
+  request_hash: string;
+  merchant_id: string;
+  zone_id: string;
+  status: 'CREATED';
+  version: 1;
+  pickup_lat: number;
+  pickup_lng: number;
+  dropoff_lat: number;
+  dropoff_lng: number;
+  dropoff_address: string;
+  dropoff_phone: string;
+  items: string;
+  note: string | null;
+}
+
+export type InsertOutcome =
+  | { readonly kind: 'created'; readonly id: string }
+  | { readonly kind: 'existing'; readonly id: string; readonly requestHash: string }
+  | { readonly kind: 'failed'; readonly error: Error };
+
+export interface InsertOptions {
+  /** Bound on the whole write; past it the batch is abandoned and answered DB_UNAVAILABLE. */
+  readonly timeoutMs: number;
+  /** A fresh id for a row whose id collided with another row's primary key. */
+  readonly newId: (row: NewOrderRow) => string;
+}
+
+const ER_DUP_ENTRY = 1062;
+
+/**
+ * Commits a batch of new orders with one multi-row INSERT (plus one for their CREATED events) in
+ * one transaction. If that fails on a row's data (a repeated Idempotency-Key, a colliding id),
+ * each row is retried alone so one bad row never fails its neighbours; a repeated key resolves to
+ * the order that holds it. If MySQL is unreachable or too slow, every row fails with
+ * DbUnavailableError and the transaction is rolled back: nothing is half-written.
+ */
+export async function insertOrders(db: Db, rows: readonly NewOrderRow[], opts: InsertOptions): Promise<InsertOutcome[]> {
+  try {
+    await writeRows(db, rows, opts.timeoutMs);
+    return rows.map((row) => ({ kind: 'created', id: row.id }));
+  } catch (thrown) {
+    const error = coerceError(thrown);
+    if (isUnavailable(error)) throw new DbUnavailableError(error);
+    if (rows.length === 1 && !isDuplicate(error)) return [{ kind: 'failed', error }];
+  }
+  return Promise.all(rows.map((row) => insertOne(db, row, opts)));
+}
+
+async function insertOne(db: Db, row: NewOrderRow, opts: InsertOptions): Promise<InsertOutcome> {
+  // A handful of tries: a colliding id gets a new one; a key whose holder rolled back is free again.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await writeRows(db, [row], opts.timeoutMs);
+      return { kind: 'created', id: row.id };
+    } catch (thrown) {
+      const error = coerceError(thrown);
+      if (isUnavailable(error)) return { kind: 'failed', error: new DbUnavailableError(error) };
+      if (!isDuplicate(error)) return { kind: 'failed', error };
+      if (/for key '(?:orders\.)?PRIMARY'/i.test(error.message)) {
+        row = { ...row, id: opts.newId(row) };
+        continue;
+      }
+      let holder: { id: unknown; request_hash: unknown } | undefined;
+      try {
+        holder = await withDeadline(
+          db('orders')
+            .select('id', 'request_hash')
+            .where({ client_id: row.client_id, idempotency_key: row.idempotency_key })
+            .first(),
+          opts.timeoutMs,
+        );
+      } catch (lookupError) {
+        const cause = coerceError(lookupError);
+        return { kind: 'failed', error: isUnavailable(cause) ? new DbUnavailableError(cause) : cause };
+      }
+      if (holder) return { kind: 'existing', id: String(holder.id), requestHash: String(holder.request_hash) };
+    }
+  }
+  return { kind: 'failed', error: new Error(`could not insert order for key ${row.idempotency_key} after 3 tries`) };
+}
+
+/**
+ * The transaction checks, before it commits, whether the caller has given up on it; a batch the
+ * client was told failed (503) is rolled back rather than committed behind its back.
+ */
+async function writeRows(db: Db, rows: readonly NewOrderRow[], timeoutMs: number): Promise<void> {
+  const abandon = new AbortController();
+  const work = db.transaction(async (trx) => {
+    await trx('orders').insert(rows);
+    await trx('order_events').insert(
+      rows.map((row) => ({ order_id: row.id, from_status: null, to_status: 'CREATED', version: 1, actor: 'intake' })),
+    );
+    if (abandon.signal.aborted) throw new DeadlineExceeded(timeoutMs);
+  });
+  try {
+    await withDeadline(work, timeoutMs);
+  } catch (error) {
+    abandon.abort();
+    work.catch(() => undefined); // settles later (rolled back); its outcome is no longer ours
+    throw error;
+  }
+}
+
+function isDuplicate(error: Error): boolean {
+  return (error as { errno?: number }).errno === ER_DUP_ENTRY;
+}
+
+function isUnavailable(error: Error): boolean {
+  return error instanceof DeadlineExceeded || error instanceof DbUnavailableError || isConnectionError(error);
+}

@@ -1,0 +1,145 @@
+import type { Queue } from 'bullmq';
+import type { Config } from '../config.ts';
+import type { Db } from '../db.ts';
+import { ApiError, DbUnavailableError, coerceError, isConnectionError } from '../errors/index.ts';
+import { shardOf, type IdGenerator } from '../ids.ts';
+import type { Logger } from '../logger.ts';
+import type { MerchantDirectory } from '../merchants/merchant-directory.ts';
+import type { Metrics } from '../metrics.ts';
+import { MicroBatcher, type ItemOutcome } from '../micro-batcher.ts';
+import { enqueueNewOrders } from '../queues/order-producer.ts';
+import { DeadlineExceeded, withDeadline } from '../with-deadline.ts';
+import type { CreateOrderBody } from './create-order-schema.ts';
+import { insertOrders, type InsertOutcome, type NewOrderRow } from './insert-orders.ts';
+import { requestHash } from './request-hash.ts';
+
+export interface AcceptedOrder {
+  readonly id: string;
+  readonly status: 'CREATED';
+  /** True when this answer repeats the first answer given for the same Idempotency-Key. */
+  readonly replayed: boolean;
+}
+
+export interface OrderIntakeDeps {
+  readonly config: Pick<
+    Config,
+    'shardCount' | 'dbTimeoutMs' | 'redisTimeoutMs' | 'intakeBatchMax' | 'intakeBatchWaitMs' | 'intakeMaxInFlight'
+  >;
+  readonly db: Db;
+  readonly ordersQueue: Queue;
+  readonly ids: IdGenerator;
+  readonly merchants: MerchantDirectory;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+/**
+ * The intake: turns a validated request into a committed CREATED order. Concurrent requests are
+ * committed together in micro-batches; the answer is given only after the commit. Committed
+ * orders are then enqueued (one addBulk per batch); if Redis is away they stay CREATED in MySQL,
+ * which is the outbox the reconciler drains.
+ */
+export class OrderIntake {
+  private readonly batcher: MicroBatcher<NewOrderRow, InsertOutcome>;
+  private readonly enqueues = new Set<Promise<void>>();
+
+  constructor(private readonly deps: OrderIntakeDeps) {
+    this.batcher = new MicroBatcher((rows) => this.commitBatch(rows), {
+      maxSize: deps.config.intakeBatchMax,
+      maxWaitMs: deps.config.intakeBatchWaitMs,
+      maxInFlight: deps.config.intakeMaxInFlight,
+    });
+  }
+
+  async accept(clientId: string, idempotencyKey: string, body: CreateOrderBody): Promise<AcceptedOrder> {
+    const { metrics } = this.deps;
+    const hash = requestHash(body);
+    const merchant = await withDeadline(this.deps.merchants.get(body.merchantId), this.deps.config.dbTimeoutMs).catch(
+      (error: unknown) => {
+        throw toUnavailable(error);
+      },
+    );
+    if (!merchant) {
+      metrics.intakeOrders.inc({ outcome: 'rejected' });
+      throw new ApiError('UNKNOWN_MERCHANT', `No merchant has id ${body.merchantId}`, { field: '/merchantId' });
+    }
+    const row: NewOrderRow = {
+      id: this.newId(body.merchantId),
+      client_id: clientId,
+      idempotency_key: idempotencyKey,
+      request_hash: hash,
+      merchant_id: merchant.id,
+      zone_id: merchant.zoneId,
+      status: 'CREATED',
+      version: 1,
+      pickup_lat: merchant.lat,
+      pickup_lng: merchant.lng,
+      dropoff_lat: body.dropoff.lat,
+      dropoff_lng: body.dropoff.lng,
+      dropoff_address: body.dropoff.address,
+      dropoff_phone: body.dropoff.phone,
+      items: JSON.stringify(body.items),
+      note: body.note ?? null,
+    };
+    let outcome: InsertOutcome;
+    try {
+      outcome = await this.batcher.submit(row);
+    } catch (error) {
+      if (error instanceof DbUnavailableError) metrics.intakeOrders.inc({ outcome: 'unavailable' });
+      throw error;
+    }
+    if (outcome.kind === 'created') {
+      metrics.intakeOrders.inc({ outcome: 'created' });
+      return { id: outcome.id, status: 'CREATED', replayed: false };
+    }
+    if (outcome.kind === 'existing' && outcome.requestHash === hash) {
+      metrics.intakeOrders.inc({ outcome: 'replayed' });
+      return { id: outcome.id, status: 'CREATED', replayed: true };
+    }
+    metrics.intakeOrders.inc({ outcome: 'rejected' });
+    throw new ApiError('IDEMPOTENCY_KEY_REUSED');
+  }
+
+  /** Resolves once every accepted order is committed and its enqueue attempt has settled. */
+  async idle(): Promise<void> {
+    await this.batcher.idle();
+    while (this.enqueues.size > 0) await Promise.all([...this.enqueues]);
+  }
+
+  private newId(merchantId: string): string {
+    return this.deps.ids.next(shardOf(merchantId, this.deps.config.shardCount));
+  }
+
+  private async commitBatch(rows: NewOrderRow[]): Promise<ItemOutcome<InsertOutcome>[]> {
+    const { db, config, metrics } = this.deps;
+    const stopTimer = metrics.intakeBatchSeconds.startTimer();
+    const outcomes = await insertOrders(db, rows, {
+      timeoutMs: config.dbTimeoutMs,
+      newId: (row) => this.newId(row.merchant_id),
+    });
+    stopTimer();
+    metrics.intakeBatchSize.observe(rows.length);
+    const created = outcomes.flatMap((o) => (o.kind === 'created' ? [o.id] : []));
+    if (created.length > 0) this.enqueueInBackground(created);
+    return outcomes.map((o) => (o.kind === 'failed' ? { ok: false, error: o.error } : { ok: true, value: o }));
+  }
+
+  private enqueueInBackground(orderIds: string[]): void {
+    const { ordersQueue, config, logger, metrics } = this.deps;
+    const task = enqueueNewOrders(ordersQueue, orderIds, config.redisTimeoutMs)
+      .catch((error: unknown) => {
+        metrics.enqueueFailures.inc(orderIds.length);
+        logger.warn(
+          { err: coerceError(error), count: orderIds.length },
+          'orders committed but not enqueued; they stay CREATED in MySQL for the reconciler',
+        );
+      })
+      .finally(() => this.enqueues.delete(task));
+    this.enqueues.add(task);
+  }
+}
+
+function toUnavailable(error: unknown): Error {
+  const cause = coerceError(error);
+  return cause instanceof DeadlineExceeded || isConnectionError(cause) ? new DbUnavailableError(cause) : cause;
+}

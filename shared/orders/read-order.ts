@@ -1,0 +1,64 @@
+import type { Db } from '../db.ts';
+import type { OrderStatus } from './status.ts';
+
+/** An order as the public API shows it. Ids are decimal strings: 64-bit integers do not fit a JS number. */
+export interface OrderView {
+  readonly id: string;
+  readonly status: OrderStatus;
+  readonly version: number;
+  readonly merchantId: string;
+  readonly riderId: string | null;
+  readonly feeCents: number | null;
+  readonly etaSeconds: number | null;
+  readonly zoneId: string;
+  readonly pickup: { readonly lat: number; readonly lng: number };
+  readonly dropoff: { readonly lat: number; readonly lng: number; readonly address: string; readonly phone: string };
+  readonly items: unknown;
+  readonly note: string | null;
+  readonly attempts: number;
+  readonly lastError: string | null;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+const COLUMNS = [
+  'id', 'client_id', 'status', 'version', 'merchant_id', 'rider_id', 'fee_cents', 'eta_seconds', 'zone_id',
+  'pickup_lat', 'pickup_lng', 'dropoff_lat', 'dropoff_lng', 'dropoff_address', 'dropoff_phone', 'items', 'note',
+  'attempts', 'last_error', 'created_at', 'updated_at',
+] as const;
+
+type OrderRow = Record<(typeof COLUMNS)[number], unknown>;
+
+/** The order if it exists and belongs to the client; another client's order is as good as absent. */
+export async function readOrderForClient(db: Db, orderId: string, clientId: string): Promise<OrderView | undefined> {
+  const row = (await db('orders').select(COLUMNS).where({ id: orderId }).first()) as OrderRow | undefined;
+  if (!row || String(row.client_id) !== clientId) return undefined;
+  return toOrderView(row);
+}
+
+export function toOrderView(row: OrderRow): OrderView {
+  const nullableNumber = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  return {
+    id: String(row.id),
+    status: row.status as OrderStatus,
+    version: Number(row.version),
+    merchantId: String(row.merchant_id),
+    riderId: row.rider_id === null ? null : String(row.rider_id),
+    feeCents: nullableNumber(row.fee_cents),
+    etaSeconds: nullableNumber(row.eta_seconds),
+    zoneId: String(row.zone_id),
+    pickup: { lat: Number(row.pickup_lat), lng: Number(row.pickup_lng) },
+    dropoff: {
+      lat: Number(row.dropoff_lat),
+      lng: Number(row.dropoff_lng),
+      address: String(row.dropoff_address),
+      phone: String(row.dropoff_phone),
+    },
+    items: typeof row.items === 'string' ? JSON.parse(row.items) : row.items,
+    note: row.note === null ? null : String(row.note),
+    attempts: Number(row.attempts),
+    lastError: row.last_error === null ? null : String(row.last_error),
+    createdAt: new Date(row.created_at as string).toISOString(),
+    updatedAt: new Date(row.updated_at as string).toISOString(),
+  };
+}
