@@ -21,15 +21,14 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     if (error.validation) {
       const first = error.validation[0];
-      const missing = (first?.params as { missingProperty?: string } | undefined)?.missingProperty;
-      const path = first?.instancePath ?? '';
-      const field = missing ? `${path}/${missing}` : path || '/';
+      const params = (first?.params ?? {}) as { missingProperty?: string; additionalProperty?: string };
+      const child = params.missingProperty ?? params.additionalProperty;
+      const pointer = `${first?.instancePath ?? ''}${child ? `/${child}` : ''}`;
       const where = error.validationContext ?? 'body';
+      const detail = params.additionalProperty ? `${first?.message ?? ''}: ${params.additionalProperty}` : first?.message;
       return sendError(
         reply,
-        new ApiError('VALIDATION_FAILED', `${where}${field === '/' ? '' : ` ${field}`} ${first?.message ?? 'is not valid'}`, {
-          field: `${where}${field}`,
-        }),
+        new ApiError('VALIDATION_FAILED', `${where}${pointer} ${detail ?? 'is not valid'}`, { field: `${where}${pointer}` }),
       );
     }
     const mapped = error.code ? FASTIFY_CODES[error.code] : undefined;

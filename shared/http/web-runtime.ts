@@ -1,0 +1,80 @@
+import type { FastifyInstance } from 'fastify';
+import type { Queue } from 'bullmq';
+import { Authenticator } from '../clients/authenticator.ts';
+import type { Config } from '../config.ts';
+import { createDb, type Db } from '../db.ts';
+import { coerceError } from '../errors/index.ts';
+import { IdGenerator } from '../ids.ts';
+import type { Logger } from '../logger.ts';
+import { MerchantDirectory } from '../merchants/merchant-directory.ts';
+import { createMetrics, type Metrics } from '../metrics.ts';
+import { OrderIntake } from '../orders/order-intake.ts';
+import { createQueue } from '../queues/create-queue.ts';
+import { QUEUE_NAMES } from '../queues/queue-names.ts';
+import { createProducerRedis, type Redis } from '../redis.ts';
+import { buildApp } from './build-app.ts';
+
+export interface WebRuntime {
+  readonly app: FastifyInstance;
+  readonly db: Db;
+  readonly redis: Redis;
+  readonly queues: readonly Queue[];
+  readonly ordersQueue: Queue;
+  readonly intake: OrderIntake;
+  readonly metrics: Metrics;
+  /** Stops taking requests, lets accepted orders commit and enqueue, then closes every connection. */
+  close(): Promise<void>;
+}
+
+/** Everything the web process runs, wired from one config: the entrypoint listens, tests inject. */
+export async function createWebRuntime(
+  config: Config,
+  logger: Logger,
+  opts: { isShuttingDown?: () => boolean; defaultMetrics?: boolean } = {},
+): Promise<WebRuntime> {
+  const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? false, processName: 'web' });
+  const db = createDb(config);
+  const redis = createProducerRedis(config);
+  redis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'redis connection error'));
+  const queues = Object.values(QUEUE_NAMES).map((name) => createQueue(name, { connection: redis, prefix: config.queuePrefix }));
+  for (const queue of queues) queue.on('error', (error) => logger.debug({ err: coerceError(error) }, 'queue error'));
+  const ordersQueue = queues.find((queue) => queue.name === QUEUE_NAMES.orders)!;
+
+  const intake = new OrderIntake({
+    config,
+    db,
+    ordersQueue,
+    ids: new IdGenerator(config.nodeId),
+    merchants: new MerchantDirectory(db),
+    logger,
+    metrics,
+  });
+  const app = await buildApp({
+    config,
+    db,
+    redis,
+    logger,
+    metrics,
+    intake,
+    authenticator: new Authenticator(db, { ttlSeconds: config.authCacheTtlSeconds }),
+    queues,
+    ...(opts.isShuttingDown ? { isShuttingDown: opts.isShuttingDown } : {}),
+  });
+
+  return {
+    app,
+    db,
+    redis,
+    queues,
+    ordersQueue,
+    intake,
+    metrics,
+    async close() {
+      await app.close();
+      await intake.idle();
+      await Promise.all(queues.map((queue) => queue.close()));
+      redis.disconnect();
+      await db.destroy();
+    },
+  };
+}

@@ -1,0 +1,46 @@
+import { randomBytes } from 'node:crypto';
+import { DEFAULT_MYSQL_URL } from '../../shared/config.ts';
+import { createDb, type Db } from '../../shared/db.ts';
+import { migrateLatest } from '../../shared/migrate.ts';
+
+export interface TestDatabase {
+  readonly name: string;
+  readonly mysqlUrl: string;
+  /** A pool on the database, for the test's own checks. */
+  readonly db: Db;
+  /** Closes the pool and drops the database. */
+  drop(): Promise<void>;
+}
+
+const SERVER_URL = process.env.MYSQL_URL ?? DEFAULT_MYSQL_URL;
+
+/** A fresh, migrated database of its own for one test file. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const name = `courier_test_${randomBytes(5).toString('hex')}`;
+  const url = new URL(SERVER_URL);
+  url.pathname = `/${name}`;
+  const mysqlUrl = url.toString();
+  const settings = { mysqlUrl, dbPoolMax: 4, dbTimeoutMs: 5000 };
+  const server = createDb(settings, { withDatabase: false });
+  try {
+    await server.raw('CREATE DATABASE ?? CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci', [name]);
+  } finally {
+    await server.destroy();
+  }
+  const db = createDb(settings);
+  await migrateLatest(db);
+  return {
+    name,
+    mysqlUrl,
+    db,
+    async drop() {
+      await db.destroy();
+      const admin = createDb(settings, { withDatabase: false });
+      try {
+        await admin.raw('DROP DATABASE IF EXISTS ??', [name]);
+      } finally {
+        await admin.destroy();
+      }
+    },
+  };
+}

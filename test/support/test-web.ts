@@ -1,0 +1,61 @@
+import { pino } from 'pino';
+import { createApiClient } from '../../shared/clients/create-client.ts';
+import { loadConfig, type Config } from '../../shared/config.ts';
+import { createWebRuntime, type WebRuntime } from '../../shared/http/web-runtime.ts';
+import { IdGenerator } from '../../shared/ids.ts';
+import { createTestDatabase, type TestDatabase } from './test-database.ts';
+import { TEST_REDIS_URL, deleteKeysWithPrefix, uniqueQueuePrefix } from './test-redis.ts';
+
+export const TEST_MERCHANT = { id: '1001', name: 'Test Noodles', zone_id: 'test-zone', lat: 31.2397, lng: 121.4998, address: '1 Test Rd' };
+
+export interface TestWeb {
+  readonly runtime: WebRuntime;
+  readonly database: TestDatabase;
+  readonly config: Config;
+  readonly apiKey: string;
+  readonly clientId: string;
+  /** A second client, to prove one client cannot see another's orders. */
+  readonly otherApiKey: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A web runtime on a database and queue prefix of its own, with two API clients and one
+ * merchant. close() closes every connection, drops the database and deletes the Redis keys.
+ */
+export async function createTestWeb(overrides: Partial<Config> = {}): Promise<TestWeb> {
+  const database = await createTestDatabase();
+  const queuePrefix = uniqueQueuePrefix();
+  const config = loadConfig(
+    { MYSQL_URL: database.mysqlUrl, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: queuePrefix, LOG_LEVEL: 'silent' },
+    overrides,
+  );
+  const ids = new IdGenerator(config.nodeId);
+  const client = await createApiClient(database.db, ids, 'test client');
+  const other = await createApiClient(database.db, ids, 'other client');
+  await database.db('merchants').insert(TEST_MERCHANT);
+  const runtime = await createWebRuntime(config, pino({ level: 'silent' }));
+  return {
+    runtime,
+    database,
+    config,
+    apiKey: client.key,
+    clientId: client.id,
+    otherApiKey: other.key,
+    async close() {
+      await runtime.close();
+      await database.drop();
+      await deleteKeysWithPrefix(queuePrefix);
+    },
+  };
+}
+
+export function orderBody(overrides: Record<string, unknown> = {}) {
+  return {
+    merchantId: TEST_MERCHANT.id,
+    dropoff: { lat: 31.2304, lng: 121.4737, address: '88 Century Ave', phone: '+8613800000000' },
+    items: [{ sku: 'NOODLE-01', name: 'Beef noodles', qty: 2, priceCents: 1800 }],
+    note: 'ring twice',
+    ...overrides,
+  };
+}
