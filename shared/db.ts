@@ -1,5 +1,6 @@
 import knexFactory, { type Knex } from 'knex';
 import type { Config } from './config.ts';
+import type { Logger } from './logger.ts';
 
 export type Db = Knex;
 
@@ -25,9 +26,21 @@ export function databaseName(mysqlUrl: string): string {
  */
 export function createDb(
   config: Pick<Config, 'mysqlUrl' | 'dbPoolMax' | 'dbTimeoutMs'>,
-  opts: { withDatabase?: boolean } = {},
+  opts: { withDatabase?: boolean; logger?: Logger } = {},
 ): Db {
+  const { logger } = opts;
   return knexFactory({
+    // knex otherwise prints its warnings (e.g. every failed connect) straight to the console.
+    ...(logger
+      ? {
+          log: {
+            warn: (message: unknown) => logger.warn({ knex: message }, 'knex warning'),
+            error: (message: unknown) => logger.error({ knex: message }, 'knex error'),
+            deprecate: (method: string, alternative: string) => logger.warn({ method, alternative }, 'knex deprecation'),
+            debug: (message: unknown) => logger.debug({ knex: message }, 'knex debug'),
+          },
+        }
+      : {}),
     client: 'mysql2',
     connection: {
       ...mysqlConnection(config.mysqlUrl, opts),

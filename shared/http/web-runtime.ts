@@ -33,7 +33,7 @@ export async function createWebRuntime(
   opts: { isShuttingDown?: () => boolean; defaultMetrics?: boolean } = {},
 ): Promise<WebRuntime> {
   const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? false, processName: 'web' });
-  const db = createDb(config);
+  const db = createDb(config, { logger });
   const redis = createProducerRedis(config);
   redis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'redis connection error'));
   const queues = Object.values(QUEUE_NAMES).map((name) => createQueue(name, { connection: redis, prefix: config.queuePrefix }));

@@ -32,6 +32,8 @@ export interface InsertOptions {
   readonly timeoutMs: number;
   /** A fresh id for a row whose id collided with another row's primary key. */
   readonly newId: (row: NewOrderRow) => string;
+  /** Told of a write given up on at its deadline; it still settles (by rolling back) later. */
+  readonly onAbandoned?: (settling: Promise<unknown>) => void;
 }
 
 const ER_DUP_ENTRY = 1062;
@@ -45,7 +47,7 @@ const ER_DUP_ENTRY = 1062;
  */
 export async function insertOrders(db: Db, rows: readonly NewOrderRow[], opts: InsertOptions): Promise<InsertOutcome[]> {
   try {
-    await writeRows(db, rows, opts.timeoutMs);
+    await writeRows(db, rows, opts);
     return rows.map((row) => ({ kind: 'created', id: row.id }));
   } catch (thrown) {
     const error = coerceError(thrown);
@@ -59,7 +61,7 @@ async function insertOne(db: Db, row: NewOrderRow, opts: InsertOptions): Promise
   // A handful of tries: a colliding id gets a new one; a key whose holder rolled back is free again.
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      await writeRows(db, [row], opts.timeoutMs);
+      await writeRows(db, [row], opts);
       return { kind: 'created', id: row.id };
     } catch (thrown) {
       const error = coerceError(thrown);
@@ -92,7 +94,8 @@ async function insertOne(db: Db, row: NewOrderRow, opts: InsertOptions): Promise
  * The transaction checks, before it commits, whether the caller has given up on it; a batch the
  * client was told failed (503) is rolled back rather than committed behind its back.
  */
-async function writeRows(db: Db, rows: readonly NewOrderRow[], timeoutMs: number): Promise<void> {
+async function writeRows(db: Db, rows: readonly NewOrderRow[], opts: InsertOptions): Promise<void> {
+  const { timeoutMs } = opts;
   const abandon = new AbortController();
   const work = db.transaction(async (trx) => {
     await trx('orders').insert(rows);
@@ -105,7 +108,7 @@ async function writeRows(db: Db, rows: readonly NewOrderRow[], timeoutMs: number
     await withDeadline(work, timeoutMs);
   } catch (error) {
     abandon.abort();
-    work.catch(() => undefined); // settles later (rolled back); its outcome is no longer ours
+    opts.onAbandoned?.(work.catch(() => undefined)); // it rolls back when MySQL answers again
     throw error;
   }
 }

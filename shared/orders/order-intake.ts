@@ -42,6 +42,7 @@ export interface OrderIntakeDeps {
 export class OrderIntake {
   private readonly batcher: MicroBatcher<NewOrderRow, InsertOutcome>;
   private readonly enqueues = new Set<Promise<void>>();
+  private readonly abandonedWrites = new Set<Promise<unknown>>();
 
   constructor(private readonly deps: OrderIntakeDeps) {
     this.batcher = new MicroBatcher((rows) => this.commitBatch(rows), {
@@ -100,10 +101,15 @@ export class OrderIntake {
     throw new ApiError('IDEMPOTENCY_KEY_REUSED');
   }
 
-  /** Resolves once every accepted order is committed and its enqueue attempt has settled. */
+  /**
+   * Resolves once every accepted order is committed and its enqueue attempt has settled, and every
+   * write abandoned at its deadline has rolled back (shutdown must not close the pool under them).
+   */
   async idle(): Promise<void> {
     await this.batcher.idle();
-    while (this.enqueues.size > 0) await Promise.all([...this.enqueues]);
+    while (this.enqueues.size > 0 || this.abandonedWrites.size > 0) {
+      await Promise.all([...this.enqueues, ...this.abandonedWrites]);
+    }
   }
 
   private newId(merchantId: string): string {
@@ -116,6 +122,10 @@ export class OrderIntake {
     const outcomes = await insertOrders(db, rows, {
       timeoutMs: config.dbTimeoutMs,
       newId: (row) => this.newId(row.merchant_id),
+      onAbandoned: (settling) => {
+        const tracked = settling.finally(() => this.abandonedWrites.delete(tracked));
+        this.abandonedWrites.add(tracked);
+      },
     });
     stopTimer();
     metrics.intakeBatchSize.observe(rows.length);

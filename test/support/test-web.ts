@@ -21,13 +21,17 @@ export interface TestWeb {
 
 /**
  * A web runtime on a database and queue prefix of its own, with two API clients and one
- * merchant. close() closes every connection, drops the database and deletes the Redis keys.
+ * merchant; routeMysqlUrl lets a test put a fault-injecting proxy between the runtime and MySQL. close() closes every connection, drops the database and deletes the Redis keys.
  */
-export async function createTestWeb(overrides: Partial<Config> = {}): Promise<TestWeb> {
+export async function createTestWeb(
+  overrides: Partial<Config> = {},
+  opts: { routeMysqlUrl?: (databaseUrl: string) => string } = {},
+): Promise<TestWeb> {
   const database = await createTestDatabase();
   const queuePrefix = uniqueQueuePrefix();
+  const mysqlUrl = opts.routeMysqlUrl ? opts.routeMysqlUrl(database.mysqlUrl) : database.mysqlUrl;
   const config = loadConfig(
-    { MYSQL_URL: database.mysqlUrl, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: queuePrefix, LOG_LEVEL: 'silent' },
+    { MYSQL_URL: mysqlUrl, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: queuePrefix, LOG_LEVEL: 'silent' },
     overrides,
   );
   const ids = new IdGenerator(config.nodeId);
