@@ -14,7 +14,8 @@ const lifecycle = onShutdown(logger, config.shutdownTimeoutMs, async () => {
 runtime = await createWebRuntime(config, logger, { isShuttingDown: lifecycle.stopping, defaultMetrics: true });
 
 await runtime.app.listen({ port: config.port, host: config.host });
-const base = `http://127.0.0.1:${config.port}`;
+const address = runtime.app.server.address();
+const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : config.port}`;
 logger.info(
   `web listening: API ${base}/v1/orders, dashboard ${base}${DASHBOARD_PATH}, metrics ${base}/metrics, readiness ${base}/readyz`,
 );
