@@ -26,7 +26,7 @@ export function databaseName(mysqlUrl: string): string {
  */
 export function createDb(
   config: Pick<Config, 'mysqlUrl' | 'dbPoolMax' | 'dbTimeoutMs'>,
-  opts: { withDatabase?: boolean; logger?: Logger } = {},
+  opts: { withDatabase?: boolean; logger?: Logger; multipleStatements?: boolean } = {},
 ): Db {
   const { logger } = opts;
   return knexFactory({
@@ -50,6 +50,8 @@ export function createDb(
       timezone: 'Z',
       dateStrings: false,
       charset: 'utf8mb4',
+      // Only the intake's own pool sends several statements in one round trip (always with bound values).
+      multipleStatements: opts.multipleStatements ?? false,
     },
     pool: {
       min: 0,

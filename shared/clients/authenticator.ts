@@ -11,8 +11,8 @@ const NONE = Symbol('no client');
 
 /**
  * Resolves an API key to its client. Answers (including "no such key") are cached in-process
- * for a short TTL so the hot intake path does not query MySQL per request; a revoked key stops
- * working within that TTL. Concurrent misses for one key share one query.
+ * for a short TTL so the hot intake path neither queries MySQL nor hashes per request; a revoked
+ * key stops working within that TTL. Concurrent misses for one key share one query.
  */
 export class Authenticator {
   private readonly cache: LRUCache<string, AuthenticatedClient | typeof NONE>;
@@ -24,25 +24,26 @@ export class Authenticator {
     this.cache = new LRUCache({
       max: opts.max ?? 10_000,
       ttl: Math.max(1, opts.ttlSeconds * 1000),
-      fetchMethod: async (keyHash) => {
+      fetchMethod: async (apiKey) => {
         const row = await this.db('api_clients')
           .select('id', 'name')
-          .where({ key_hash: keyHash })
+          .where({ key_hash: hashApiKey(apiKey) })
           .whereNull('revoked_at')
           .first();
         return row ? { id: String(row.id), name: String(row.name) } : NONE;
       },
     });
-    this.ttlDisabled = opts.ttlSeconds === 0;
   }
 
-  private readonly ttlDisabled: boolean;
+  /** The cached answer without waiting: a client, null for a key known to be bad, undefined if not cached. */
+  peek(apiKey: string): AuthenticatedClient | null | undefined {
+    const hit = this.cache.get(apiKey);
+    return hit === NONE ? null : hit;
+  }
 
   async authenticate(apiKey: string): Promise<AuthenticatedClient | undefined> {
     if (apiKey.length < 10 || apiKey.length > 200) return undefined;
-    const keyHash = hashApiKey(apiKey);
-    if (this.ttlDisabled) this.cache.delete(keyHash);
-    const found = await this.cache.fetch(keyHash);
+    const found = await this.cache.fetch(apiKey);
     return found === NONE || found === undefined ? undefined : found;
   }
 }

@@ -15,13 +15,16 @@ export function authenticateRequest(authenticator: Authenticator, timeoutMs: num
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!match?.[1]) throw new ApiError('UNAUTHORIZED', 'Send your API key as Authorization: Bearer <key>');
-    let client: AuthenticatedClient | undefined;
-    try {
-      client = await withDeadline(authenticator.authenticate(match[1]), timeoutMs);
-    } catch (error) {
-      const cause = coerceError(error);
-      if (cause instanceof DeadlineExceeded || isConnectionError(cause)) throw new DbUnavailableError(cause);
-      throw cause;
+    const cached = authenticator.peek(match[1]);
+    let client = cached ?? undefined;
+    if (cached === undefined) {
+      try {
+        client = await withDeadline(authenticator.authenticate(match[1]), timeoutMs);
+      } catch (error) {
+        const cause = coerceError(error);
+        if (cause instanceof DeadlineExceeded || isConnectionError(cause)) throw new DbUnavailableError(cause);
+        throw cause;
+      }
     }
     if (!client) throw new ApiError('UNAUTHORIZED', 'The API key is not valid');
     request.client = client;

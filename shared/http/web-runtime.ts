@@ -34,6 +34,8 @@ export async function createWebRuntime(
 ): Promise<WebRuntime> {
   const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? false, processName: 'web' });
   const db = createDb(config, { logger });
+  // The intake writes on a pool of its own that may send several statements per round trip.
+  const intakeDb = createDb({ ...config, dbPoolMax: config.intakeMaxInFlight + 2 }, { logger, multipleStatements: true });
   const redis = createProducerRedis(config);
   redis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'redis connection error'));
   const queues = Object.values(QUEUE_NAMES).map((name) => createQueue(name, { connection: redis, prefix: config.queuePrefix }));
@@ -42,7 +44,7 @@ export async function createWebRuntime(
 
   const intake = new OrderIntake({
     config,
-    db,
+    db: intakeDb,
     ordersQueue,
     ids: new IdGenerator(config.nodeId),
     merchants: new MerchantDirectory(db),
@@ -74,7 +76,7 @@ export async function createWebRuntime(
       await intake.idle();
       await Promise.all(queues.map((queue) => queue.close()));
       redis.disconnect();
-      await db.destroy();
+      await Promise.all([db.destroy(), intakeDb.destroy()]);
     },
   };
 }

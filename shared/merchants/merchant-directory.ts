@@ -36,6 +36,12 @@ export class MerchantDirectory {
     });
   }
 
+  /** The cached answer without waiting: a merchant, null for an id known to be unknown, undefined if not cached. */
+  peek(id: string): Merchant | null | undefined {
+    const hit = this.cache.get(id);
+    return hit === NONE ? null : hit;
+  }
+
   async get(id: string): Promise<Merchant | undefined> {
     const found = await this.cache.fetch(id);
     return found === NONE || found === undefined ? undefined : found;

@@ -1,5 +1,6 @@
 import type { Db } from '../db.ts';
 import { DbUnavailableError, coerceError, isConnectionError } from '../errors/index.ts';
+import { withRawConnection } from '../raw-connection.ts';
 import { withDeadline, DeadlineExceeded } from '../with-deadline.ts';
 
 /** One order row as the intake writes it (snake_case, ready for INSERT). */
@@ -90,19 +91,44 @@ async function insertOne(db: Db, row: NewOrderRow, opts: InsertOptions): Promise
   return { kind: 'failed', error: new Error(`could not insert order for key ${row.idempotency_key} after 3 tries`) };
 }
 
+const ORDER_COLUMNS = [
+  'id', 'client_id', 'idempotency_key', 'request_hash', 'merchant_id', 'zone_id', 'status', 'version',
+  'pickup_lat', 'pickup_lng', 'dropoff_lat', 'dropoff_lng', 'dropoff_address', 'dropoff_phone', 'items', 'note',
+] as const satisfies readonly (keyof NewOrderRow)[];
+
+const ORDER_ROW_PLACEHOLDER = `(${ORDER_COLUMNS.map(() => '?').join(',')})`;
+const INSERT_ORDERS = `INSERT INTO orders (${ORDER_COLUMNS.join(',')}) VALUES `;
+const INSERT_CREATED_EVENTS = 'INSERT INTO order_events (order_id, to_status, version, actor) VALUES ';
+const CREATED_EVENT_PLACEHOLDER = "(?,'CREATED',1,'intake')";
+
+function repeatJoined(unit: string, times: number): string {
+  return new Array<string>(times).fill(unit).join(',');
+}
+
 /**
- * The transaction checks, before it commits, whether the caller has given up on it; a batch the
- * client was told failed (503) is rolled back rather than committed behind its back.
+ * One transaction on the intake's own pool (it allows multiple statements): the orders and their
+ * CREATED events, each one multi-row INSERT. Before it
+ * commits it checks whether the caller has given up on it; a batch the client was told failed
+ * (503) is rolled back rather than committed behind its back.
  */
 async function writeRows(db: Db, rows: readonly NewOrderRow[], opts: InsertOptions): Promise<void> {
   const { timeoutMs } = opts;
   const abandon = new AbortController();
-  const work = db.transaction(async (trx) => {
-    await trx('orders').insert(rows);
-    await trx('order_events').insert(
-      rows.map((row) => ({ order_id: row.id, from_status: null, to_status: 'CREATED', version: 1, actor: 'intake' })),
-    );
-    if (abandon.signal.aborted) throw new DeadlineExceeded(timeoutMs);
+  const values: unknown[] = [];
+  for (const row of rows) for (const column of ORDER_COLUMNS) values.push(row[column]);
+  const work = withRawConnection(db, async (conn) => {
+    // One round trip to write, one to commit: under load each round trip waits a turn of a busy
+    // event loop, so they, not MySQL, bound the intake's latency.
+    const ordersSql = INSERT_ORDERS + repeatJoined(ORDER_ROW_PLACEHOLDER, rows.length);
+    const eventsSql = INSERT_CREATED_EVENTS + repeatJoined(CREATED_EVENT_PLACEHOLDER, rows.length);
+    try {
+      await conn.query(`START TRANSACTION; ${ordersSql}; ${eventsSql}`, [...values, ...rows.map((row) => row.id)]);
+      if (abandon.signal.aborted) throw new DeadlineExceeded(timeoutMs);
+      await conn.query('COMMIT');
+    } catch (error) {
+      await conn.query('ROLLBACK').catch(() => undefined); // a broken connection rolls back on its own
+      throw error;
+    }
   });
   try {
     await withDeadline(work, timeoutMs);

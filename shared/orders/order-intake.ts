@@ -11,7 +11,7 @@ import { enqueueNewOrders } from '../queues/order-producer.ts';
 import { DeadlineExceeded, withDeadline } from '../with-deadline.ts';
 import type { CreateOrderBody } from './create-order-schema.ts';
 import { insertOrders, type InsertOutcome, type NewOrderRow } from './insert-orders.ts';
-import { requestHash } from './request-hash.ts';
+import { orderRequestHash } from './request-hash.ts';
 
 export interface AcceptedOrder {
   readonly id: string;
@@ -25,6 +25,7 @@ export interface OrderIntakeDeps {
     Config,
     'shardCount' | 'dbTimeoutMs' | 'redisTimeoutMs' | 'intakeBatchMax' | 'intakeBatchWaitMs' | 'intakeMaxInFlight'
   >;
+  /** The intake's own pool, opened with multipleStatements. */
   readonly db: Db;
   readonly ordersQueue: Queue;
   readonly ids: IdGenerator;
@@ -54,12 +55,14 @@ export class OrderIntake {
 
   async accept(clientId: string, idempotencyKey: string, body: CreateOrderBody): Promise<AcceptedOrder> {
     const { metrics } = this.deps;
-    const hash = requestHash(body);
-    const merchant = await withDeadline(this.deps.merchants.get(body.merchantId), this.deps.config.dbTimeoutMs).catch(
-      (error: unknown) => {
-        throw toUnavailable(error);
-      },
-    );
+    const hash = orderRequestHash(body);
+    const cached = this.deps.merchants.peek(body.merchantId);
+    const merchant =
+      cached === undefined
+        ? await withDeadline(this.deps.merchants.get(body.merchantId), this.deps.config.dbTimeoutMs).catch((error: unknown) => {
+            throw toUnavailable(error);
+          })
+        : cached;
     if (!merchant) {
       metrics.intakeOrders.inc({ outcome: 'rejected' });
       throw new ApiError('UNKNOWN_MERCHANT', `No merchant has id ${body.merchantId}`, { field: '/merchantId' });

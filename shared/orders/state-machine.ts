@@ -1,0 +1,40 @@
+import type { OrderStatus } from './status.ts';
+
+/**
+ * The one place that knows which order transitions are legal. Everything that changes an
+ * order's status asks here first; the guarded UPDATE then makes the change happen at most once.
+ *
+ *   CREATED -> PRICED -> DISPATCHED -> PICKED_UP -> DELIVERED
+ *      |          |          |
+ *      v          v          v
+ *   PRICING_FAILED  DISPATCH_FAILED     (re-driven by compensation, or escalated)
+ *   any state before PICKED_UP -> CANCELLED
+ */
+const TRANSITIONS: Readonly<Record<OrderStatus, readonly OrderStatus[]>> = {
+  CREATED: ['PRICED', 'PRICING_FAILED', 'CANCELLED'],
+  PRICING_FAILED: ['PRICED', 'PRICING_FAILED', 'CANCELLED'],
+  PRICED: ['DISPATCHED', 'DISPATCH_FAILED', 'CANCELLED'],
+  DISPATCH_FAILED: ['DISPATCHED', 'DISPATCH_FAILED', 'CANCELLED'],
+  DISPATCHED: ['PICKED_UP', 'CANCELLED'],
+  PICKED_UP: ['DELIVERED'],
+  DELIVERED: [],
+  CANCELLED: [],
+};
+
+export function canTransition(from: OrderStatus, to: OrderStatus): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+export function isTerminal(status: OrderStatus): boolean {
+  return TRANSITIONS[status].length === 0;
+}
+
+/** The events riders and customers send to POST /v1/orders/:id/events, and where each leads. */
+export const ORDER_EVENT_TYPES = ['picked_up', 'delivered', 'cancel'] as const;
+export type OrderEventType = (typeof ORDER_EVENT_TYPES)[number];
+
+export const EVENT_TARGET: Readonly<Record<OrderEventType, OrderStatus>> = {
+  picked_up: 'PICKED_UP',
+  delivered: 'DELIVERED',
+  cancel: 'CANCELLED',
+};
