@@ -6,7 +6,9 @@ import { ApiError, DbUnavailableError, coerceError, isConnectionError } from '..
 import { isIdString } from '../../ids.ts';
 import { CreateOrderBody, IDEMPOTENCY_KEY_PATTERN } from '../../orders/create-order-schema.ts';
 import type { OrderIntake } from '../../orders/order-intake.ts';
+import { applyOrderEvent } from '../../orders/apply-order-event.ts';
 import { readOrderForClient } from '../../orders/read-order.ts';
+import { ORDER_EVENT_TYPES } from '../../orders/state-machine.ts';
 import { DeadlineExceeded, withDeadline } from '../../with-deadline.ts';
 
 export interface OrderRoutesDeps {
@@ -16,6 +18,21 @@ export interface OrderRoutesDeps {
 }
 
 const OrderIdParams = Type.Object({ id: Type.String() });
+const OrderEventBody = Type.Object(
+  { type: Type.Union(ORDER_EVENT_TYPES.map((t) => Type.Literal(t))) },
+  { additionalProperties: false },
+);
+
+/** MySQL trouble becomes 503 DB_UNAVAILABLE; anything else goes on to the error handler. */
+async function orUnavailable<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
+  try {
+    return await withDeadline(work, timeoutMs);
+  } catch (error) {
+    const cause = coerceError(error);
+    if (cause instanceof DeadlineExceeded || isConnectionError(cause)) throw new DbUnavailableError(cause);
+    throw cause;
+  }
+}
 
 export async function orderRoutes(scope: FastifyInstance, deps: OrderRoutesDeps): Promise<void> {
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
@@ -34,15 +51,21 @@ export async function orderRoutes(scope: FastifyInstance, deps: OrderRoutesDeps)
   app.get('/v1/orders/:id', { schema: { params: OrderIdParams } }, async (request) => {
     const { id } = request.params;
     if (!isIdString(id)) throw new ApiError('ORDER_NOT_FOUND');
-    let order;
-    try {
-      order = await withDeadline(readOrderForClient(deps.db, id, request.client!.id), deps.dbTimeoutMs);
-    } catch (error) {
-      const cause = coerceError(error);
-      if (cause instanceof DeadlineExceeded || isConnectionError(cause)) throw new DbUnavailableError(cause);
-      throw cause;
-    }
+    const order = await orUnavailable(readOrderForClient(deps.db, id, request.client!.id), deps.dbTimeoutMs);
     if (!order) throw new ApiError('ORDER_NOT_FOUND');
     return order;
+  });
+
+  app.post('/v1/orders/:id/events', { schema: { params: OrderIdParams, body: OrderEventBody } }, async (request) => {
+    const { id } = request.params;
+    if (!isIdString(id)) throw new ApiError('ORDER_NOT_FOUND');
+    const client = request.client!;
+    const owned = await orUnavailable(
+      deps.db('orders').where({ id, client_id: client.id }).first('id'),
+      deps.dbTimeoutMs,
+    );
+    if (!owned) throw new ApiError('ORDER_NOT_FOUND');
+    const order = await orUnavailable(applyOrderEvent(deps.db, id, request.body.type, `client:${client.id}`), deps.dbTimeoutMs);
+    return { id: order.id, status: order.status, version: order.version };
   });
 }

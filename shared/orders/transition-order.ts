@@ -1,0 +1,88 @@
+import type { Knex } from 'knex';
+import type { Db } from '../db.ts';
+import { canTransition } from './state-machine.ts';
+import type { OrderStatus } from './status.ts';
+
+/** Columns a transition may set besides status and version. */
+export interface OrderPatch {
+  fee_cents?: number | null;
+  eta_seconds?: number | null;
+  rider_id?: string | null;
+  attempts?: number;
+  next_attempt_at?: Date | null;
+  last_error?: string | null;
+}
+
+export interface TransitionRequest {
+  readonly orderId: string;
+  readonly to: OrderStatus;
+  /** Who asked: 'worker:price', 'rider', 'client', 'scheduler'... recorded in order_events. */
+  readonly actor: string;
+  readonly reason?: string;
+  readonly patch?: OrderPatch;
+  /** Only from these states (e.g. a step that must not run twice); default: any legal source. */
+  readonly from?: readonly OrderStatus[];
+  /** Runs in the same transaction after the order row is updated (e.g. take a rider's slot). */
+  readonly alsoDo?: (trx: Knex.Transaction, current: CurrentOrder) => Promise<void>;
+}
+
+export interface CurrentOrder {
+  readonly id: string;
+  readonly status: OrderStatus;
+  readonly version: number;
+  readonly riderId: string | null;
+}
+
+export type TransitionResult =
+  | { readonly kind: 'done'; readonly order: CurrentOrder; readonly previous: CurrentOrder }
+  | { readonly kind: 'illegal'; readonly current: CurrentOrder }
+  | { readonly kind: 'not_found' };
+
+const MAX_RACES = 5;
+
+/**
+ * Moves an order to a new status: a guarded UPDATE (`WHERE id AND status AND version`) and its
+ * order_events row, in one transaction. A step re-run after a crash, or a duplicate job, finds the
+ * order already moved on and gets 'illegal' back: the second run changes nothing. Losing a race
+ * to another writer re-reads and decides again.
+ */
+export async function transitionOrder(db: Db, request: TransitionRequest): Promise<TransitionResult> {
+  for (let race = 0; race < MAX_RACES; race++) {
+    const row = await db('orders').select('id', 'status', 'version', 'rider_id').where({ id: request.orderId }).first();
+    if (!row) return { kind: 'not_found' };
+    const current: CurrentOrder = {
+      id: String(row.id),
+      status: row.status as OrderStatus,
+      version: Number(row.version),
+      riderId: row.rider_id === null ? null : String(row.rider_id),
+    };
+    const allowedFrom = request.from ?? null;
+    if (!canTransition(current.status, request.to) || (allowedFrom && !allowedFrom.includes(current.status))) {
+      return { kind: 'illegal', current };
+    }
+    const next: CurrentOrder = {
+      id: current.id,
+      status: request.to,
+      version: current.version + 1,
+      riderId: request.patch?.rider_id !== undefined ? request.patch.rider_id : current.riderId,
+    };
+    const won = await db.transaction(async (trx) => {
+      const updated = await trx('orders')
+        .where({ id: current.id, status: current.status, version: current.version })
+        .update({ ...request.patch, status: next.status, version: next.version, updated_at: trx.raw('CURRENT_TIMESTAMP(3)') });
+      if (updated !== 1) return false;
+      await trx('order_events').insert({
+        order_id: current.id,
+        from_status: current.status,
+        to_status: next.status,
+        version: next.version,
+        reason: request.reason?.slice(0, 500) ?? null,
+        actor: request.actor.slice(0, 64),
+      });
+      await request.alsoDo?.(trx, current);
+      return true;
+    });
+    if (won) return { kind: 'done', order: next, previous: current };
+  }
+  throw new Error(`order ${request.orderId}: lost ${MAX_RACES} races in a row to other writers`);
+}
