@@ -38,6 +38,10 @@ export interface Config {
   readonly bodyLimitBytes: number;
   /** Seconds a resolved API key stays cached in-process. Default 30 */
   readonly authCacheTtlSeconds: number;
+  /** Order jobs one worker process runs at once. Default 64 */
+  readonly orderWorkerConcurrency: number;
+  /** piscina threads for CPU-bound steps (pricing, matching). Default 1 */
+  readonly cpuThreads: number;
   /** Bound on draining in-flight work at SIGTERM, in ms. Default 10000 */
   readonly shutdownTimeoutMs: number;
 }
@@ -128,6 +132,8 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     intakeMaxInFlight: int(env, 'INTAKE_MAX_IN_FLIGHT', 4, 1, 64),
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 65_536, 1024, 10_485_760),
     authCacheTtlSeconds: int(env, 'AUTH_CACHE_TTL_SECONDS', 30, 0, 3600),
+    orderWorkerConcurrency: int(env, 'ORDER_WORKER_CONCURRENCY', 64, 1, 1000),
+    cpuThreads: int(env, 'CPU_THREADS', 1, 1, 64),
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
     ...overrides,
   };

@@ -1,0 +1,50 @@
+import { UnrecoverableError } from 'bullmq';
+import type { Db } from '../shared/db.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { PricingInput, PricingResult } from '../shared/orders/pricing.ts';
+import { transitionOrder } from '../shared/orders/transition-order.ts';
+import type { ZoneLoad } from '../shared/orders/zone-load.ts';
+import type { JobPayloads } from '../shared/queues/payloads.ts';
+
+export interface PriceOrderDeps {
+  readonly db: Db;
+  /** Runs the pricing computation off the event loop (a piscina thread). */
+  readonly price: (input: PricingInput) => Promise<PricingResult>;
+  readonly zoneLoad: ZoneLoad;
+  readonly logger: Logger;
+}
+
+export type PriceOrderOutcome = 'priced' | 'already-moved-on';
+
+/**
+ * CREATED -> PRICED with fee and ETA. Run twice (a duplicate job, a retry after a crash), the
+ * second run finds the order no longer CREATED and changes nothing.
+ */
+export async function priceOrderJob(payload: JobPayloads['order.price'], deps: PriceOrderDeps): Promise<PriceOrderOutcome> {
+  const order = await deps.db('orders')
+    .select('id', 'status', 'zone_id', 'pickup_lat', 'pickup_lng', 'dropoff_lat', 'dropoff_lng', 'items')
+    .where({ id: payload.orderId })
+    .first();
+  if (!order) throw new UnrecoverableError(`order ${payload.orderId} does not exist`);
+  if (order.status !== 'CREATED') return 'already-moved-on';
+
+  const items: unknown = typeof order.items === 'string' ? JSON.parse(order.items) : order.items;
+  const load = await deps.zoneLoad.get(String(order.zone_id));
+  const price = await deps.price({
+    pickup: { lat: Number(order.pickup_lat), lng: Number(order.pickup_lng) },
+    dropoff: { lat: Number(order.dropoff_lat), lng: Number(order.dropoff_lng) },
+    itemCount: Array.isArray(items) ? items.length : 1,
+    openOrdersInZone: load.openOrders,
+    freeRidersInZone: load.freeRiders,
+  });
+  const result = await transitionOrder(deps.db, {
+    orderId: payload.orderId,
+    to: 'PRICED',
+    from: ['CREATED'],
+    actor: 'worker:price',
+    reason: `${price.distanceMeters} m, surge ${price.surge}`,
+    patch: { fee_cents: price.feeCents, eta_seconds: price.etaSeconds },
+  });
+  if (result.kind === 'not_found') throw new UnrecoverableError(`order ${payload.orderId} does not exist`);
+  return result.kind === 'done' ? 'priced' : 'already-moved-on';
+}

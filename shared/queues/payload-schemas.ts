@@ -1,0 +1,37 @@
+import { UnrecoverableError } from 'bullmq';
+import { Type, type TSchema } from 'typebox';
+import { Compile } from 'typebox/compile';
+import type { JobName, JobPayloads } from './payloads.ts';
+
+const OrderId = Type.String({ pattern: '^[1-9][0-9]{0,18}$' });
+
+/** Run-time schemas of JobPayloads: producers check before adding, workers check before running. */
+const SCHEMAS = {
+  'order.price': Type.Object({ orderId: OrderId }, { additionalProperties: false }),
+} satisfies Record<JobName, TSchema>;
+
+const CHECKERS = Object.fromEntries(Object.entries(SCHEMAS).map(([name, schema]) => [name, Compile(schema)])) as Record<
+  JobName,
+  ReturnType<typeof Compile>
+>;
+
+export function isJobName(name: string): name is JobName {
+  return Object.hasOwn(SCHEMAS, name);
+}
+
+/**
+ * The payload, typed, or an UnrecoverableError saying what is wrong: a malformed job from any
+ * producer fails at once with its reason, and is never retried.
+ */
+export function parsePayload<N extends JobName>(name: N, data: unknown): JobPayloads[N];
+export function parsePayload(name: string, data: unknown): never;
+export function parsePayload(name: string, data: unknown): unknown {
+  if (!isJobName(name)) throw new UnrecoverableError(`unknown job name "${name}"`);
+  const checker = CHECKERS[name];
+  if (!checker.Check(data)) {
+    const first = [...checker.Errors(data)][0];
+    const where = first ? `${first.instancePath || '/'} ${first.message}` : 'does not match its schema';
+    throw new UnrecoverableError(`malformed ${name} payload: ${where}`);
+  }
+  return data;
+}

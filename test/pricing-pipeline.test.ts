@@ -1,0 +1,102 @@
+import { Queue, QueueEvents } from 'bullmq';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { priceOrderJob } from '../jobs/price-order.ts';
+import { priceOrder } from '../shared/orders/pricing.ts';
+import { ZoneLoad } from '../shared/orders/zone-load.ts';
+import { startOrderPipeline, type OrderPipeline } from '../workers/order-pipeline.ts';
+import { TEST_REDIS_URL } from './support/test-redis.ts';
+import { createTestWeb, orderBody, type TestWeb } from './support/test-web.ts';
+
+let web: TestWeb;
+let pipeline: OrderPipeline;
+let n = 0;
+
+beforeAll(async () => {
+  web = await createTestWeb();
+  await web.database.db('riders').insert({ id: '7101', name: 'R', zone_id: 'test-zone', lat: 31.24, lng: 121.5 });
+  pipeline = await startOrderPipeline(web.config, pino({ level: 'silent' }));
+});
+
+afterAll(async () => {
+  await pipeline?.close();
+  await web?.close();
+});
+
+async function postOrder(): Promise<string> {
+  const res = await web.runtime.app.inject({
+    method: 'POST',
+    url: '/v1/orders',
+    headers: { authorization: `Bearer ${web.apiKey}`, 'idempotency-key': `pricing-${++n}` },
+    payload: orderBody(),
+  });
+  expect(res.statusCode).toBe(202);
+  return res.json().id;
+}
+
+describe('pricing', () => {
+  it('prices by distance, items and the zone backlog', () => {
+    const base = { pickup: { lat: 31.2397, lng: 121.4998 }, dropoff: { lat: 31.2304, lng: 121.4737 }, itemCount: 1 };
+    const calm = priceOrder({ ...base, openOrdersInZone: 1, freeRidersInZone: 10 });
+    expect(calm.distanceMeters).toBeGreaterThan(2500);
+    expect(calm.distanceMeters).toBeLessThan(5000);
+    expect(calm.surge).toBe(1);
+    expect(calm.etaSeconds).toBeGreaterThan(600);
+    const busy = priceOrder({ ...base, openOrdersInZone: 40, freeRidersInZone: 4 });
+    expect(busy.surge).toBe(2.5);
+    expect(busy.feeCents).toBeGreaterThan(calm.feeCents * 2);
+  });
+
+  it('an accepted order is priced by the worker (in a piscina thread): CREATED -> PRICED with fee and ETA', async () => {
+    const id = await postOrder();
+    await vi.waitFor(
+      async () => {
+        const row = await web.database.db('orders').where({ id }).first();
+        expect(row.status).toBe('PRICED');
+      },
+      { timeout: 15_000, interval: 50 },
+    );
+    const row = await web.database.db('orders').where({ id }).first();
+    expect(row.fee_cents).toBeGreaterThan(300);
+    expect(row.eta_seconds).toBeGreaterThan(600);
+    expect(row.version).toBe(2);
+    expect(await web.database.db('order_events').where({ order_id: id, to_status: 'PRICED', actor: 'worker:price' })).toHaveLength(1);
+  });
+
+  it('a duplicated job has no second effect', async () => {
+    const id = await postOrder();
+    await vi.waitFor(async () => expect((await web.database.db('orders').where({ id }).first()).status).toBe('PRICED'), {
+      timeout: 15_000,
+      interval: 50,
+    });
+    const deps = {
+      db: web.database.db,
+      price: async (input: Parameters<typeof priceOrder>[0]) => priceOrder(input),
+      zoneLoad: new ZoneLoad(web.database.db),
+      logger: pino({ level: 'silent' }),
+    };
+    expect(await priceOrderJob({ orderId: id }, deps)).toBe('already-moved-on');
+    const row = await web.database.db('orders').where({ id }).first();
+    expect(row.version).toBe(2);
+    expect(await web.database.db('order_events').where({ order_id: id, to_status: 'PRICED' })).toHaveLength(1);
+  });
+
+  it('a malformed payload from a raw BullMQ producer fails at once with its reason, without retries', async () => {
+    const raw = new Queue('orders', { connection: { url: TEST_REDIS_URL }, prefix: web.config.queuePrefix });
+    const events = new QueueEvents('orders', { connection: { url: TEST_REDIS_URL }, prefix: web.config.queuePrefix });
+    try {
+      await events.waitUntilReady();
+      const failed = new Promise<{ jobId: string; failedReason: string }>((resolve) => events.on('failed', resolve));
+      const job = await raw.add('order.price', { orderId: 42 }, { attempts: 5 });
+      const event = await failed;
+      expect(event.jobId).toBe(job.id);
+      expect(event.failedReason).toMatch(/malformed order\.price payload: \/orderId must be string/);
+      const stored = await raw.getJob(job.id!);
+      expect(stored?.attemptsMade).toBe(1);
+      expect(await stored?.getState()).toBe('failed');
+    } finally {
+      await events.close();
+      await raw.close();
+    }
+  });
+});
