@@ -42,6 +42,24 @@ export interface Config {
   readonly orderWorkerConcurrency: number;
   /** piscina threads for CPU-bound steps (pricing, matching). Default 1 */
   readonly cpuThreads: number;
+  /** BullMQ job lock: a job whose worker died is taken over after about this long, in ms. Default 30000 */
+  readonly jobLockMs: number;
+  /** Orders one dispatch run matches at most. Default 100 */
+  readonly dispatchBatchSize: number;
+  /** Dispatch window: priced orders of a zone wait at most this long for their batch, in ms. Default 1000 */
+  readonly dispatchWindowMs: number;
+  /** Riders farther than this from the pickup are not considered, in metres. Default 6000 */
+  readonly dispatchRadiusMeters: number;
+  /** The notification provider (push/SMS gateway). Default http://127.0.0.1:3100 (the dev provider) */
+  readonly notifyProviderUrl: string;
+  /** Bound on one call to the provider, in ms. Default 2000 */
+  readonly notifyTimeoutMs: number;
+  /** Notification jobs one notifier process runs at once. Default 32 */
+  readonly notifierConcurrency: number;
+  /** Circuit breaker: open when this share of recent calls failed, in percent. Default 50 */
+  readonly notifyBreakerErrorPercent: number;
+  /** Circuit breaker: try again (half-open) after this long, in ms. Default 10000 */
+  readonly notifyBreakerResetMs: number;
   /** Bound on draining in-flight work at SIGTERM, in ms. Default 10000 */
   readonly shutdownTimeoutMs: number;
 }
@@ -134,6 +152,15 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     authCacheTtlSeconds: int(env, 'AUTH_CACHE_TTL_SECONDS', 30, 0, 3600),
     orderWorkerConcurrency: int(env, 'ORDER_WORKER_CONCURRENCY', 64, 1, 1000),
     cpuThreads: int(env, 'CPU_THREADS', 1, 1, 64),
+    jobLockMs: int(env, 'JOB_LOCK_MS', 30_000, 500, 600_000),
+    dispatchBatchSize: int(env, 'DISPATCH_BATCH_SIZE', 100, 1, 1000),
+    dispatchWindowMs: int(env, 'DISPATCH_WINDOW_MS', 1000, 10, 60_000),
+    dispatchRadiusMeters: int(env, 'DISPATCH_RADIUS_M', 6000, 100, 100_000),
+    notifyProviderUrl: url(env, 'NOTIFY_PROVIDER_URL', 'http://127.0.0.1:3100', ['http:', 'https:']),
+    notifyTimeoutMs: int(env, 'NOTIFY_TIMEOUT_MS', 2000, 10, 60_000),
+    notifierConcurrency: int(env, 'NOTIFIER_CONCURRENCY', 32, 1, 1000),
+    notifyBreakerErrorPercent: int(env, 'NOTIFY_BREAKER_ERROR_PERCENT', 50, 1, 100),
+    notifyBreakerResetMs: int(env, 'NOTIFY_BREAKER_RESET_MS', 10_000, 100, 600_000),
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
     ...overrides,
   };

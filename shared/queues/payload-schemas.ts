@@ -1,13 +1,18 @@
 import { UnrecoverableError } from 'bullmq';
 import { Type, type TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
-import type { JobName, JobPayloads } from './payloads.ts';
+import { NOTIFICATION_KINDS, type JobName, type JobPayloads } from './payloads.ts';
 
 const OrderId = Type.String({ pattern: '^[1-9][0-9]{0,18}$' });
 
 /** Run-time schemas of JobPayloads: producers check before adding, workers check before running. */
 const SCHEMAS = {
   'order.price': Type.Object({ orderId: OrderId }, { additionalProperties: false }),
+  'dispatch.zone': Type.Object({ zoneId: Type.String({ minLength: 1, maxLength: 32 }) }, { additionalProperties: false }),
+  'notify.send': Type.Object(
+    { orderId: OrderId, kind: Type.Union(NOTIFICATION_KINDS.map((kind) => Type.Literal(kind))) },
+    { additionalProperties: false },
+  ),
 } satisfies Record<JobName, TSchema>;
 
 const CHECKERS = Object.fromEntries(Object.entries(SCHEMAS).map(([name, schema]) => [name, Compile(schema)])) as Record<

@@ -2,9 +2,17 @@
  * The one map of job names to payloads. Producers and workers both type against it, and
  * both validate against it at run time (a queue is a public interface).
  */
+/** The notifications Courier sends; each is sent at most once per order. */
+export const NOTIFICATION_KINDS = ['customer.dispatched', 'merchant.dispatched', 'customer.cancelled'] as const;
+export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
+
 export interface JobPayloads {
   /** Take a CREATED order through pricing. jobId `order-<id>` makes a repeat a no-op. */
   'order.price': { orderId: string };
+  /** Match the priced orders of one zone to free riders, in one batch. */
+  'dispatch.zone': { zoneId: string };
+  /** Send one notification (notifications queue). jobId `notify-<orderId>-<kind>`. */
+  'notify.send': { orderId: string; kind: NotificationKind };
 }
 
 export type JobName = keyof JobPayloads;
@@ -15,4 +23,13 @@ export type JobName = keyof JobPayloads;
  */
 export function orderJobId(orderId: string): string {
   return `order-${orderId}`;
+}
+
+/** One dispatch run per zone per window: every priced order of the window joins the same job. */
+export function dispatchJobId(zoneId: string, windowStartMs: number): string {
+  return `dispatch-${zoneId}-${windowStartMs}`;
+}
+
+export function notificationJobId(orderId: string, kind: NotificationKind): string {
+  return `notify-${orderId}-${kind.replace('.', '-')}`;
 }
