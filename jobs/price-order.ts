@@ -14,7 +14,7 @@ export interface PriceOrderDeps {
   readonly logger: Logger;
 }
 
-export type PriceOrderOutcome = 'priced' | 'already-moved-on';
+export type PriceOrderOutcome = { readonly outcome: 'priced'; readonly zoneId: string } | { readonly outcome: 'already-moved-on' };
 
 /**
  * CREATED -> PRICED with fee and ETA. Run twice (a duplicate job, a retry after a crash), the
@@ -26,7 +26,7 @@ export async function priceOrderJob(payload: JobPayloads['order.price'], deps: P
     .where({ id: payload.orderId })
     .first();
   if (!order) throw new UnrecoverableError(`order ${payload.orderId} does not exist`);
-  if (order.status !== 'CREATED') return 'already-moved-on';
+  if (order.status !== 'CREATED') return { outcome: 'already-moved-on' };
 
   const items: unknown = typeof order.items === 'string' ? JSON.parse(order.items) : order.items;
   const load = await deps.zoneLoad.get(String(order.zone_id));
@@ -46,5 +46,5 @@ export async function priceOrderJob(payload: JobPayloads['order.price'], deps: P
     patch: { fee_cents: price.feeCents, eta_seconds: price.etaSeconds },
   });
   if (result.kind === 'not_found') throw new UnrecoverableError(`order ${payload.orderId} does not exist`);
-  return result.kind === 'done' ? 'priced' : 'already-moved-on';
+  return result.kind === 'done' ? { outcome: 'priced', zoneId: String(order.zone_id) } : { outcome: 'already-moved-on' };
 }

@@ -75,7 +75,7 @@ describe('pricing', () => {
       zoneLoad: new ZoneLoad(web.database.db),
       logger: pino({ level: 'silent' }),
     };
-    expect(await priceOrderJob({ orderId: id }, deps)).toBe('already-moved-on');
+    expect(await priceOrderJob({ orderId: id }, deps)).toEqual({ outcome: 'already-moved-on' });
     const row = await web.database.db('orders').where({ id }).first();
     expect(row.version).toBe(2);
     expect(await web.database.db('order_events').where({ order_id: id, to_status: 'PRICED' })).toHaveLength(1);

@@ -1,16 +1,20 @@
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Piscina } from 'piscina';
+import { dispatchZoneJob } from '../jobs/dispatch-zone.ts';
 import { priceOrderJob } from '../jobs/price-order.ts';
 import type { Config } from '../shared/config.ts';
 import { createDb } from '../shared/db.ts';
 import { coerceError } from '../shared/errors/index.ts';
 import type { Logger } from '../shared/logger.ts';
+import type { MatchInput, MatchOutput } from '../shared/orders/dispatch-matching.ts';
 import type { PricingInput, PricingResult } from '../shared/orders/pricing.ts';
 import { transitionOrder } from '../shared/orders/transition-order.ts';
 import { ZoneLoad } from '../shared/orders/zone-load.ts';
+import { createQueue } from '../shared/queues/create-queue.ts';
 import { parsePayload } from '../shared/queues/payload-schemas.ts';
+import { dispatchJobId, notificationJobId, type NotificationKind } from '../shared/queues/payloads.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
-import { createWorkerRedis } from '../shared/redis.ts';
+import { createProducerRedis, createWorkerRedis } from '../shared/redis.ts';
 
 export interface OrderPipeline {
   readonly worker: Worker;
@@ -19,39 +23,87 @@ export interface OrderPipeline {
 }
 
 const PRICE_TASK = new URL('./tasks/price-task.ts', import.meta.url).href;
-const PRICING_RETRY_DELAY_MS = 30_000;
+const MATCH_TASK = new URL('./tasks/match-task.ts', import.meta.url).href;
+const RETRY_DELAY_MS = 30_000;
+const DISPATCHED_NOTIFICATIONS: readonly NotificationKind[] = ['customer.dispatched', 'merchant.dispatched'];
 
 /**
  * The critical order pipeline of one worker process: a BullMQ worker on the orders queue whose
- * CPU-bound steps run in piscina threads, so its event loop (and with it the job locks) never
- * stalls.
+ * CPU-bound steps (pricing, matching) run in piscina threads, so its event loop, and with it the
+ * job locks, never stalls. Pricing an order books its zone's next dispatch window.
  */
-export async function startOrderPipeline(config: Config, logger: Logger): Promise<OrderPipeline> {
+export async function startOrderPipeline(
+  config: Config,
+  logger: Logger,
+  opts: { priceTask?: string } = {},
+): Promise<OrderPipeline> {
   const db = createDb(config, { logger });
   const pool = new Piscina({
-    filename: PRICE_TASK,
+    filename: opts.priceTask ?? PRICE_TASK,
     minThreads: 1,
     maxThreads: config.cpuThreads,
     // The threads load TypeScript task files the way the process does.
     execArgv: ['--import', 'tsx'],
   });
   const price = (input: PricingInput) => pool.run(input) as Promise<PricingResult>;
+  const match = (input: MatchInput) => pool.run(input, { filename: MATCH_TASK }) as Promise<MatchOutput>;
   const zoneLoad = new ZoneLoad(db);
-  const connection = createWorkerRedis(config);
+  const producerRedis = createProducerRedis(config);
+  producerRedis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'producer redis error'));
+  const ordersQueue = createQueue(QUEUE_NAMES.orders, { connection: producerRedis, prefix: config.queuePrefix });
+  const notificationsQueue = createQueue(QUEUE_NAMES.notifications, { connection: producerRedis, prefix: config.queuePrefix });
+  const workerRedis = createWorkerRedis(config);
+
+  /** Every priced order of a window joins one delayed dispatch job of its zone (same job id). */
+  const bookDispatch = async (zoneId: string, atOnce = false) => {
+    const now = Date.now();
+    const windowStart = atOnce ? now : now - (now % config.dispatchWindowMs);
+    const delay = atOnce ? 0 : windowStart + config.dispatchWindowMs - now;
+    await ordersQueue.add('dispatch.zone', { zoneId }, { jobId: dispatchJobId(zoneId, windowStart), delay });
+  };
+  const notifyDispatched = async (orderIds: readonly string[]) => {
+    await notificationsQueue.addBulk(
+      orderIds.flatMap((orderId) =>
+        DISPATCHED_NOTIFICATIONS.map((kind) => ({
+          name: 'notify.send',
+          data: { orderId, kind },
+          opts: { jobId: notificationJobId(orderId, kind) },
+        })),
+      ),
+    );
+  };
 
   const processor = async (job: Job) => {
     const jobLogger = logger.child({ job: job.id, name: job.name });
-    if (job.name === 'order.price') {
-      return priceOrderJob(parsePayload('order.price', job.data), { db, price, zoneLoad, logger: jobLogger });
+    switch (job.name) {
+      case 'order.price': {
+        const priced = await priceOrderJob(parsePayload('order.price', job.data), { db, price, zoneLoad, logger: jobLogger });
+        if (priced.outcome === 'priced') await bookDispatch(priced.zoneId);
+        return priced;
+      }
+      case 'dispatch.zone':
+        return dispatchZoneJob(parsePayload('dispatch.zone', job.data), {
+          db,
+          match,
+          notifyDispatched,
+          dispatchAgain: (zoneId) => bookDispatch(zoneId, true),
+          batchSize: config.dispatchBatchSize,
+          radiusMeters: config.dispatchRadiusMeters,
+          retryDelayMs: RETRY_DELAY_MS,
+          logger: jobLogger,
+        });
+      default:
+        throw new UnrecoverableError(`unknown job name "${job.name}" on the orders queue`);
     }
-    throw new UnrecoverableError(`unknown job name "${job.name}" on the orders queue`);
   };
 
   const worker = new Worker(QUEUE_NAMES.orders, processor, {
-    connection,
+    connection: workerRedis,
     prefix: config.queuePrefix,
     concurrency: config.orderWorkerConcurrency,
+    lockDuration: config.jobLockMs,
   });
+  const recording = new Set<Promise<unknown>>();
   worker.on('error', (error) => logger.warn({ err: coerceError(error) }, 'orders worker error'));
   worker.on('failed', (job, error) => {
     if (!job) return;
@@ -61,14 +113,17 @@ export async function startOrderPipeline(config: Config, logger: Logger): Promis
       // Out of retries: record it on the order; compensation re-drives it later.
       const orderId = (job.data as { orderId?: unknown }).orderId;
       if (typeof orderId !== 'string') return;
-      transitionOrder(db, {
+      const recorded = transitionOrder(db, {
         orderId,
         to: 'PRICING_FAILED',
         from: ['CREATED'],
         actor: 'worker:price',
         reason: error.message,
-        patch: { last_error: error.message.slice(0, 1000), next_attempt_at: new Date(Date.now() + PRICING_RETRY_DELAY_MS) },
-      }).catch((e: unknown) => logger.error({ err: coerceError(e), orderId }, 'could not record PRICING_FAILED'));
+        patch: { last_error: error.message.slice(0, 1000), next_attempt_at: new Date(Date.now() + RETRY_DELAY_MS) },
+      })
+        .catch((e: unknown) => logger.error({ err: coerceError(e), orderId }, 'could not record PRICING_FAILED'))
+        .finally(() => recording.delete(recorded));
+      recording.add(recorded);
     }
   });
 
@@ -76,8 +131,11 @@ export async function startOrderPipeline(config: Config, logger: Logger): Promis
     worker,
     async close() {
       await worker.close();
+      await Promise.all(recording);
       await pool.destroy();
-      connection.disconnect();
+      await Promise.all([ordersQueue.close(), notificationsQueue.close()]);
+      producerRedis.disconnect();
+      workerRedis.disconnect();
       await db.destroy();
     },
   };

@@ -1,0 +1,116 @@
+import type { Db } from '../shared/db.ts';
+import type { Logger } from '../shared/logger.ts';
+import { buildCostMatrix, type FreeRider, type MatchInput, type MatchOutput, type WaitingOrder } from '../shared/orders/dispatch-matching.ts';
+import { transitionOrder } from '../shared/orders/transition-order.ts';
+import type { JobPayloads } from '../shared/queues/payloads.ts';
+
+export interface DispatchZoneDeps {
+  readonly db: Db;
+  /** Solves the assignment problem off the event loop (a piscina thread). */
+  readonly match: (input: MatchInput) => Promise<MatchOutput>;
+  /** Tells the customer and the merchant (the notifications queue); must not throw for a repeat. */
+  readonly notifyDispatched: (orderIds: readonly string[]) => Promise<void>;
+  /** Asks for another run of this zone at once (more orders were waiting than one batch takes). */
+  readonly dispatchAgain: (zoneId: string) => Promise<void>;
+  readonly batchSize: number;
+  readonly radiusMeters: number;
+  readonly retryDelayMs: number;
+  readonly logger: Logger;
+}
+
+export interface DispatchOutcome {
+  readonly considered: number;
+  readonly dispatched: number;
+  readonly failed: number;
+  /** Lost to a concurrent run or a rider who filled up meanwhile; they stay PRICED for the next run. */
+  readonly deferred: number;
+}
+
+class RiderFull extends Error {
+  override readonly name = 'RiderFull';
+}
+
+/**
+ * One dispatch batch of a zone: the zone's PRICED orders are matched to free riders at once (the
+ * optimal assignment of the cost matrix, solved in a thread). Each assignment commits on its own
+ * and only if the order is still PRICED and the rider still has a free slot (a guarded UPDATE on
+ * each), so concurrent runs never give a rider more orders than its capacity nor an order two
+ * riders. An order no free rider in range can take goes to DISPATCH_FAILED with the reason.
+ */
+export async function dispatchZoneJob(payload: JobPayloads['dispatch.zone'], deps: DispatchZoneDeps): Promise<DispatchOutcome> {
+  const { db } = deps;
+  const orderRows = await db('orders')
+    .select('id', 'version', 'pickup_lat', 'pickup_lng')
+    .where({ zone_id: payload.zoneId, status: 'PRICED' })
+    .orderBy('id')
+    .limit(deps.batchSize);
+  if (orderRows.length === 0) return { considered: 0, dispatched: 0, failed: 0, deferred: 0 };
+  const orders: WaitingOrder[] = orderRows.map((row) => ({
+    id: String(row.id),
+    version: Number(row.version),
+    pickup: { lat: Number(row.pickup_lat), lng: Number(row.pickup_lng) },
+  }));
+  const riderRows = await db('riders')
+    .select('id', 'lat', 'lng', 'capacity', 'active_orders')
+    .where({ zone_id: payload.zoneId, status: 'AVAILABLE' })
+    .whereRaw('active_orders < capacity');
+  const riders: FreeRider[] = riderRows.map((row) => ({
+    id: String(row.id),
+    lat: Number(row.lat),
+    lng: Number(row.lng),
+    capacity: Number(row.capacity),
+    activeOrders: Number(row.active_orders),
+  }));
+
+  const { costs, slotRider, inRange } = buildCostMatrix(orders, riders, deps.radiusMeters);
+  const { pairs } = riders.length > 0 ? await deps.match({ costs }) : { pairs: [] as [number, number][] };
+
+  const assigned = new Map<number, string>(pairs.map(([order, slot]) => [order, slotRider[slot]!]));
+  const dispatchedIds: string[] = [];
+  let failed = 0;
+  let deferred = 0;
+  for (const [index, order] of orders.entries()) {
+    const riderId = assigned.get(index);
+    if (riderId === undefined) {
+      const reason = inRange[index] ? 'no free rider in range' : `no rider within ${deps.radiusMeters} m`;
+      const result = await transitionOrder(db, {
+        orderId: order.id,
+        to: 'DISPATCH_FAILED',
+        from: ['PRICED'],
+        actor: 'worker:dispatch',
+        reason,
+        patch: { last_error: reason, next_attempt_at: new Date(Date.now() + deps.retryDelayMs) },
+      });
+      if (result.kind === 'done') failed += 1;
+      continue;
+    }
+    try {
+      const result = await transitionOrder(db, {
+        orderId: order.id,
+        to: 'DISPATCHED',
+        from: ['PRICED'],
+        actor: 'worker:dispatch',
+        reason: `rider ${riderId}`,
+        patch: { rider_id: riderId },
+        alsoDo: async (trx) => {
+          const taken = await trx('riders')
+            .where({ id: riderId, status: 'AVAILABLE' })
+            .whereRaw('active_orders < capacity')
+            .increment('active_orders', 1);
+          if (taken !== 1) throw new RiderFull(`rider ${riderId} has no free slot any more`);
+        },
+      });
+      if (result.kind === 'done') dispatchedIds.push(order.id);
+      else deferred += 1;
+    } catch (error) {
+      if (!(error instanceof RiderFull)) throw error;
+      deferred += 1; // rolled back: the order stays PRICED and joins the next run
+    }
+  }
+
+  if (dispatchedIds.length > 0) await deps.notifyDispatched(dispatchedIds);
+  if (orders.length === deps.batchSize || deferred > 0) await deps.dispatchAgain(payload.zoneId);
+  const outcome = { considered: orders.length, dispatched: dispatchedIds.length, failed, deferred };
+  deps.logger.debug({ zoneId: payload.zoneId, ...outcome }, 'dispatch run');
+  return outcome;
+}

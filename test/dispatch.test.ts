@@ -1,0 +1,140 @@
+import munkres from 'munkres';
+import { Queue } from 'bullmq';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { dispatchZoneJob, type DispatchZoneDeps } from '../jobs/dispatch-zone.ts';
+import type { MatchInput } from '../shared/orders/dispatch-matching.ts';
+import { transitionOrder } from '../shared/orders/transition-order.ts';
+import { notificationJobId } from '../shared/queues/payloads.ts';
+import { startOrderPipeline, type OrderPipeline } from '../workers/order-pipeline.ts';
+import matchTask from '../workers/tasks/match-task.ts';
+import { TEST_REDIS_URL } from './support/test-redis.ts';
+import { TEST_MERCHANT, createTestWeb, orderBody, type TestWeb } from './support/test-web.ts';
+
+let web: TestWeb;
+let pipeline: OrderPipeline | undefined;
+let n = 0;
+const silent = pino({ level: 'silent' });
+
+beforeAll(async () => {
+  web = await createTestWeb({ dispatchWindowMs: 100 });
+  // Two other zones, with their own merchants: one for the capacity race, one with no rider near.
+  await web.database.db('merchants').insert([
+    { id: '2001', name: 'Race Kitchen', zone_id: 'race-zone', lat: 31.2, lng: 121.4, address: 'x' },
+    { id: '3001', name: 'Far Kitchen', zone_id: 'far-zone', lat: 31.9, lng: 121.9, address: 'x' },
+  ]);
+  await web.database.db('riders').insert([
+    { id: '8001', name: 'A', zone_id: 'test-zone', lat: 31.2398, lng: 121.4999, capacity: 3 },
+    { id: '8101', name: 'R1', zone_id: 'race-zone', lat: 31.2001, lng: 121.4001, capacity: 2 },
+    { id: '8102', name: 'R2', zone_id: 'race-zone', lat: 31.2002, lng: 121.4002, capacity: 2 },
+    { id: '8103', name: 'R3', zone_id: 'race-zone', lat: 31.2003, lng: 121.4003, capacity: 2 },
+    { id: '8201', name: 'Far away', zone_id: 'far-zone', lat: 31.2, lng: 121.4, capacity: 3 },
+  ]);
+});
+
+afterAll(async () => {
+  await pipeline?.close();
+  await web?.close();
+});
+
+async function postOrder(merchantId = TEST_MERCHANT.id): Promise<string> {
+  const res = await web.runtime.app.inject({
+    method: 'POST',
+    url: '/v1/orders',
+    headers: { authorization: `Bearer ${web.apiKey}`, 'idempotency-key': `dispatch-${++n}` },
+    payload: orderBody({ merchantId }),
+  });
+  expect(res.statusCode).toBe(202);
+  return res.json().id;
+}
+
+async function priced(merchantId: string): Promise<string> {
+  const id = await postOrder(merchantId);
+  const result = await transitionOrder(web.database.db, { orderId: id, to: 'PRICED', actor: 'test', patch: { fee_cents: 500, eta_seconds: 900 } });
+  expect(result.kind).toBe('done');
+  return id;
+}
+
+function directDeps(overrides: Partial<DispatchZoneDeps> = {}): DispatchZoneDeps {
+  return {
+    db: web.database.db,
+    match: async (input: MatchInput) => matchTask(input),
+    notifyDispatched: async () => undefined,
+    dispatchAgain: async () => undefined,
+    batchSize: 100,
+    radiusMeters: 6000,
+    retryDelayMs: 30_000,
+    logger: silent,
+    ...overrides,
+  };
+}
+
+describe('matching', () => {
+  it('munkres finds the cheapest assignment', () => {
+    expect(munkres([[4, 1, 3], [2, 0, 5], [3, 2, 2]])).toEqual(expect.arrayContaining([[0, 1], [1, 0], [2, 2]]));
+    expect(matchTask({ costs: [[Infinity, Infinity], [1, Infinity]] }).pairs).toEqual([[1, 0]]);
+  });
+});
+
+describe('dispatch', () => {
+  it('rider capacity is never exceeded and no order gets two riders under concurrent dispatch runs', async () => {
+    const ids = await Promise.all(Array.from({ length: 12 }, () => priced('2001')));
+    const outcomes = await Promise.all(Array.from({ length: 5 }, () => dispatchZoneJob({ zoneId: 'race-zone' }, directDeps())));
+    const riders = await web.database.db('riders').where({ zone_id: 'race-zone' });
+    const orders = await web.database.db('orders').whereIn('id', ids);
+    for (const rider of riders) {
+      const held = orders.filter((o) => o.status === 'DISPATCHED' && String(o.rider_id) === String(rider.id));
+      expect(held.length).toBeLessThanOrEqual(rider.capacity);
+      expect(rider.active_orders).toBe(held.length);
+    }
+    expect(orders.filter((o) => o.status === 'DISPATCHED')).toHaveLength(6); // 3 riders x 2 slots
+    expect(outcomes.reduce((sum, o) => sum + o.dispatched, 0)).toBe(6);
+    const events = await web.database.db('order_events').whereIn('order_id', ids).where({ to_status: 'DISPATCHED' });
+    expect(events).toHaveLength(6); // one per dispatched order: nobody was dispatched twice
+    for (const order of orders.filter((o) => o.status !== 'DISPATCHED')) {
+      expect(order.status).toBe('DISPATCH_FAILED');
+      expect(order.last_error).toBe('no free rider in range');
+    }
+  });
+
+  it('an order with no rider in range goes to DISPATCH_FAILED with the reason', async () => {
+    const id = await priced('3001');
+    const outcome = await dispatchZoneJob({ zoneId: 'far-zone' }, directDeps());
+    expect(outcome).toMatchObject({ considered: 1, dispatched: 0, failed: 1 });
+    const row = await web.database.db('orders').where({ id }).first();
+    expect(row.status).toBe('DISPATCH_FAILED');
+    expect(row.last_error).toBe('no rider within 6000 m');
+    expect(row.next_attempt_at).not.toBeNull();
+  });
+
+  it('the whole path through the worker: CREATED -> PRICED -> DISPATCHED -> PICKED_UP -> DELIVERED, with notifications queued', async () => {
+    pipeline = await startOrderPipeline(web.config, silent);
+    const id = await postOrder();
+    await vi.waitFor(async () => expect((await web.database.db('orders').where({ id }).first()).status).toBe('DISPATCHED'), {
+      timeout: 15_000,
+      interval: 50,
+    });
+    const row = await web.database.db('orders').where({ id }).first();
+    expect(String(row.rider_id)).toBe('8001');
+    const notifications = new Queue('notifications', { connection: { url: TEST_REDIS_URL }, prefix: web.config.queuePrefix });
+    try {
+      for (const kind of ['customer.dispatched', 'merchant.dispatched'] as const) {
+        expect((await notifications.getJob(notificationJobId(id, kind)))?.data).toEqual({ orderId: id, kind });
+      }
+    } finally {
+      await notifications.close();
+    }
+    for (const [type, status] of [['picked_up', 'PICKED_UP'], ['delivered', 'DELIVERED']] as const) {
+      const res = await web.runtime.app.inject({
+        method: 'POST',
+        url: `/v1/orders/${id}/events`,
+        headers: { authorization: `Bearer ${web.apiKey}` },
+        payload: { type },
+      });
+      expect(res.json()).toMatchObject({ id, status });
+    }
+    const trail = await web.database.db('order_events').where({ order_id: id }).orderBy('version').pluck('to_status');
+    expect(trail).toEqual(['CREATED', 'PRICED', 'DISPATCHED', 'PICKED_UP', 'DELIVERED']);
+    expect((await web.database.db('riders').where({ id: '8001' }).first()).active_orders).toBe(0);
+  });
+});
