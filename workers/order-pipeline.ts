@@ -101,7 +101,9 @@ export async function startOrderPipeline(
     connection: workerRedis,
     prefix: config.queuePrefix,
     concurrency: config.orderWorkerConcurrency,
+    // A job whose worker died (SIGKILL, a lost machine) is taken over once its lock runs out.
     lockDuration: config.jobLockMs,
+    stalledInterval: config.jobLockMs,
   });
   const recording = new Set<Promise<unknown>>();
   worker.on('error', (error) => logger.warn({ err: coerceError(error) }, 'orders worker error'));

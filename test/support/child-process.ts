@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const TSX = `${ROOT}/node_modules/.bin/tsx`;
+
 
 export interface Child {
   readonly process: ChildProcess;
@@ -13,9 +13,12 @@ export interface Child {
   kill(): void;
 }
 
-/** Runs one of our TypeScript entrypoints as a real process, the way the Procfile does. */
+/**
+ * Runs one of our TypeScript entrypoints as one real process, the way the Procfile does
+ * (`node --import tsx`, not the tsx CLI, whose wrapper process would survive a SIGKILL of it).
+ */
 export function runTsx(file: string, args: string[], env: Record<string, string>): Child {
-  const child = spawn(TSX, [file, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', file, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
   const listeners = new Set<() => void>();
   const onData = (chunk: Buffer) => {

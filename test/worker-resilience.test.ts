@@ -1,0 +1,108 @@
+import { QueueEvents } from 'bullmq';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { orderJobId } from '../shared/queues/payloads.ts';
+import { startOrderPipeline, type OrderPipeline } from '../workers/order-pipeline.ts';
+import { runTsx, type Child } from './support/child-process.ts';
+import { TEST_REDIS_URL } from './support/test-redis.ts';
+import { createTestWeb, orderBody, type TestWeb } from './support/test-web.ts';
+
+const JOB_LOCK_MS = 1000;
+const SLOW_TASK_MS = 3 * JOB_LOCK_MS;
+
+let web: TestWeb;
+let events: QueueEvents;
+let pipeline: OrderPipeline | undefined;
+let child: Child | undefined;
+let n = 0;
+const silent = pino({ level: 'silent' });
+
+beforeAll(async () => {
+  web = await createTestWeb({ jobLockMs: JOB_LOCK_MS });
+  events = new QueueEvents('orders', { connection: { url: TEST_REDIS_URL }, prefix: web.config.queuePrefix });
+  await events.waitUntilReady();
+});
+
+afterEach(async () => {
+  child?.kill();
+  await child?.exited;
+  await pipeline?.close();
+  pipeline = undefined;
+  child = undefined;
+});
+
+afterAll(async () => {
+  await events?.close();
+  await web?.close();
+});
+
+async function postOrder(): Promise<string> {
+  const res = await web.runtime.app.inject({
+    method: 'POST',
+    url: '/v1/orders',
+    headers: { authorization: `Bearer ${web.apiKey}`, 'idempotency-key': `resilience-${++n}` },
+    payload: orderBody(),
+  });
+  expect(res.statusCode).toBe(202);
+  await web.runtime.intake.idle();
+  return res.json().id;
+}
+
+function whenJob(event: 'active' | 'completed', jobId: string): Promise<void> {
+  return new Promise((resolve) => {
+    const listener = (args: { jobId: string }) => {
+      if (args.jobId !== jobId) return;
+      events.off(event, listener);
+      resolve();
+    };
+    events.on(event, listener);
+  });
+}
+
+describe('a worker under stress', () => {
+  it('a CPU-heavy step far longer than the job lock runs in a thread and does not cost the lock', async () => {
+    process.env.SLOW_TASK_MS = String(SLOW_TASK_MS);
+    const stalled: string[] = [];
+    const onStalled = ({ jobId }: { jobId: string }) => stalled.push(jobId);
+    events.on('stalled', onStalled);
+    try {
+      pipeline = await startOrderPipeline(web.config, silent, {
+        priceTask: new URL('./support/slow-price-task.ts', import.meta.url).href,
+      });
+      const id = await postOrder();
+      const completed = whenJob('completed', orderJobId(id));
+      const started = performance.now();
+      await completed;
+      expect(performance.now() - started).toBeGreaterThanOrEqual(SLOW_TASK_MS - 100); // it really was slow
+      expect(stalled).toEqual([]);
+      expect(await web.database.db('order_events').where({ order_id: id, to_status: 'PRICED' })).toHaveLength(1);
+    } finally {
+      events.off('stalled', onStalled);
+      delete process.env.SLOW_TASK_MS;
+    }
+  });
+
+  it('a worker killed with SIGKILL mid-job: another worker takes the job over and finishes it once', async () => {
+    child = runTsx('test/support/slow-order-worker.ts', [], {
+      MYSQL_URL: web.config.mysqlUrl,
+      REDIS_URL: TEST_REDIS_URL,
+      QUEUE_PREFIX: web.config.queuePrefix,
+      JOB_LOCK_MS: String(JOB_LOCK_MS),
+      SLOW_TASK_MS: '60000',
+      LOG_LEVEL: 'info',
+    });
+    await child.waitForLine(/slow worker ready/, 20_000);
+    const id = await postOrder();
+    await whenJob('active', orderJobId(id));
+    child.process.kill('SIGKILL');
+    expect((await child.exited).signal).toBe('SIGKILL');
+    expect((await web.database.db('orders').where({ id }).first()).status).toBe('CREATED');
+
+    pipeline = await startOrderPipeline(web.config, silent);
+    await vi.waitFor(async () => expect((await web.database.db('orders').where({ id }).first()).status).not.toBe('CREATED'), {
+      timeout: 20_000,
+      interval: 100,
+    });
+    expect(await web.database.db('order_events').where({ order_id: id, to_status: 'PRICED' })).toHaveLength(1);
+  });
+});
