@@ -15,8 +15,11 @@ import { parsePayload } from '../shared/queues/payload-schemas.ts';
 import { dispatchJobId, notificationJobId, type NotificationKind } from '../shared/queues/payloads.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
 import { createProducerRedis, createWorkerRedis } from '../shared/redis.ts';
+import { withDeadline } from '../shared/with-deadline.ts';
+import { startWatchdog } from './worker-watchdog.ts';
 
 export interface OrderPipeline {
+  /** The current BullMQ worker (the watchdog may replace a stuck one). */
   readonly worker: Worker;
   /** Stops taking jobs, waits for the ones in flight, then closes the thread pool and every connection. */
   close(): Promise<void>;
@@ -52,7 +55,9 @@ export async function startOrderPipeline(
   producerRedis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'producer redis error'));
   const ordersQueue = createQueue(QUEUE_NAMES.orders, { connection: producerRedis, prefix: config.queuePrefix });
   const notificationsQueue = createQueue(QUEUE_NAMES.notifications, { connection: producerRedis, prefix: config.queuePrefix });
-  const workerRedis = createWorkerRedis(config);
+  for (const queue of [ordersQueue, notificationsQueue]) {
+    queue.on('error', (error) => logger.debug({ err: coerceError(error) }, 'queue error'));
+  }
 
   /** Every priced order of a window joins one delayed dispatch job of its zone (same job id). */
   const bookDispatch = async (zoneId: string, atOnce = false) => {
@@ -97,47 +102,71 @@ export async function startOrderPipeline(
     }
   };
 
-  const worker = new Worker(QUEUE_NAMES.orders, processor, {
-    connection: workerRedis,
-    prefix: config.queuePrefix,
-    concurrency: config.orderWorkerConcurrency,
-    // A job whose worker died (SIGKILL, a lost machine) is taken over once its lock runs out.
-    lockDuration: config.jobLockMs,
-    stalledInterval: config.jobLockMs,
-  });
   const recording = new Set<Promise<unknown>>();
-  worker.on('error', (error) => logger.warn({ err: coerceError(error) }, 'orders worker error'));
-  worker.on('failed', (job, error) => {
-    if (!job) return;
-    const final = error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
-    logger.warn({ job: job.id, name: job.name, attemptsMade: job.attemptsMade, final, err: error }, 'order job failed');
-    if (final && job.name === 'order.price' && error.name !== 'UnrecoverableError') {
-      // Out of retries: record it on the order; compensation re-drives it later.
-      const orderId = (job.data as { orderId?: unknown }).orderId;
-      if (typeof orderId !== 'string') return;
-      const recorded = transitionOrder(db, {
-        orderId,
-        to: 'PRICING_FAILED',
-        from: ['CREATED'],
-        actor: 'worker:price',
-        reason: error.message,
-        patch: { last_error: error.message.slice(0, 1000), next_attempt_at: new Date(Date.now() + RETRY_DELAY_MS) },
-      })
-        .catch((e: unknown) => logger.error({ err: coerceError(e), orderId }, 'could not record PRICING_FAILED'))
-        .finally(() => recording.delete(recorded));
-      recording.add(recorded);
-    }
+  const recordPricingFailed = (job: Job, error: Error) => {
+    // Out of retries: record it on the order; compensation re-drives it later.
+    const orderId = (job.data as { orderId?: unknown }).orderId;
+    if (typeof orderId !== 'string') return;
+    const recorded = transitionOrder(db, {
+      orderId,
+      to: 'PRICING_FAILED',
+      from: ['CREATED'],
+      actor: 'worker:price',
+      reason: error.message,
+      patch: { last_error: error.message.slice(0, 1000), next_attempt_at: new Date(Date.now() + RETRY_DELAY_MS) },
+    })
+      .catch((e: unknown) => logger.error({ err: coerceError(e), orderId }, 'could not record PRICING_FAILED'))
+      .finally(() => recording.delete(recorded));
+    recording.add(recorded);
+  };
+
+  const makeWorker = () => {
+    const connection = createWorkerRedis(config);
+    connection.on('error', (error) => logger.debug({ err: coerceError(error) }, 'worker redis error'));
+    const created = new Worker(QUEUE_NAMES.orders, processor, {
+      connection,
+      prefix: config.queuePrefix,
+      concurrency: config.orderWorkerConcurrency,
+      // A job whose worker died (SIGKILL, a lost machine) is taken over once its lock runs out.
+      lockDuration: config.jobLockMs,
+      stalledInterval: config.jobLockMs,
+    });
+    created.on('error', (error) => logger.warn({ err: coerceError(error) }, 'orders worker error'));
+    created.on('failed', (job, error) => {
+      if (!job) return;
+      const final = error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+      logger.warn({ job: job.id, name: job.name, attemptsMade: job.attemptsMade, final, err: error }, 'order job failed');
+      if (final && job.name === 'order.price' && error.name !== 'UnrecoverableError') recordPricingFailed(job, error);
+    });
+    created.on('closed', () => connection.disconnect());
+    return created;
+  };
+
+  let worker = makeWorker();
+  const watchdog = startWatchdog({
+    queue: ordersQueue,
+    current: () => worker,
+    replace: async () => {
+      const stuck = worker;
+      worker = makeWorker();
+      // A stuck worker may not close cleanly; its locks lapse and its jobs are taken over.
+      await withDeadline(stuck.close(true), config.jobLockMs).catch(() => undefined);
+    },
+    stuckAfterMs: config.workerWatchdogMs,
+    logger,
   });
 
   return {
-    worker,
+    get worker() {
+      return worker;
+    },
     async close() {
+      watchdog.stop();
       await worker.close();
       await Promise.all(recording);
       await pool.destroy();
       await Promise.all([ordersQueue.close(), notificationsQueue.close()]);
       producerRedis.disconnect();
-      workerRedis.disconnect();
       await db.destroy();
     },
   };

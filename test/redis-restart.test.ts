@@ -1,0 +1,98 @@
+import { Queue, Worker } from 'bullmq';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startOrderPipeline, type OrderPipeline } from '../workers/order-pipeline.ts';
+import { startWatchdog } from '../workers/worker-watchdog.ts';
+import { PrivateRedis } from './support/private-redis.ts';
+import { createTestWeb, orderBody, type TestWeb } from './support/test-web.ts';
+
+const silent = pino({ level: 'silent' });
+let redis: PrivateRedis;
+let web: TestWeb;
+let pipeline: OrderPipeline | undefined;
+let n = 0;
+
+beforeAll(async () => {
+  redis = await PrivateRedis.start();
+  web = await createTestWeb({ redisUrl: redis.url, jobLockMs: 1000, workerWatchdogMs: 1500 });
+});
+
+afterAll(async () => {
+  await pipeline?.close();
+  await web?.close();
+  await redis?.stop();
+});
+
+async function postOrder(): Promise<string> {
+  const res = await web.runtime.app.inject({
+    method: 'POST',
+    url: '/v1/orders',
+    headers: { authorization: `Bearer ${web.apiKey}`, 'idempotency-key': `restart-${++n}` },
+    payload: orderBody(),
+  });
+  expect(res.statusCode).toBe(202);
+  await web.runtime.intake.idle();
+  return res.json().id;
+}
+
+async function waitUntilPriced(id: string): Promise<void> {
+  await vi.waitFor(async () => expect((await web.database.db('orders').where({ id }).first()).status).not.toBe('CREATED'), {
+    timeout: 20_000,
+    interval: 100,
+  });
+}
+
+describe('Redis restarts', () => {
+  it('the worker keeps processing after Redis crashes and comes back empty', async () => {
+    pipeline = await startOrderPipeline(web.config, silent);
+    await waitUntilPriced(await postOrder());
+
+    await redis.crash();
+    // The outage: while Redis is down the intake still commits orders (they wait in MySQL).
+    const duringOutage = await postOrder();
+    expect((await web.database.db('orders').where({ id: duringOutage }).first()).status).toBe('CREATED');
+    // Keep Redis down past BullMQ's blocking timeout (drainDelay 5 s + 1 s), the outage length after
+    // which workers were reported to sit idle for good (taskforcesh/bullmq#4585). This wait is the
+    // fault being injected, not synchronisation.
+    await new Promise((resolve) => setTimeout(resolve, 7000));
+    await redis.restart();
+
+    await vi.waitFor(() => expect(web.runtime.redis.status).toBe('ready'), { timeout: 10_000, interval: 50 });
+    const afterRestart = await postOrder();
+    await waitUntilPriced(afterRestart);
+  });
+
+  it('the watchdog replaces a worker that sits idle while jobs wait', async () => {
+    const connection = { url: redis.url };
+    const prefix = `${web.config.queuePrefix.slice(0, -1)}-watchdog}`;
+    const queue = new Queue('watched', { connection, prefix });
+    const processed: string[] = [];
+    const makeWorker = (autorun: boolean) =>
+      new Worker('watched', async (job) => void processed.push(job.id!), { connection, prefix, autorun });
+    // A worker that never fetches, as one whose blocking connection never came back.
+    let worker = makeWorker(false);
+    let replacements = 0;
+    const watchdog = startWatchdog({
+      queue,
+      current: () => worker,
+      replace: async () => {
+        replacements += 1;
+        const stuck = worker;
+        worker = makeWorker(true);
+        await stuck.close(true);
+      },
+      stuckAfterMs: 300,
+      logger: silent,
+    });
+    try {
+      await queue.add('job', {}, { jobId: 'waiting-job' });
+      await vi.waitFor(() => expect(processed).toEqual(['waiting-job']), { timeout: 10_000, interval: 20 });
+      expect(replacements).toBe(1);
+    } finally {
+      watchdog.stop();
+      await worker.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+    }
+  });
+});
