@@ -82,6 +82,30 @@ describe('a worker under stress', () => {
     }
   });
 
+  it('SIGTERM mid-job: the worker stops taking jobs, finishes the one in flight, and exits cleanly', async () => {
+    child = runTsx('test/support/slow-order-worker.ts', [], {
+      MYSQL_URL: web.config.mysqlUrl,
+      REDIS_URL: TEST_REDIS_URL,
+      QUEUE_PREFIX: web.config.queuePrefix,
+      // Every worker of a queue must share the lock settings: BullMQ's stalled check runs at most
+      // once per stalledInterval of whichever worker ran it last.
+      JOB_LOCK_MS: String(JOB_LOCK_MS),
+      SLOW_TASK_MS: '1500',
+      SHUTDOWN_TIMEOUT_MS: '20000',
+      LOG_LEVEL: 'info',
+    });
+    await child.waitForLine(/slow worker ready/, 20_000);
+    const id = await postOrder();
+    await whenJob('active', orderJobId(id));
+    child.process.kill('SIGTERM');
+    const exit = await child.exited;
+    expect(exit.code).toBe(0);
+    expect(child.output()).toMatch(/stopped cleanly/);
+    // Finished by the stopping worker itself, before it exited.
+    expect((await web.database.db('orders').where({ id }).first()).status).not.toBe('CREATED');
+    expect(await web.database.db('order_events').where({ order_id: id, to_status: 'PRICED' })).toHaveLength(1);
+  });
+
   it('a worker killed with SIGKILL mid-job: another worker takes the job over and finishes it once', async () => {
     child = runTsx('test/support/slow-order-worker.ts', [], {
       MYSQL_URL: web.config.mysqlUrl,
