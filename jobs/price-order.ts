@@ -22,7 +22,7 @@ export type PriceOrderOutcome = { readonly outcome: 'priced'; readonly zoneId: s
  */
 export async function priceOrderJob(payload: JobPayloads['order.price'], deps: PriceOrderDeps): Promise<PriceOrderOutcome> {
   const order = await deps.db('orders')
-    .select('id', 'status', 'zone_id', 'pickup_lat', 'pickup_lng', 'dropoff_lat', 'dropoff_lng', 'items')
+    .select('id', 'status', 'version', 'rider_id', 'zone_id', 'pickup_lat', 'pickup_lng', 'dropoff_lat', 'dropoff_lng', 'items')
     .where({ id: payload.orderId })
     .first();
   if (!order) throw new UnrecoverableError(`order ${payload.orderId} does not exist`);
@@ -41,6 +41,7 @@ export async function priceOrderJob(payload: JobPayloads['order.price'], deps: P
     orderId: payload.orderId,
     to: 'PRICED',
     from: ['CREATED'],
+    expected: { id: String(order.id), status: 'CREATED', version: Number(order.version), riderId: null },
     actor: 'worker:price',
     reason: `${price.distanceMeters} m, surge ${price.surge}`,
     patch: { fee_cents: price.feeCents, eta_seconds: price.etaSeconds },

@@ -133,6 +133,13 @@ describe('dispatch', () => {
       });
       expect(res.json()).toMatchObject({ id, status });
     }
+    // Redis stays bounded: finished jobs leave nothing behind (MySQL holds the outcome).
+    const orders = new Queue('orders', { connection: { url: TEST_REDIS_URL }, prefix: web.config.queuePrefix });
+    try {
+      expect((await orders.getJobCounts('completed')).completed).toBe(0);
+    } finally {
+      await orders.close();
+    }
     const trail = await web.database.db('order_events').where({ order_id: id }).orderBy('version').pluck('to_status');
     expect(trail).toEqual(['CREATED', 'PRICED', 'DISPATCHED', 'PICKED_UP', 'DELIVERED']);
     expect((await web.database.db('riders').where({ id: '8001' }).first()).active_orders).toBe(0);

@@ -22,6 +22,11 @@ export interface TransitionRequest {
   readonly patch?: OrderPatch;
   /** Only from these states (e.g. a step that must not run twice); default: any legal source. */
   readonly from?: readonly OrderStatus[];
+  /**
+   * The order as the caller just read it: saves the read. If it is stale the guarded UPDATE
+   * misses, and the usual re-read decides.
+   */
+  readonly expected?: CurrentOrder;
   /** Runs in the same transaction after the order row is updated (e.g. take a rider's slot). */
   readonly alsoDo?: (trx: Knex.Transaction, current: CurrentOrder) => Promise<void>;
 }
@@ -47,15 +52,11 @@ const MAX_RACES = 5;
  * to another writer re-reads and decides again.
  */
 export async function transitionOrder(db: Db, request: TransitionRequest): Promise<TransitionResult> {
+  let known = request.expected;
   for (let race = 0; race < MAX_RACES; race++) {
-    const row = await db('orders').select('id', 'status', 'version', 'rider_id').where({ id: request.orderId }).first();
-    if (!row) return { kind: 'not_found' };
-    const current: CurrentOrder = {
-      id: String(row.id),
-      status: row.status as OrderStatus,
-      version: Number(row.version),
-      riderId: row.rider_id === null ? null : String(row.rider_id),
-    };
+    const current = known ?? (await readCurrent(db, request.orderId));
+    known = undefined;
+    if (!current) return { kind: 'not_found' };
     const allowedFrom = request.from ?? null;
     if (!canTransition(current.status, request.to) || (allowedFrom && !allowedFrom.includes(current.status))) {
       return { kind: 'illegal', current };
@@ -85,4 +86,15 @@ export async function transitionOrder(db: Db, request: TransitionRequest): Promi
     if (won) return { kind: 'done', order: next, previous: current };
   }
   throw new Error(`order ${request.orderId}: lost ${MAX_RACES} races in a row to other writers`);
+}
+
+async function readCurrent(db: Db, orderId: string): Promise<CurrentOrder | undefined> {
+  const row = await db('orders').select('id', 'status', 'version', 'rider_id').where({ id: orderId }).first();
+  if (!row) return undefined;
+  return {
+    id: String(row.id),
+    status: row.status as OrderStatus,
+    version: Number(row.version),
+    riderId: row.rider_id === null ? null : String(row.rider_id),
+  };
 }
