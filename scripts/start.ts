@@ -1,31 +1,50 @@
 /**
  * `npm start`: runs every Procfile process in this one terminal with prefixed, readable logs.
- * Production runs each Procfile line as its own process instead.
+ * Production runs each Procfile line as its own process instead. When the notification provider
+ * is on this machine (NOTIFY_PROVIDER_URL unset, or pointing at 127.0.0.1 / localhost), the dev
+ * provider runs beside them on that port, so notifications have somewhere to go.
  */
 import { readFileSync } from 'node:fs';
 import concurrently from 'concurrently';
 import { loadConfig } from '../shared/config.ts';
 
 const config = loadConfig(process.env);
-const processes = readFileSync(new URL('../Procfile', import.meta.url), 'utf8')
+const processes: { name: string; command: string; env?: Record<string, string> }[] = readFileSync(
+  new URL('../Procfile', import.meta.url),
+  'utf8',
+)
   .split('\n')
   .map((line) => /^([a-z][a-z0-9_-]*):\s*(.+)$/i.exec(line.trim()))
   .filter((match): match is RegExpExecArray => match !== null)
   .map(([, name, command]) => ({ name: name!, command: command! }));
 
+const providerUrl = new URL(config.notifyProviderUrl);
+const localProvider = ['127.0.0.1', 'localhost', '[::1]'].includes(providerUrl.hostname) && providerUrl.protocol === 'http:';
+if (localProvider) {
+  processes.push({
+    name: 'provider',
+    command: 'node --import tsx workers/dev-provider.ts',
+    env: { NOTIFY_PROVIDER_PORT: providerUrl.port || '80' },
+  });
+}
+
 const base = `http://127.0.0.1:${config.port}`;
+const notified = localProvider
+  ? `${config.notifyProviderUrl.replace(/\/+$/, '')}/v1/messages   (the dev provider: what was sent)`
+  : `${config.notifyProviderUrl}   (NOTIFY_PROVIDER_URL)`;
 console.log(`
 Courier is starting: ${processes.map((p) => p.name).join(', ')}
   API        ${base}/v1/orders   (key: .courier/demo-client.key)
   dashboard  ${base}/admin/queues
   metrics    ${base}/metrics
   readiness  ${base}/readyz
+  notified   ${notified}
 Ctrl-C stops them all.
 `);
 
 const { result } = concurrently(
-  processes.map((p) => ({ ...p, env: { LOG_FORMAT: process.env.LOG_FORMAT ?? 'pretty' } })),
-  { prefix: 'name', prefixColors: ['cyan', 'magenta', 'yellow', 'green'], killOthersOn: ['failure'], handleInput: false },
+  processes.map((p) => ({ ...p, env: { ...p.env, LOG_FORMAT: process.env.LOG_FORMAT ?? 'pretty' } })),
+  { prefix: 'name', prefixColors: ['cyan', 'magenta', 'yellow', 'green', 'blue'], killOthersOn: ['failure'], handleInput: false },
 );
 
 result.then(

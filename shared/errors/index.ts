@@ -3,3 +3,5 @@ export { ApiError } from './api-error.ts';
 export { DbUnavailableError } from './db-unavailable-error.ts';
 export { coerceError } from './coerce-error.ts';
 export { isConnectionError } from './is-connection-error.ts';
+export { ProviderUnavailableError } from './provider-unavailable-error.ts';
+export { ProviderRejectedError } from './provider-rejected-error.ts';
