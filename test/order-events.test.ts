@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { transitionOrder } from '../shared/orders/transition-order.ts';
+import { notificationJobId } from '../shared/queues/payloads.ts';
 import { createTestWeb, orderBody, type TestWeb } from './support/test-web.ts';
 
 let web: TestWeb;
@@ -84,11 +85,13 @@ describe('POST /v1/orders/:id/events', () => {
     expect(await web.database.db('order_events').where({ order_id: id })).toHaveLength(1);
   });
 
-  it('cancel works once before pickup; a second cancel is a 409', async () => {
+  it('cancel works once before pickup and tells the customer; a second cancel is a 409', async () => {
     const id = await newOrder();
     const first = await sendEvent(id, 'cancel');
     expect(first.statusCode).toBe(200);
     expect(first.json()).toEqual({ id, status: 'CANCELLED', version: 2 });
+    const notifications = web.runtime.queues.find((queue) => queue.name === 'notifications')!;
+    expect((await notifications.getJob(notificationJobId(id, 'customer.cancelled')))?.data).toEqual({ orderId: id, kind: 'customer.cancelled' });
     const second = await sendEvent(id, 'cancel');
     expect(second.statusCode).toBe(409);
     expect(second.json().status).toBe('CANCELLED');

@@ -12,7 +12,8 @@ import { transitionOrder } from '../shared/orders/transition-order.ts';
 import { ZoneLoad } from '../shared/orders/zone-load.ts';
 import { createQueue } from '../shared/queues/create-queue.ts';
 import { parsePayload } from '../shared/queues/payload-schemas.ts';
-import { dispatchJobId, notificationJobId, type NotificationKind } from '../shared/queues/payloads.ts';
+import { enqueueNotifications } from '../shared/queues/notification-producer.ts';
+import { dispatchJobId, type NotificationKind } from '../shared/queues/payloads.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
 import { createProducerRedis, createWorkerRedis } from '../shared/redis.ts';
 import { withDeadline } from '../shared/with-deadline.ts';
@@ -67,14 +68,8 @@ export async function startOrderPipeline(
     await ordersQueue.add('dispatch.zone', { zoneId }, { jobId: dispatchJobId(zoneId, windowStart), delay });
   };
   const notifyDispatched = async (orderIds: readonly string[]) => {
-    await notificationsQueue.addBulk(
-      orderIds.flatMap((orderId) =>
-        DISPATCHED_NOTIFICATIONS.map((kind) => ({
-          name: 'notify.send',
-          data: { orderId, kind },
-          opts: { jobId: notificationJobId(orderId, kind) },
-        })),
-      ),
+    await Promise.all(
+      orderIds.map((orderId) => enqueueNotifications(notificationsQueue, orderId, DISPATCHED_NOTIFICATIONS, config.redisTimeoutMs)),
     );
   };
 

@@ -9,12 +9,13 @@ import type { OrderIntake } from '../orders/order-intake.ts';
 import type { Redis } from '../redis.ts';
 import { authenticateRequest } from './authenticate.ts';
 import { registerDashboard } from './dashboard.ts';
+import { QUEUE_NAMES } from '../queues/queue-names.ts';
 import { installErrorHandling } from './error-handler.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { orderRoutes } from './routes/orders.ts';
 
 export interface AppDeps {
-  readonly config: Pick<Config, 'bodyLimitBytes' | 'dbTimeoutMs'>;
+  readonly config: Pick<Config, 'bodyLimitBytes' | 'dbTimeoutMs' | 'redisTimeoutMs'>;
   readonly db: Db;
   readonly redis: Redis;
   readonly logger: Logger;
@@ -57,7 +58,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (api) => {
     api.decorateRequest('client', null);
     api.addHook('onRequest', authenticateRequest(deps.authenticator, deps.config.dbTimeoutMs));
-    await api.register(orderRoutes, { db: deps.db, intake: deps.intake, dbTimeoutMs: deps.config.dbTimeoutMs });
+    const notificationsQueue = deps.queues.find((queue) => queue.name === QUEUE_NAMES.notifications);
+    if (!notificationsQueue) throw new Error('buildApp needs the notifications queue');
+    await api.register(orderRoutes, {
+      db: deps.db,
+      intake: deps.intake,
+      dbTimeoutMs: deps.config.dbTimeoutMs,
+      notificationsQueue,
+      redisTimeoutMs: deps.config.redisTimeoutMs,
+    });
   });
 
   return app;

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { Queue } from 'bullmq';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Db } from '../../db.ts';
@@ -9,12 +10,16 @@ import type { OrderIntake } from '../../orders/order-intake.ts';
 import { applyOrderEvent } from '../../orders/apply-order-event.ts';
 import { readOrderForClient } from '../../orders/read-order.ts';
 import { ORDER_EVENT_TYPES } from '../../orders/state-machine.ts';
+import { enqueueNotifications } from '../../queues/notification-producer.ts';
 import { DeadlineExceeded, withDeadline } from '../../with-deadline.ts';
 
 export interface OrderRoutesDeps {
   readonly db: Db;
   readonly intake: OrderIntake;
   readonly dbTimeoutMs: number;
+  /** Where a cancelled order's customer notification goes. */
+  readonly notificationsQueue: Queue;
+  readonly redisTimeoutMs: number;
 }
 
 const OrderIdParams = Type.Object({ id: Type.String() });
@@ -66,6 +71,12 @@ export async function orderRoutes(scope: FastifyInstance, deps: OrderRoutesDeps)
     );
     if (!owned) throw new ApiError('ORDER_NOT_FOUND');
     const order = await orUnavailable(applyOrderEvent(deps.db, id, request.body.type, `client:${client.id}`), deps.dbTimeoutMs);
+    if (order.status === 'CANCELLED') {
+      // The cancel is committed; telling the customer must not undo or fail it.
+      await enqueueNotifications(deps.notificationsQueue, order.id, ['customer.cancelled'], deps.redisTimeoutMs).catch(
+        (error: unknown) => request.log.warn({ err: coerceError(error), orderId: order.id }, 'cancel notification not enqueued'),
+      );
+    }
     return { id: order.id, status: order.status, version: order.version };
   });
 }
