@@ -5,3 +5,4 @@ export { coerceError } from './coerce-error.ts';
 export { isConnectionError } from './is-connection-error.ts';
 export { ProviderUnavailableError } from './provider-unavailable-error.ts';
 export { ProviderRejectedError } from './provider-rejected-error.ts';
+export { InvalidJobPayloadError } from './invalid-job-payload-error.ts';

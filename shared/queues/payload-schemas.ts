@@ -24,6 +24,15 @@ export function isJobName(name: string): name is JobName {
   return Object.hasOwn(SCHEMAS, name);
 }
 
+/** What is wrong with a payload, or undefined when it matches its job's schema. */
+export function payloadProblem(name: string, data: unknown): string | undefined {
+  if (!isJobName(name)) return `unknown job name "${name}"`;
+  const checker = CHECKERS[name];
+  if (checker.Check(data)) return undefined;
+  const first = [...checker.Errors(data)][0];
+  return `malformed ${name} payload: ${first ? `${first.instancePath || '/'} ${first.message}` : 'does not match its schema'}`;
+}
+
 /**
  * The payload, typed, or an UnrecoverableError saying what is wrong: a malformed job from any
  * producer fails at once with its reason, and is never retried.
@@ -31,12 +40,7 @@ export function isJobName(name: string): name is JobName {
 export function parsePayload<N extends JobName>(name: N, data: unknown): JobPayloads[N];
 export function parsePayload(name: string, data: unknown): never;
 export function parsePayload(name: string, data: unknown): unknown {
-  if (!isJobName(name)) throw new UnrecoverableError(`unknown job name "${name}"`);
-  const checker = CHECKERS[name];
-  if (!checker.Check(data)) {
-    const first = [...checker.Errors(data)][0];
-    const where = first ? `${first.instancePath || '/'} ${first.message}` : 'does not match its schema';
-    throw new UnrecoverableError(`malformed ${name} payload: ${where}`);
-  }
+  const problem = payloadProblem(name, data);
+  if (problem) throw new UnrecoverableError(problem);
   return data;
 }
