@@ -176,6 +176,7 @@ describe('notifications', () => {
     const jobId = notificationJobId(orderId, kind);
 
     // Enqueued twice while the first is waiting: one job.
+    const firstRun = nextOutcome(jobId);
     await notifier.worker.pause();
     try {
       await enqueueNotifications(queue, orderId, [kind], 1000);
@@ -185,7 +186,9 @@ describe('notifications', () => {
     } finally {
       notifier.worker.resume();
     }
-    const sent = await waitForSent(orderId, kind);
+    expect((await firstRun).result).toBe('sent');
+    const sent = await ledger(orderId, kind);
+    expect(sent.status).toBe('SENT');
     expect(await delivered(orderId)).toHaveLength(1);
 
     // Enqueued again after the job finished (and was removed): the job runs, finds SENT, sends nothing.
@@ -249,7 +252,7 @@ describe('notifications', () => {
 
   it('a provider slower than the timeout costs the bound, and the notification is sent once when it recovers', async () => {
     // One call: it fails at the timeout, not when the provider finally answers.
-    await control({ delayMs: 1000 });
+    await control({ delayMs: 1500 });
     const client = new ProviderClient(config);
     try {
       const startedAt = Date.now();
@@ -258,7 +261,7 @@ describe('notifications', () => {
       );
       const elapsed = Date.now() - startedAt;
       expect(elapsed).toBeGreaterThanOrEqual(TIMEOUT_MS - 20);
-      expect(elapsed).toBeLessThan(TIMEOUT_MS + 300);
+      expect(elapsed).toBeLessThan(TIMEOUT_MS + 400);
     } finally {
       client.close();
     }
@@ -308,7 +311,7 @@ describe('notifications', () => {
         const startedAt = Date.now();
         const error = await client.send({ orderId: '1', kind, to: PHONE, text: 'probe' }).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(ProviderUnavailableError);
-        expect(Date.now() - startedAt).toBeLessThan(50);
+        expect(Date.now() - startedAt).toBeLessThan(100);
         expect((error as ProviderUnavailableError).retryAfterMs).toBeGreaterThan(0);
         expect((error as ProviderUnavailableError).retryAfterMs).toBeLessThanOrEqual(RESET_MS);
       }
