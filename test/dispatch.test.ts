@@ -9,11 +9,10 @@ import { notificationJobId } from '../shared/queues/payloads.ts';
 import { startOrderPipeline, type OrderPipeline } from '../workers/order-pipeline.ts';
 import matchTask from '../workers/tasks/match-task.ts';
 import { TEST_REDIS_URL } from './support/test-redis.ts';
-import { TEST_MERCHANT, createTestWeb, orderBody, type TestWeb } from './support/test-web.ts';
+import { createTestWeb, type TestWeb } from './support/test-web.ts';
 
 let web: TestWeb;
 let pipeline: OrderPipeline | undefined;
-let n = 0;
 const silent = pino({ level: 'silent' });
 
 beforeAll(async () => {
@@ -37,19 +36,8 @@ afterAll(async () => {
   await web?.close();
 });
 
-async function postOrder(merchantId = TEST_MERCHANT.id): Promise<string> {
-  const res = await web.runtime.app.inject({
-    method: 'POST',
-    url: '/v1/orders',
-    headers: { authorization: `Bearer ${web.apiKey}`, 'idempotency-key': `dispatch-${++n}` },
-    payload: orderBody({ merchantId }),
-  });
-  expect(res.statusCode).toBe(202);
-  return res.json().id;
-}
-
 async function priced(merchantId: string): Promise<string> {
-  const id = await postOrder(merchantId);
+  const id = await web.postOrder({ merchantId });
   const result = await transitionOrder(web.database.db, { orderId: id, to: 'PRICED', actor: 'test', patch: { fee_cents: 500, eta_seconds: 900 } });
   expect(result.kind).toBe('done');
   return id;
@@ -109,7 +97,7 @@ describe('dispatch', () => {
 
   it('the whole path through the worker: CREATED -> PRICED -> DISPATCHED -> PICKED_UP -> DELIVERED, with notifications queued', async () => {
     pipeline = await startOrderPipeline(web.config, silent);
-    const id = await postOrder();
+    const id = await web.postOrder();
     await vi.waitFor(async () => expect((await web.database.db('orders').where({ id }).first()).status).toBe('DISPATCHED'), {
       timeout: 15_000,
       interval: 50,

@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { transitionOrder } from '../shared/orders/transition-order.ts';
 import { notificationJobId } from '../shared/queues/payloads.ts';
-import { createTestWeb, orderBody, type TestWeb } from './support/test-web.ts';
+import { createTestWeb, type TestWeb } from './support/test-web.ts';
 
 let web: TestWeb;
-let n = 0;
 
 beforeAll(async () => {
   web = await createTestWeb();
@@ -14,17 +13,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await web?.close();
 });
-
-async function newOrder(): Promise<string> {
-  const res = await web.runtime.app.inject({
-    method: 'POST',
-    url: '/v1/orders',
-    headers: { authorization: `Bearer ${web.apiKey}`, 'idempotency-key': `events-${++n}` },
-    payload: orderBody(),
-  });
-  expect(res.statusCode).toBe(202);
-  return res.json().id;
-}
 
 function sendEvent(id: string, type: unknown, apiKey = web.apiKey) {
   return web.runtime.app.inject({
@@ -52,7 +40,7 @@ async function dispatchTo(id: string, riderId: string): Promise<void> {
 
 describe('POST /v1/orders/:id/events', () => {
   it('walks an order DISPATCHED -> PICKED_UP -> DELIVERED, one order_events row per transition, and frees the rider', async () => {
-    const id = await newOrder();
+    const id = await web.postOrder();
     await dispatchTo(id, '7001');
     expect((await web.database.db('riders').where({ id: '7001' }).first()).active_orders).toBe(1);
 
@@ -74,7 +62,7 @@ describe('POST /v1/orders/:id/events', () => {
   });
 
   it('an illegal transition is a 409 ILLEGAL_TRANSITION that writes nothing', async () => {
-    const id = await newOrder();
+    const id = await web.postOrder();
     for (const type of ['picked_up', 'delivered']) {
       const res = await sendEvent(id, type);
       expect(res.statusCode).toBe(409);
@@ -86,7 +74,7 @@ describe('POST /v1/orders/:id/events', () => {
   });
 
   it('cancel works once before pickup and tells the customer; a second cancel is a 409', async () => {
-    const id = await newOrder();
+    const id = await web.postOrder();
     const first = await sendEvent(id, 'cancel');
     expect(first.statusCode).toBe(200);
     expect(first.json()).toEqual({ id, status: 'CANCELLED', version: 2 });
@@ -98,7 +86,7 @@ describe('POST /v1/orders/:id/events', () => {
   });
 
   it('an unknown event type is a 400; another client\'s order is a 404', async () => {
-    const id = await newOrder();
+    const id = await web.postOrder();
     const bad = await sendEvent(id, 'teleported');
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ code: 'VALIDATION_FAILED', field: 'body/type' });
@@ -110,7 +98,7 @@ describe('POST /v1/orders/:id/events', () => {
 
 describe('transitionOrder', () => {
   it('of 20 concurrent attempts at one transition exactly one wins; the rest change nothing', async () => {
-    const id = await newOrder();
+    const id = await web.postOrder();
     const results = await Promise.all(
       Array.from({ length: 20 }, () => transitionOrder(web.database.db, { orderId: id, to: 'PRICED', actor: 'test', from: ['CREATED'] })),
     );
@@ -121,7 +109,7 @@ describe('transitionOrder', () => {
   });
 
   it('a failing side effect rolls the transition back', async () => {
-    const id = await newOrder();
+    const id = await web.postOrder();
     await expect(
       transitionOrder(web.database.db, {
         orderId: id,

@@ -6,11 +6,10 @@ import { priceOrder } from '../shared/orders/pricing.ts';
 import { ZoneLoad } from '../shared/orders/zone-load.ts';
 import { startOrderPipeline, type OrderPipeline } from '../workers/order-pipeline.ts';
 import { TEST_REDIS_URL } from './support/test-redis.ts';
-import { createTestWeb, orderBody, type TestWeb } from './support/test-web.ts';
+import { createTestWeb, type TestWeb } from './support/test-web.ts';
 
 let web: TestWeb;
 let pipeline: OrderPipeline;
-let n = 0;
 
 beforeAll(async () => {
   web = await createTestWeb();
@@ -22,17 +21,6 @@ afterAll(async () => {
   await pipeline?.close();
   await web?.close();
 });
-
-async function postOrder(): Promise<string> {
-  const res = await web.runtime.app.inject({
-    method: 'POST',
-    url: '/v1/orders',
-    headers: { authorization: `Bearer ${web.apiKey}`, 'idempotency-key': `pricing-${++n}` },
-    payload: orderBody(),
-  });
-  expect(res.statusCode).toBe(202);
-  return res.json().id;
-}
 
 describe('pricing', () => {
   it('prices by distance, items and the zone backlog', () => {
@@ -48,7 +36,7 @@ describe('pricing', () => {
   });
 
   it('an accepted order is priced by the worker (in a piscina thread): CREATED -> PRICED with fee and ETA', async () => {
-    const id = await postOrder();
+    const id = await web.postOrder();
     await vi.waitFor(
       async () => {
         const row = await web.database.db('orders').where({ id }).first();
@@ -64,7 +52,7 @@ describe('pricing', () => {
   });
 
   it('a duplicated job has no second effect', async () => {
-    const id = await postOrder();
+    const id = await web.postOrder();
     await vi.waitFor(async () => expect((await web.database.db('orders').where({ id }).first()).status).toBe('PRICED'), {
       timeout: 15_000,
       interval: 50,

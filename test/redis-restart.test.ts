@@ -4,13 +4,12 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startOrderPipeline, type OrderPipeline } from '../workers/order-pipeline.ts';
 import { startWatchdog } from '../workers/worker-watchdog.ts';
 import { PrivateRedis } from './support/private-redis.ts';
-import { createTestWeb, orderBody, type TestWeb } from './support/test-web.ts';
+import { createTestWeb, type TestWeb } from './support/test-web.ts';
 
 const silent = pino({ level: 'silent' });
 let redis: PrivateRedis;
 let web: TestWeb;
 let pipeline: OrderPipeline | undefined;
-let n = 0;
 
 beforeAll(async () => {
   redis = await PrivateRedis.start();
@@ -23,18 +22,6 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-async function postOrder(): Promise<string> {
-  const res = await web.runtime.app.inject({
-    method: 'POST',
-    url: '/v1/orders',
-    headers: { authorization: `Bearer ${web.apiKey}`, 'idempotency-key': `restart-${++n}` },
-    payload: orderBody(),
-  });
-  expect(res.statusCode).toBe(202);
-  await web.runtime.intake.idle();
-  return res.json().id;
-}
-
 async function waitUntilPriced(id: string): Promise<void> {
   await vi.waitFor(async () => expect((await web.database.db('orders').where({ id }).first()).status).not.toBe('CREATED'), {
     timeout: 20_000,
@@ -45,11 +32,11 @@ async function waitUntilPriced(id: string): Promise<void> {
 describe('Redis restarts', () => {
   it('the worker keeps processing after Redis crashes and comes back empty', async () => {
     pipeline = await startOrderPipeline(web.config, silent);
-    await waitUntilPriced(await postOrder());
+    await waitUntilPriced(await web.postOrder());
 
     await redis.crash();
     // The outage: while Redis is down the intake still commits orders (they wait in MySQL).
-    const duringOutage = await postOrder();
+    const duringOutage = await web.postOrder();
     expect((await web.database.db('orders').where({ id: duringOutage }).first()).status).toBe('CREATED');
     // Keep Redis down past BullMQ's blocking timeout (drainDelay 5 s + 1 s), the outage length after
     // which workers were reported to sit idle for good (taskforcesh/bullmq#4585). This wait is the
@@ -58,7 +45,7 @@ describe('Redis restarts', () => {
     await redis.restart();
 
     await vi.waitFor(() => expect(web.runtime.redis.status).toBe('ready'), { timeout: 10_000, interval: 50 });
-    const afterRestart = await postOrder();
+    const afterRestart = await web.postOrder();
     await waitUntilPriced(afterRestart);
   });
 

@@ -5,7 +5,7 @@ import { orderJobId } from '../shared/queues/payloads.ts';
 import { startOrderPipeline, type OrderPipeline } from '../workers/order-pipeline.ts';
 import { runTsx, type Child } from './support/child-process.ts';
 import { TEST_REDIS_URL } from './support/test-redis.ts';
-import { createTestWeb, orderBody, type TestWeb } from './support/test-web.ts';
+import { createTestWeb, type TestWeb } from './support/test-web.ts';
 
 const JOB_LOCK_MS = 1000;
 const SLOW_TASK_MS = 3 * JOB_LOCK_MS;
@@ -14,7 +14,6 @@ let web: TestWeb;
 let events: QueueEvents;
 let pipeline: OrderPipeline | undefined;
 let child: Child | undefined;
-let n = 0;
 const silent = pino({ level: 'silent' });
 
 beforeAll(async () => {
@@ -35,18 +34,6 @@ afterAll(async () => {
   await events?.close();
   await web?.close();
 });
-
-async function postOrder(): Promise<string> {
-  const res = await web.runtime.app.inject({
-    method: 'POST',
-    url: '/v1/orders',
-    headers: { authorization: `Bearer ${web.apiKey}`, 'idempotency-key': `resilience-${++n}` },
-    payload: orderBody(),
-  });
-  expect(res.statusCode).toBe(202);
-  await web.runtime.intake.idle();
-  return res.json().id;
-}
 
 function whenJob(event: 'active' | 'completed', jobId: string): Promise<void> {
   return new Promise((resolve) => {
@@ -69,7 +56,7 @@ describe('a worker under stress', () => {
       pipeline = await startOrderPipeline(web.config, silent, {
         priceTask: new URL('./support/slow-price-task.ts', import.meta.url).href,
       });
-      const id = await postOrder();
+      const id = await web.postOrder();
       const completed = whenJob('completed', orderJobId(id));
       const started = performance.now();
       await completed;
@@ -95,7 +82,7 @@ describe('a worker under stress', () => {
       LOG_LEVEL: 'info',
     });
     await child.waitForLine(/slow worker ready/, 20_000);
-    const id = await postOrder();
+    const id = await web.postOrder();
     await whenJob('active', orderJobId(id));
     child.process.kill('SIGTERM');
     const exit = await child.exited;
@@ -116,7 +103,7 @@ describe('a worker under stress', () => {
       LOG_LEVEL: 'info',
     });
     await child.waitForLine(/slow worker ready/, 20_000);
-    const id = await postOrder();
+    const id = await web.postOrder();
     await whenJob('active', orderJobId(id));
     child.process.kill('SIGKILL');
     expect((await child.exited).signal).toBe('SIGKILL');

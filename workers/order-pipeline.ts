@@ -1,4 +1,4 @@
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Piscina } from 'piscina';
 import { dispatchZoneJob } from '../jobs/dispatch-zone.ts';
 import { priceOrderJob } from '../jobs/price-order.ts';

@@ -16,8 +16,12 @@ export interface TestWeb {
   readonly clientId: string;
   /** A second client, to prove one client cannot see another's orders. */
   readonly otherApiKey: string;
+  /** Posts an order (orderBody with the overrides) under a fresh key; resolves with its id once it is committed and enqueued. */
+  postOrder(overrides?: Record<string, unknown>): Promise<string>;
   close(): Promise<void>;
 }
+
+let keyCounter = 0;
 
 /**
  * A web runtime on a database and queue prefix of its own, with two API clients and one
@@ -46,6 +50,17 @@ export async function createTestWeb(
     apiKey: client.key,
     clientId: client.id,
     otherApiKey: other.key,
+    async postOrder(overrides = {}) {
+      const res = await runtime.app.inject({
+        method: 'POST',
+        url: '/v1/orders',
+        headers: { authorization: `Bearer ${client.key}`, 'idempotency-key': `test-order-${++keyCounter}-${Date.now()}` },
+        payload: orderBody(overrides),
+      });
+      if (res.statusCode !== 202) throw new Error(`POST /v1/orders answered ${res.statusCode}: ${res.body}`);
+      await runtime.intake.idle();
+      return (res.json() as { id: string }).id;
+    },
     async close() {
       await runtime.close();
       await database.drop();
