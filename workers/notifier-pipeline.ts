@@ -1,14 +1,14 @@
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Job, type Worker } from 'bullmq';
 import { sendNotificationJob } from '../jobs/send-notification.ts';
 import type { Config } from '../shared/config.ts';
 import { createDb } from '../shared/db.ts';
-import { ProviderUnavailableError, coerceError } from '../shared/errors/index.ts';
+import { ProviderUnavailableError } from '../shared/errors/index.ts';
 import type { Logger } from '../shared/logger.ts';
 import { ProviderClient, type ProviderClientOptions } from '../shared/notifications/provider-client.ts';
 import { MAX_WAIT_FOR_PROVIDER_MS, notificationBackoff, waitForProviderMs } from '../shared/notifications/retry-policy.ts';
 import { parsePayload } from '../shared/queues/payload-schemas.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
-import { createWorkerRedis } from '../shared/redis.ts';
+import { startSupervisedWorker } from './supervised-worker.ts';
 
 export interface Notifier {
   readonly worker: Worker;
@@ -37,7 +37,6 @@ export async function startNotifier(
     else if (state === 'open') logger.warn({ ...fields, retryInMs: provider.retryAfterMs() }, 'notification provider breaker opened: failing fast');
     else logger.info(fields, 'notification provider breaker half-open: trying one call');
   });
-  const connection = createWorkerRedis(config);
 
   const processor = async (job: Job, token?: string, signal?: AbortSignal) => {
     const jobLogger = logger.child({ job: job.id, name: job.name });
@@ -59,33 +58,29 @@ export async function startNotifier(
     }
   };
 
-  const worker = new Worker(QUEUE_NAMES.notifications, processor, {
-    connection,
-    prefix: config.queuePrefix,
+  const supervised = startSupervisedWorker({
+    queue: QUEUE_NAMES.notifications,
+    processor,
     concurrency: config.notifierConcurrency,
-    // A job whose notifier died is taken over once its lock runs out; the ledger and the
-    // idempotency key make the second run safe.
-    lockDuration: config.jobLockMs,
-    stalledInterval: config.jobLockMs,
+    config,
+    logger,
     settings: { backoffStrategy: notificationBackoff },
-  });
-  worker.on('error', (error) => logger.warn({ err: coerceError(error) }, 'notifier worker error'));
-  worker.on('failed', (job, error) => {
-    if (!job) return;
-    const final = error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
-    const fields = { job: job.id, name: job.name, data: job.data, attemptsMade: job.attemptsMade, final, breaker: provider.state };
-    // The ledger row keeps the last error; a notification given up on stays PENDING there.
-    if (final) logger.error({ ...fields, err: error }, 'notification given up');
-    else logger.warn({ ...fields, reason: error.message }, 'notification attempt failed; retrying later');
+    onFailed: (job, error, final) => {
+      const fields = { job: job.id, name: job.name, data: job.data, attemptsMade: job.attemptsMade, final, breaker: provider.state };
+      // The ledger row keeps the last error; a notification given up on stays PENDING there.
+      if (final) logger.error({ ...fields, err: error }, 'notification given up');
+      else logger.warn({ ...fields, reason: error.message }, 'notification attempt failed; retrying later');
+    },
   });
 
   return {
-    worker,
+    get worker() {
+      return supervised.worker;
+    },
     provider,
     async close() {
-      await worker.close();
+      await supervised.close();
       provider.close();
-      connection.disconnect();
       await db.destroy();
     },
   };

@@ -1,4 +1,4 @@
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, type Worker, type Job } from 'bullmq';
 import { Piscina } from 'piscina';
 import { dispatchZoneJob } from '../jobs/dispatch-zone.ts';
 import { priceOrderJob } from '../jobs/price-order.ts';
@@ -12,12 +12,11 @@ import { transitionOrder } from '../shared/orders/transition-order.ts';
 import { ZoneLoad } from '../shared/orders/zone-load.ts';
 import { createQueue } from '../shared/queues/create-queue.ts';
 import { parsePayload } from '../shared/queues/payload-schemas.ts';
-import { enqueueNotifications } from '../shared/queues/notification-producer.ts';
+import { enqueueNotificationBatch } from '../shared/queues/notification-producer.ts';
 import { dispatchJobId, type NotificationKind } from '../shared/queues/payloads.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
-import { createProducerRedis, createWorkerRedis } from '../shared/redis.ts';
-import { withDeadline } from '../shared/with-deadline.ts';
-import { startWatchdog } from './worker-watchdog.ts';
+import { createProducerRedis } from '../shared/redis.ts';
+import { startSupervisedWorker } from './supervised-worker.ts';
 
 export interface OrderPipeline {
   /** The current BullMQ worker (the watchdog may replace a stuck one). */
@@ -68,9 +67,8 @@ export async function startOrderPipeline(
     await ordersQueue.add('dispatch.zone', { zoneId }, { jobId: dispatchJobId(zoneId, windowStart), delay });
   };
   const notifyDispatched = async (orderIds: readonly string[]) => {
-    await Promise.all(
-      orderIds.map((orderId) => enqueueNotifications(notificationsQueue, orderId, DISPATCHED_NOTIFICATIONS, config.redisTimeoutMs)),
-    );
+    const notifications = orderIds.flatMap((orderId) => DISPATCHED_NOTIFICATIONS.map((kind) => ({ orderId, kind })));
+    await enqueueNotificationBatch(notificationsQueue, notifications, config.redisTimeoutMs);
   };
 
   const processor = async (job: Job) => {
@@ -115,49 +113,24 @@ export async function startOrderPipeline(
     recording.add(recorded);
   };
 
-  const makeWorker = () => {
-    const connection = createWorkerRedis(config);
-    connection.on('error', (error) => logger.debug({ err: coerceError(error) }, 'worker redis error'));
-    const created = new Worker(QUEUE_NAMES.orders, processor, {
-      connection,
-      prefix: config.queuePrefix,
-      concurrency: config.orderWorkerConcurrency,
-      // A job whose worker died (SIGKILL, a lost machine) is taken over once its lock runs out.
-      lockDuration: config.jobLockMs,
-      stalledInterval: config.jobLockMs,
-    });
-    created.on('error', (error) => logger.warn({ err: coerceError(error) }, 'orders worker error'));
-    created.on('failed', (job, error) => {
-      if (!job) return;
-      const final = error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+  const supervised = startSupervisedWorker({
+    queue: QUEUE_NAMES.orders,
+    processor,
+    concurrency: config.orderWorkerConcurrency,
+    config,
+    logger,
+    onFailed: (job, error, final) => {
       logger.warn({ job: job.id, name: job.name, attemptsMade: job.attemptsMade, final, err: error }, 'order job failed');
       if (final && job.name === 'order.price' && error.name !== 'UnrecoverableError') recordPricingFailed(job, error);
-    });
-    created.on('closed', () => connection.disconnect());
-    return created;
-  };
-
-  let worker = makeWorker();
-  const watchdog = startWatchdog({
-    queue: ordersQueue,
-    current: () => worker,
-    replace: async () => {
-      const stuck = worker;
-      worker = makeWorker();
-      // A stuck worker may not close cleanly; its locks lapse and its jobs are taken over.
-      await withDeadline(stuck.close(true), config.jobLockMs).catch(() => undefined);
     },
-    stuckAfterMs: config.workerWatchdogMs,
-    logger,
   });
 
   return {
     get worker() {
-      return worker;
+      return supervised.worker;
     },
     async close() {
-      watchdog.stop();
-      await worker.close();
+      await supervised.close();
       await Promise.all(recording);
       await pool.destroy();
       await Promise.all([ordersQueue.close(), notificationsQueue.close()]);
