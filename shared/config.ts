@@ -44,6 +44,8 @@ export interface Config {
   readonly cpuThreads: number;
   /** BullMQ job lock: a job whose worker died is taken over after about this long, in ms. Default 30000 */
   readonly jobLockMs: number;
+  /** Password of the bull-board dashboard (user admin). Empty: the dashboard is open (local development only). */
+  readonly dashboardPassword: string;
   /** Watchdog: a worker that starts no job for this long while jobs wait is replaced, in ms. Default 15000 */
   readonly workerWatchdogMs: number;
   /** Orders one dispatch run matches at most. Default 100 */
@@ -155,6 +157,7 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     orderWorkerConcurrency: int(env, 'ORDER_WORKER_CONCURRENCY', 64, 1, 1000),
     cpuThreads: int(env, 'CPU_THREADS', 1, 1, 64),
     jobLockMs: int(env, 'JOB_LOCK_MS', 30_000, 500, 600_000),
+    dashboardPassword: str(env, 'DASHBOARD_PASSWORD', ''),
     workerWatchdogMs: int(env, 'WORKER_WATCHDOG_MS', 15_000, 100, 600_000),
     dispatchBatchSize: int(env, 'DISPATCH_BATCH_SIZE', 100, 1, 1000),
     dispatchWindowMs: int(env, 'DISPATCH_WINDOW_MS', 1000, 10, 60_000),

@@ -15,7 +15,7 @@ import { operationsRoutes } from './routes/operations.ts';
 import { orderRoutes } from './routes/orders.ts';
 
 export interface AppDeps {
-  readonly config: Pick<Config, 'bodyLimitBytes' | 'dbTimeoutMs' | 'redisTimeoutMs'>;
+  readonly config: Pick<Config, 'bodyLimitBytes' | 'dbTimeoutMs' | 'redisTimeoutMs' | 'dashboardPassword'>;
   readonly db: Db;
   readonly redis: Redis;
   readonly logger: Logger;
@@ -53,7 +53,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     timeoutMs: deps.config.dbTimeoutMs,
     isShuttingDown: deps.isShuttingDown ?? (() => false),
   });
-  await registerDashboard(app, deps.queues);
+  if (!deps.config.dashboardPassword) deps.logger.warn('DASHBOARD_PASSWORD is not set: the queue dashboard is open to anyone who can reach it');
+  await registerDashboard(app, deps.queues, { password: deps.config.dashboardPassword });
 
   await app.register(async (api) => {
     api.decorateRequest('client', null);
