@@ -12,4 +12,4 @@ onShutdown(logger, config.shutdownTimeoutMs, async () => {
 });
 pipeline = await startOrderPipeline(config, logger);
 await pipeline.worker.waitUntilReady();
-logger.info({ concurrency: config.orderWorkerConcurrency, cpuThreads: config.cpuThreads }, 'worker ready: pricing orders');
+logger.info({ concurrency: config.orderWorkerConcurrency, cpuThreads: config.cpuThreads }, 'worker ready: pricing and dispatching orders');
