@@ -67,17 +67,44 @@ export async function dispatchZoneJob(payload: JobPayloads['dispatch.zone'], dep
 
   const assigned = new Map<number, string>(pairs.map(([order, slot]) => [order, slotRider[slot]!]));
   const dispatchedIds: string[] = [];
+  let counts: { failed: number; deferred: number };
+  try {
+    counts = await commitAssignments(orders, assigned, inRange, deps, dispatchedIds);
+  } finally {
+    // Whatever committed is told, even if a later order of the batch failed: a retry of this job
+    // would not see those orders again (they are no longer PRICED).
+    if (dispatchedIds.length > 0) await deps.notifyDispatched(dispatchedIds);
+  }
+  const { failed, deferred } = counts;
+  if (orders.length === deps.batchSize || deferred > 0) await deps.dispatchAgain(payload.zoneId);
+  const outcome = { considered: orders.length, dispatched: dispatchedIds.length, failed, deferred };
+  deps.logger.debug({ zoneId: payload.zoneId, ...outcome }, 'dispatch run');
+  return outcome;
+}
+
+/**
+ * Commits the batch's outcome order by order: DISPATCHED where the assignment still holds,
+ * DISPATCH_FAILED where no rider could take the order. Fills dispatchedIds as it goes.
+ */
+async function commitAssignments(
+  orders: readonly WaitingOrder[],
+  assigned: ReadonlyMap<number, string>,
+  inRange: readonly boolean[],
+  deps: DispatchZoneDeps,
+  dispatchedIds: string[],
+): Promise<{ failed: number; deferred: number }> {
   let failed = 0;
   let deferred = 0;
   for (const [index, order] of orders.entries()) {
+    const expected = { id: order.id, status: 'PRICED' as const, version: order.version, riderId: null };
     const riderId = assigned.get(index);
     if (riderId === undefined) {
       const reason = inRange[index] ? 'no free rider in range' : `no rider within ${deps.radiusMeters} m`;
-      const result = await transitionOrder(db, {
+      const result = await transitionOrder(deps.db, {
         orderId: order.id,
         to: 'DISPATCH_FAILED',
         from: ['PRICED'],
-        expected: { id: order.id, status: 'PRICED', version: order.version, riderId: null },
+        expected,
         actor: 'worker:dispatch',
         reason,
         patch: { last_error: reason, next_attempt_at: new Date(Date.now() + deps.retryDelayMs) },
@@ -86,11 +113,11 @@ export async function dispatchZoneJob(payload: JobPayloads['dispatch.zone'], dep
       continue;
     }
     try {
-      const result = await transitionOrder(db, {
+      const result = await transitionOrder(deps.db, {
         orderId: order.id,
         to: 'DISPATCHED',
         from: ['PRICED'],
-        expected: { id: order.id, status: 'PRICED', version: order.version, riderId: null },
+        expected,
         actor: 'worker:dispatch',
         reason: `rider ${riderId}`,
         patch: { rider_id: riderId },
@@ -109,10 +136,5 @@ export async function dispatchZoneJob(payload: JobPayloads['dispatch.zone'], dep
       deferred += 1; // rolled back: the order stays PRICED and joins the next run
     }
   }
-
-  if (dispatchedIds.length > 0) await deps.notifyDispatched(dispatchedIds);
-  if (orders.length === deps.batchSize || deferred > 0) await deps.dispatchAgain(payload.zoneId);
-  const outcome = { considered: orders.length, dispatched: dispatchedIds.length, failed, deferred };
-  deps.logger.debug({ zoneId: payload.zoneId, ...outcome }, 'dispatch run');
-  return outcome;
+  return { failed, deferred };
 }
