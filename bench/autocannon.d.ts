@@ -1,5 +1,5 @@
 /**
- * The part of autocannon 9's programmatic API the intake bench uses (the package ships no types).
+ * The part of autocannon 9's programmatic API the benches use (the package ships no types).
  * See node_modules/autocannon/README.md.
  */
 declare module 'autocannon' {
@@ -19,13 +19,24 @@ declare module 'autocannon' {
     body?: string | Buffer;
     /** Called before each request of this entry is built; returns the request to send. */
     setupRequest?: (request: RequestParams, context: Record<string, unknown>) => RequestParams | null;
+    /** Called with every response to this entry (status, body, context, headers). */
+    onResponse?: (status: number, body: string | Buffer, context: Record<string, unknown>, headers: Record<string, string>) => void;
   }
 
-  /** One connection. responseMax and reqsMade are internals the bench uses to stop cleanly. */
+  /**
+   * One connection. responseMax and reqsMade are internals the benches use to stop cleanly; rate,
+   * reqsMadeThisSecond, paused, rateInterval and _doRequest are the internals of its per-second
+   * rate limit (bench/pipeline.ts staggers the connections' seconds so the rate is even).
+   */
   export interface Client extends EventEmitter {
     responseMax: number | undefined;
     reqsMade: number;
     destroyed: boolean;
+    rate?: number;
+    reqsMadeThisSecond?: number;
+    paused?: boolean;
+    rateInterval?: NodeJS.Timeout;
+    _doRequest(): void;
   }
 
   export interface Options {
@@ -43,6 +54,12 @@ declare module 'autocannon' {
     idReplacement?: boolean;
     setupClient?: (client: Client) => void;
     title?: string;
+    /** Requests per second over all connections (each connection gets its share). */
+    overallRate?: number;
+    /** Requests per second per connection. */
+    connectionRate?: number;
+    /** Record latencies as measured (otherwise a rate-limited run back-fills them at 1 ms intervals). */
+    ignoreCoordinatedOmission?: boolean;
   }
 
   export interface Histogram {
