@@ -1,4 +1,5 @@
 import type { Db } from '../db.ts';
+import type { CreateOrderBody } from './create-order-schema.ts';
 import { DbUnavailableError, coerceError, isConnectionError } from '../errors/index.ts';
 import { withRawConnection } from '../raw-connection.ts';
 import { withDeadline, DeadlineExceeded } from '../with-deadline.ts';
@@ -21,6 +22,36 @@ export interface NewOrderRow {
   dropoff_phone: string;
   items: string;
   note: string | null;
+}
+
+/** The row of a new order: the request's content, with the pickup taken from its merchant. */
+export function newOrderRow(fields: {
+  id: string;
+  clientId: string;
+  idempotencyKey: string;
+  requestHash: string;
+  merchant: { id: string; zoneId: string; lat: number; lng: number };
+  body: CreateOrderBody;
+}): NewOrderRow {
+  const { body, merchant } = fields;
+  return {
+    id: fields.id,
+    client_id: fields.clientId,
+    idempotency_key: fields.idempotencyKey,
+    request_hash: fields.requestHash,
+    merchant_id: merchant.id,
+    zone_id: merchant.zoneId,
+    status: 'CREATED',
+    version: 1,
+    pickup_lat: merchant.lat,
+    pickup_lng: merchant.lng,
+    dropoff_lat: body.dropoff.lat,
+    dropoff_lng: body.dropoff.lng,
+    dropoff_address: body.dropoff.address,
+    dropoff_phone: body.dropoff.phone,
+    items: JSON.stringify(body.items),
+    note: body.note ?? null,
+  };
 }
 
 export type InsertOutcome =

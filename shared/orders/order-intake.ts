@@ -10,7 +10,7 @@ import { MicroBatcher, type ItemOutcome } from '../micro-batcher.ts';
 import { enqueueNewOrders } from '../queues/order-producer.ts';
 import { DeadlineExceeded, withDeadline } from '../with-deadline.ts';
 import type { CreateOrderBody } from './create-order-schema.ts';
-import { insertOrders, type InsertOutcome, type NewOrderRow } from './insert-orders.ts';
+import { insertOrders, newOrderRow, type InsertOutcome, type NewOrderRow } from './insert-orders.ts';
 import { orderRequestHash } from './request-hash.ts';
 
 export interface AcceptedOrder {
@@ -67,24 +67,14 @@ export class OrderIntake {
       metrics.intakeOrders.inc({ outcome: 'rejected' });
       throw new ApiError('UNKNOWN_MERCHANT', `No merchant has id ${body.merchantId}`, { field: '/merchantId' });
     }
-    const row: NewOrderRow = {
+    const row = newOrderRow({
       id: this.newId(body.merchantId),
-      client_id: clientId,
-      idempotency_key: idempotencyKey,
-      request_hash: hash,
-      merchant_id: merchant.id,
-      zone_id: merchant.zoneId,
-      status: 'CREATED',
-      version: 1,
-      pickup_lat: merchant.lat,
-      pickup_lng: merchant.lng,
-      dropoff_lat: body.dropoff.lat,
-      dropoff_lng: body.dropoff.lng,
-      dropoff_address: body.dropoff.address,
-      dropoff_phone: body.dropoff.phone,
-      items: JSON.stringify(body.items),
-      note: body.note ?? null,
-    };
+      clientId,
+      idempotencyKey,
+      requestHash: hash,
+      merchant,
+      body,
+    });
     let outcome: InsertOutcome;
     try {
       outcome = await this.batcher.submit(row);
