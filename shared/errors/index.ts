@@ -6,3 +6,4 @@ export { isConnectionError } from './is-connection-error.ts';
 export { ProviderUnavailableError } from './provider-unavailable-error.ts';
 export { ProviderRejectedError } from './provider-rejected-error.ts';
 export { InvalidJobPayloadError } from './invalid-job-payload-error.ts';
+export { LockTimeoutError } from './lock-timeout-error.ts';

@@ -29,6 +29,12 @@ const COLUMNS = [
 
 type OrderRow = Record<(typeof COLUMNS)[number], unknown>;
 
+/** The order as it is in MySQL now. */
+export async function readOrder(db: Db, orderId: string): Promise<OrderView | undefined> {
+  const row = (await db('orders').select(COLUMNS).where({ id: orderId }).first()) as OrderRow | undefined;
+  return row ? toOrderView(row) : undefined;
+}
+
 /** The order if it exists and belongs to the client; another client's order is as good as absent. */
 export async function readOrderForClient(db: Db, orderId: string, clientId: string): Promise<OrderView | undefined> {
   const row = (await db('orders').select(COLUMNS).where({ id: orderId }).first()) as OrderRow | undefined;
