@@ -5,7 +5,7 @@ import { OrderCache } from '../shared/cache/order-cache.ts';
 import { OrderLocks } from '../shared/cache/order-locks.ts';
 import { LockTimeoutError } from '../shared/errors/index.ts';
 import { changeOrder, type OrderChangeDeps } from '../shared/orders/change-order.ts';
-import { readOrder, type OrderView } from '../shared/orders/read-order.ts';
+import { readOrder, type OrderRecord, type OrderView } from '../shared/orders/read-order.ts';
 import { TEST_REDIS_URL, deleteKeysWithPrefix } from './support/test-redis.ts';
 import { createTestWeb, type TestWeb } from './support/test-web.ts';
 
@@ -30,8 +30,8 @@ afterAll(async () => {
   redis?.disconnect();
 });
 
-function fakeOrder(id: string, version: number): OrderView {
-  return { id, version, status: 'CREATED' } as OrderView;
+function fakeOrder(id: string, version: number): OrderRecord {
+  return { clientId: '1', order: { id, version, status: 'CREATED' } as OrderView };
 }
 
 describe('OrderCache: the compare-and-set', () => {
@@ -39,7 +39,7 @@ describe('OrderCache: the compare-and-set', () => {
     expect(await cache.fill(fakeOrder('101', 2))).toBe(true);
     expect(await cache.fill(fakeOrder('101', 1))).toBe(false);
     expect(await cache.fill(fakeOrder('101', 2))).toBe(false);
-    expect(await cache.get('101')).toMatchObject({ kind: 'hit', order: { version: 2 } });
+    expect(await cache.get('101')).toMatchObject({ kind: 'hit', record: { order: { version: 2 } } });
   });
 
   it('a stale mark of version N refuses N itself and lets only a newer version in', async () => {
@@ -49,7 +49,17 @@ describe('OrderCache: the compare-and-set', () => {
     expect(await cache.fill(fakeOrder('102', 1))).toBe(false); // a reader who loaded v1 a moment ago
     expect(await cache.fill(fakeOrder('102', 2))).toBe(true);
     await cache.invalidate('102', 1); // a late mark of an older version changes nothing
-    expect(await cache.get('102')).toMatchObject({ kind: 'hit', order: { version: 2 } });
+    expect(await cache.get('102')).toMatchObject({ kind: 'hit', record: { order: { version: 2 } } });
+  });
+});
+
+describe('OrderCache.fillMany (warm-up)', () => {
+  it('writes a batch in one round trip, still never going backwards', async () => {
+    await cache.fill(fakeOrder('151', 5));
+    const written = await cache.fillMany([fakeOrder('150', 1), fakeOrder('151', 4), fakeOrder('152', 3)]);
+    expect(written).toBe(2);
+    expect(await cache.get('151')).toMatchObject({ kind: 'hit', record: { order: { version: 5 } } });
+    expect(await cache.get('152')).toMatchObject({ kind: 'hit', record: { order: { version: 3 } } });
   });
 });
 
@@ -108,7 +118,7 @@ describe('changeOrder: lock, mark stale, update, reload', () => {
     const result = await changeOrder(deps, { orderId: id, to: 'CANCELLED', actor: 'test' });
     expect(result.kind).toBe('done');
     expect(await cache.fill(stale)).toBe(false); // ... and arrives late with it
-    expect(await cache.get(id)).toMatchObject({ kind: 'hit', order: { id, status: 'CANCELLED', version: 2 } });
+    expect(await cache.get(id)).toMatchObject({ kind: 'hit', record: { clientId: web.clientId, order: { id, status: 'CANCELLED', version: 2 } } });
   });
 
   it('an illegal change leaves the row and lets its version be cached again', async () => {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from '../redis.ts';
-import type { OrderView } from '../orders/read-order.ts';
+import type { OrderRecord } from '../orders/read-order.ts';
 
 const SET_IF_NEWER = readFileSync(new URL('./lua/set-order-if-newer.lua', import.meta.url), 'utf8');
 
@@ -9,7 +9,7 @@ type CacheRedis = Redis & {
 };
 
 export type CachedOrder =
-  | { readonly kind: 'hit'; readonly order: OrderView }
+  | { readonly kind: 'hit'; readonly record: OrderRecord }
   | { readonly kind: 'stale'; readonly version: number }
   | { readonly kind: 'miss' };
 
@@ -39,12 +39,32 @@ export class OrderCache {
     const [version, data] = await this.redis.hmget(this.key(orderId), 'v', 'd');
     if (version === null) return { kind: 'miss' };
     if (!data) return { kind: 'stale', version: Number(version) };
-    return { kind: 'hit', order: JSON.parse(data) as OrderView };
+    return { kind: 'hit', record: JSON.parse(data) as OrderRecord };
   }
 
-  /** Caches the order unless a newer version (or a tombstone of this one) is there. */
-  async fill(order: OrderView): Promise<boolean> {
-    return (await this.redis.courierSetOrderIfNewer(this.key(order.id), order.version, JSON.stringify(order), this.opts.ttlMs)) === 1;
+  /** Caches the order unless a newer version (or a stale mark of this one) is there. */
+  async fill(record: OrderRecord): Promise<boolean> {
+    const { order } = record;
+    return (await this.redis.courierSetOrderIfNewer(this.key(order.id), order.version, JSON.stringify(record), this.opts.ttlMs)) === 1;
+  }
+
+  /** Caches many orders in one round trip (warm-up); resolves with how many were written. */
+  async fillMany(records: readonly OrderRecord[]): Promise<number> {
+    if (records.length === 0) return 0;
+    const pipeline = this.redis.pipeline() as unknown as {
+      courierSetOrderIfNewer(key: string, version: number, json: string, ttlMs: number): unknown;
+      exec(): Promise<[Error | null, unknown][] | null>;
+    };
+    for (const record of records) {
+      pipeline.courierSetOrderIfNewer(this.key(record.order.id), record.order.version, JSON.stringify(record), this.opts.ttlMs);
+    }
+    const results = (await pipeline.exec()) ?? [];
+    let written = 0;
+    for (const [error, result] of results) {
+      if (error) throw error;
+      if (result === 1) written += 1;
+    }
+    return written;
   }
 
   /**

@@ -26,8 +26,9 @@ export interface OrderChangeDeps {
  */
 export async function changeOrder(deps: OrderChangeDeps, request: TransitionRequest): Promise<TransitionResult> {
   return deps.locks.withLock(request.orderId, async (lock: HeldLock) => {
-    const before = await readOrder(deps.db, request.orderId);
-    if (!before) return { kind: 'not_found' } as const;
+    const beforeRecord = await readOrder(deps.db, request.orderId);
+    if (!beforeRecord) return { kind: 'not_found' } as const;
+    const before = beforeRecord.order;
     await deps.cache.invalidate(before.id, before.version);
     lock.signal.throwIfAborted();
     // If this throws, the outcome may be unknown (a lost COMMIT answer): the stale mark stays, and
@@ -45,7 +46,7 @@ export async function changeOrder(deps: OrderChangeDeps, request: TransitionRequ
     const after = await readOrder(deps.db, request.orderId);
     if (after) {
       await deps.cache.fill(after);
-      await deps.publisher.publish(deps.invalidationChannel, `${after.id}:${after.version}`);
+      await deps.publisher.publish(deps.invalidationChannel, `${after.order.id}:${after.order.version}`);
     }
     return result;
   });

@@ -29,17 +29,22 @@ const COLUMNS = [
 
 type OrderRow = Record<(typeof COLUMNS)[number], unknown>;
 
+/** An order with the client it belongs to (what the caches keep: reads check the owner). */
+export interface OrderRecord {
+  readonly clientId: string;
+  readonly order: OrderView;
+}
+
 /** The order as it is in MySQL now. */
-export async function readOrder(db: Db, orderId: string): Promise<OrderView | undefined> {
+export async function readOrder(db: Db, orderId: string): Promise<OrderRecord | undefined> {
   const row = (await db('orders').select(COLUMNS).where({ id: orderId }).first()) as OrderRow | undefined;
-  return row ? toOrderView(row) : undefined;
+  return row ? { clientId: String(row.client_id), order: toOrderView(row) } : undefined;
 }
 
 /** The order if it exists and belongs to the client; another client's order is as good as absent. */
 export async function readOrderForClient(db: Db, orderId: string, clientId: string): Promise<OrderView | undefined> {
-  const row = (await db('orders').select(COLUMNS).where({ id: orderId }).first()) as OrderRow | undefined;
-  if (!row || String(row.client_id) !== clientId) return undefined;
-  return toOrderView(row);
+  const record = await readOrder(db, orderId);
+  return record && record.clientId === clientId ? record.order : undefined;
 }
 
 export function toOrderView(row: OrderRow): OrderView {
