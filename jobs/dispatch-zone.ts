@@ -1,11 +1,13 @@
 import type { Db } from '../shared/db.ts';
 import type { Logger } from '../shared/logger.ts';
 import { buildCostMatrix, type FreeRider, type MatchInput, type MatchOutput, type WaitingOrder } from '../shared/orders/dispatch-matching.ts';
-import { transitionOrder } from '../shared/orders/transition-order.ts';
+import type { ChangeOrder } from '../shared/orders/order-writer.ts';
 import type { JobPayloads } from '../shared/queues/payloads.ts';
 
 export interface DispatchZoneDeps {
   readonly db: Db;
+  /** Writes through the lock-mark-update-reload routine. */
+  readonly change: ChangeOrder;
   /** Solves the assignment problem off the event loop (a piscina thread). */
   readonly match: (input: MatchInput) => Promise<MatchOutput>;
   /** Tells the customer and the merchant (the notifications queue); must not throw for a repeat. */
@@ -100,7 +102,7 @@ async function commitAssignments(
     const riderId = assigned.get(index);
     if (riderId === undefined) {
       const reason = inRange[index] ? 'no free rider in range' : `no rider within ${deps.radiusMeters} m`;
-      const result = await transitionOrder(deps.db, {
+      const result = await deps.change({
         orderId: order.id,
         to: 'DISPATCH_FAILED',
         from: ['PRICED'],
@@ -113,7 +115,7 @@ async function commitAssignments(
       continue;
     }
     try {
-      const result = await transitionOrder(deps.db, {
+      const result = await deps.change({
         orderId: order.id,
         to: 'DISPATCHED',
         from: ['PRICED'],

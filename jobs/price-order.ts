@@ -2,12 +2,14 @@ import { UnrecoverableError } from 'bullmq';
 import type { Db } from '../shared/db.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { PricingInput, PricingResult } from '../shared/orders/pricing.ts';
-import { transitionOrder } from '../shared/orders/transition-order.ts';
+import type { ChangeOrder } from '../shared/orders/order-writer.ts';
 import type { ZoneLoad } from '../shared/orders/zone-load.ts';
 import type { JobPayloads } from '../shared/queues/payloads.ts';
 
 export interface PriceOrderDeps {
   readonly db: Db;
+  /** Writes through the lock-mark-update-reload routine. */
+  readonly change: ChangeOrder;
   /** Runs the pricing computation off the event loop (a piscina thread). */
   readonly price: (input: PricingInput) => Promise<PricingResult>;
   readonly zoneLoad: ZoneLoad;
@@ -37,7 +39,7 @@ export async function priceOrderJob(payload: JobPayloads['order.price'], deps: P
     openOrdersInZone: load.openOrders,
     freeRidersInZone: load.freeRiders,
   });
-  const result = await transitionOrder(deps.db, {
+  const result = await deps.change({
     orderId: payload.orderId,
     to: 'PRICED',
     from: ['CREATED'],

@@ -44,6 +44,18 @@ export interface Config {
   readonly cpuThreads: number;
   /** BullMQ job lock: a job whose worker died is taken over after about this long, in ms. Default 30000 */
   readonly jobLockMs: number;
+  /** Key prefix of the order cache and the order locks in Redis. Default courier:cache */
+  readonly cachePrefix: string;
+  /** How long an order stays in Redis (L2) after its last write or fill, in ms. Default 3600000 */
+  readonly cacheTtlMs: number;
+  /** How long an order stays in a process's memory (L1) at most, in ms. Default 1000 */
+  readonly l1TtlMs: number;
+  /** Orders one process keeps in memory (L1). Default 10000 */
+  readonly l1Max: number;
+  /** An order's lock expires this long after its last renewal, in ms. Default 5000 */
+  readonly lockTtlMs: number;
+  /** A writer waits this long for an order's lock, then fails (and retries later), in ms. Default 2000 */
+  readonly lockWaitMs: number;
   /** Password of the bull-board dashboard (user admin). Empty: the dashboard is open (local development only). */
   readonly dashboardPassword: string;
   /** Watchdog: a worker that starts no job for this long while jobs wait is replaced, in ms. Default 15000 */
@@ -157,6 +169,12 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     orderWorkerConcurrency: int(env, 'ORDER_WORKER_CONCURRENCY', 64, 1, 1000),
     cpuThreads: int(env, 'CPU_THREADS', 1, 1, 64),
     jobLockMs: int(env, 'JOB_LOCK_MS', 30_000, 500, 600_000),
+    cachePrefix: str(env, 'CACHE_PREFIX', 'courier:cache'),
+    cacheTtlMs: int(env, 'CACHE_TTL_MS', 3_600_000, 1000, 86_400_000),
+    l1TtlMs: int(env, 'L1_TTL_MS', 1000, 0, 60_000),
+    l1Max: int(env, 'L1_MAX', 10_000, 1, 10_000_000),
+    lockTtlMs: int(env, 'LOCK_TTL_MS', 5000, 100, 600_000),
+    lockWaitMs: int(env, 'LOCK_WAIT_MS', 2000, 10, 600_000),
     dashboardPassword: str(env, 'DASHBOARD_PASSWORD', ''),
     workerWatchdogMs: int(env, 'WORKER_WATCHDOG_MS', 15_000, 100, 600_000),
     dispatchBatchSize: int(env, 'DISPATCH_BATCH_SIZE', 100, 1, 1000),

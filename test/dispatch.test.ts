@@ -46,6 +46,7 @@ async function priced(merchantId: string): Promise<string> {
 function directDeps(overrides: Partial<DispatchZoneDeps> = {}): DispatchZoneDeps {
   return {
     db: web.database.db,
+    change: web.runtime.writer.change,
     match: async (input: MatchInput) => matchTask(input),
     notifyDispatched: async () => undefined,
     dispatchAgain: async () => undefined,

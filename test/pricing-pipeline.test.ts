@@ -59,6 +59,7 @@ describe('pricing', () => {
     });
     const deps = {
       db: web.database.db,
+      change: web.runtime.writer.change,
       price: async (input: Parameters<typeof priceOrder>[0]) => priceOrder(input),
       zoneLoad: new ZoneLoad(web.database.db),
       logger: pino({ level: 'silent' }),

@@ -8,7 +8,7 @@ import { coerceError } from '../shared/errors/index.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { MatchInput, MatchOutput } from '../shared/orders/dispatch-matching.ts';
 import type { PricingInput, PricingResult } from '../shared/orders/pricing.ts';
-import { transitionOrder } from '../shared/orders/transition-order.ts';
+import { createOrderWriter } from '../shared/orders/order-writer.ts';
 import { ZoneLoad } from '../shared/orders/zone-load.ts';
 import { createQueue } from '../shared/queues/create-queue.ts';
 import { parsePayload } from '../shared/queues/payload-schemas.ts';
@@ -53,6 +53,7 @@ export async function startOrderPipeline(
   const zoneLoad = new ZoneLoad(db);
   const producerRedis = createProducerRedis(config);
   producerRedis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'producer redis error'));
+  const { change } = createOrderWriter(db, producerRedis, config);
   const ordersQueue = createQueue(QUEUE_NAMES.orders, { connection: producerRedis, prefix: config.queuePrefix });
   const notificationsQueue = createQueue(QUEUE_NAMES.notifications, { connection: producerRedis, prefix: config.queuePrefix });
   for (const queue of [ordersQueue, notificationsQueue]) {
@@ -75,13 +76,14 @@ export async function startOrderPipeline(
     const jobLogger = logger.child({ job: job.id, name: job.name });
     switch (job.name) {
       case 'order.price': {
-        const priced = await priceOrderJob(parsePayload('order.price', job.data), { db, price, zoneLoad, logger: jobLogger });
+        const priced = await priceOrderJob(parsePayload('order.price', job.data), { db, change, price, zoneLoad, logger: jobLogger });
         if (priced.outcome === 'priced') await bookDispatch(priced.zoneId);
         return priced;
       }
       case 'dispatch.zone':
         return dispatchZoneJob(parsePayload('dispatch.zone', job.data), {
           db,
+          change,
           match,
           notifyDispatched,
           dispatchAgain: (zoneId) => bookDispatch(zoneId, true),
@@ -100,7 +102,7 @@ export async function startOrderPipeline(
     // Out of retries: record it on the order; compensation re-drives it later.
     const orderId = (job.data as { orderId?: unknown }).orderId;
     if (typeof orderId !== 'string') return;
-    const recorded = transitionOrder(db, {
+    const recorded = change({
       orderId,
       to: 'PRICING_FAILED',
       from: ['CREATED'],

@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   INTERNAL_ERROR: { status: 500, message: 'Something went wrong on our side' },
   DB_UNAVAILABLE: { status: 503, message: 'The database is unavailable; retry with the same Idempotency-Key' },
   SHUTTING_DOWN: { status: 503, message: 'This instance is shutting down; retry' },
+  ORDER_BUSY: { status: 503, message: 'The order is being changed by someone else; retry' },
+  REDIS_UNAVAILABLE: { status: 503, message: 'Redis is unavailable; retry' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -6,6 +6,7 @@ import type { Db } from '../db.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import type { OrderIntake } from '../orders/order-intake.ts';
+import type { ChangeOrder } from '../orders/order-writer.ts';
 import type { Redis } from '../redis.ts';
 import { authenticateRequest } from './authenticate.ts';
 import { registerDashboard } from './dashboard.ts';
@@ -21,6 +22,7 @@ export interface AppDeps {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly intake: OrderIntake;
+  readonly changeOrder: ChangeOrder;
   readonly authenticator: Authenticator;
   /** Queues shown on the dashboard. */
   readonly queues: readonly Queue[];
@@ -64,6 +66,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await api.register(orderRoutes, {
       db: deps.db,
       intake: deps.intake,
+      changeOrder: deps.changeOrder,
       dbTimeoutMs: deps.config.dbTimeoutMs,
       notificationsQueue,
       redisTimeoutMs: deps.config.redisTimeoutMs,

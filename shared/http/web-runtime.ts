@@ -9,6 +9,7 @@ import type { Logger } from '../logger.ts';
 import { MerchantDirectory } from '../merchants/merchant-directory.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
 import { OrderIntake } from '../orders/order-intake.ts';
+import { createOrderWriter, type OrderWriter } from '../orders/order-writer.ts';
 import { createQueue } from '../queues/create-queue.ts';
 import { QUEUE_NAMES } from '../queues/queue-names.ts';
 import { createProducerRedis, type Redis } from '../redis.ts';
@@ -21,6 +22,8 @@ export interface WebRuntime {
   readonly queues: readonly Queue[];
   readonly ordersQueue: Queue;
   readonly intake: OrderIntake;
+  /** Changes orders through the lock-mark-update-reload routine; owns the order cache. */
+  readonly writer: OrderWriter;
   readonly metrics: Metrics;
   /** Stops taking requests, lets accepted orders commit and enqueue, then closes every connection. */
   close(): Promise<void>;
@@ -51,6 +54,7 @@ export async function createWebRuntime(
     logger,
     metrics,
   });
+  const writer = createOrderWriter(db, redis, config);
   const app = await buildApp({
     config,
     db,
@@ -58,6 +62,7 @@ export async function createWebRuntime(
     logger,
     metrics,
     intake,
+    changeOrder: writer.change,
     authenticator: new Authenticator(db, { ttlSeconds: config.authCacheTtlSeconds }),
     queues,
     ...(opts.isShuttingDown ? { isShuttingDown: opts.isShuttingDown } : {}),
@@ -70,6 +75,7 @@ export async function createWebRuntime(
     queues,
     ordersQueue,
     intake,
+    writer,
     metrics,
     async close() {
       await app.close();

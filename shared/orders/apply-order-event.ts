@@ -1,16 +1,16 @@
-import type { Db } from '../db.ts';
 import { ApiError } from '../errors/index.ts';
+import type { ChangeOrder } from './order-writer.ts';
 import { EVENT_TARGET, type OrderEventType } from './state-machine.ts';
-import { transitionOrder, type CurrentOrder } from './transition-order.ts';
+import type { CurrentOrder } from './transition-order.ts';
 
 /**
  * A rider or customer event (picked_up, delivered, cancel) moves the order through the state
  * machine; an illegal one is a 409 and writes nothing. Delivering or cancelling an order that
  * holds a rider gives the rider's slot back in the same transaction.
  */
-export async function applyOrderEvent(db: Db, orderId: string, type: OrderEventType, actor: string): Promise<CurrentOrder> {
+export async function applyOrderEvent(change: ChangeOrder, orderId: string, type: OrderEventType, actor: string): Promise<CurrentOrder> {
   const to = EVENT_TARGET[type];
-  const result = await transitionOrder(db, {
+  const result = await change({
     orderId,
     to,
     actor,

@@ -35,7 +35,13 @@ export async function createTestWeb(
   const queuePrefix = uniqueQueuePrefix();
   const mysqlUrl = opts.routeMysqlUrl ? opts.routeMysqlUrl(database.mysqlUrl) : database.mysqlUrl;
   const config = loadConfig(
-    { MYSQL_URL: mysqlUrl, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: queuePrefix, LOG_LEVEL: 'silent' },
+    {
+      MYSQL_URL: mysqlUrl,
+      REDIS_URL: TEST_REDIS_URL,
+      QUEUE_PREFIX: queuePrefix,
+      CACHE_PREFIX: queuePrefix.slice(1, -1), // no braces: cache keys spread over the cluster
+      LOG_LEVEL: 'silent',
+    },
     overrides,
   );
   const ids = new IdGenerator(config.nodeId);
@@ -65,6 +71,7 @@ export async function createTestWeb(
       await runtime.close();
       await database.drop();
       await deleteKeysWithPrefix(queuePrefix);
+      await deleteKeysWithPrefix(config.cachePrefix);
     },
   };
 }

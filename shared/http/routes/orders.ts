@@ -3,11 +3,12 @@ import type { Queue } from 'bullmq';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Db } from '../../db.ts';
-import { ApiError, DbUnavailableError, coerceError, isConnectionError } from '../../errors/index.ts';
+import { ApiError, DbUnavailableError, LockTimeoutError, coerceError, isConnectionError } from '../../errors/index.ts';
 import { isIdString } from '../../ids.ts';
 import { CreateOrderBody, IDEMPOTENCY_KEY_PATTERN } from '../../orders/create-order-schema.ts';
 import type { OrderIntake } from '../../orders/order-intake.ts';
 import { applyOrderEvent } from '../../orders/apply-order-event.ts';
+import type { ChangeOrder } from '../../orders/order-writer.ts';
 import { readOrderForClient } from '../../orders/read-order.ts';
 import { ORDER_EVENT_TYPES } from '../../orders/state-machine.ts';
 import { enqueueNotifications } from '../../queues/notification-producer.ts';
@@ -17,6 +18,8 @@ export interface OrderRoutesDeps {
   readonly db: Db;
   readonly intake: OrderIntake;
   readonly dbTimeoutMs: number;
+  /** Changes orders through the lock-mark-update-reload routine. */
+  readonly changeOrder: ChangeOrder;
   /** Where a cancelled order's customer notification goes. */
   readonly notificationsQueue: Queue;
   readonly redisTimeoutMs: number;
@@ -28,15 +31,25 @@ const OrderEventBody = Type.Object(
   { additionalProperties: false },
 );
 
-/** MySQL trouble becomes 503 DB_UNAVAILABLE; anything else goes on to the error handler. */
+/**
+ * A dependency's trouble becomes a clear 503: the order's lock not free in time (ORDER_BUSY), Redis
+ * away (REDIS_UNAVAILABLE), MySQL away or too slow (DB_UNAVAILABLE). Anything else goes on to the
+ * error handler.
+ */
 async function orUnavailable<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
   try {
     return await withDeadline(work, timeoutMs);
   } catch (error) {
     const cause = coerceError(error);
+    if (cause instanceof LockTimeoutError) throw new ApiError('ORDER_BUSY', undefined, {}, { cause });
+    if (isRedisUnavailable(cause)) throw new ApiError('REDIS_UNAVAILABLE', undefined, {}, { cause });
     if (cause instanceof DeadlineExceeded || isConnectionError(cause)) throw new DbUnavailableError(cause);
     throw cause;
   }
+}
+
+function isRedisUnavailable(error: Error): boolean {
+  return /Stream isn't writeable|Connection is closed|enableOfflineQueue/i.test(error.message);
 }
 
 export async function orderRoutes(scope: FastifyInstance, deps: OrderRoutesDeps): Promise<void> {
@@ -70,7 +83,7 @@ export async function orderRoutes(scope: FastifyInstance, deps: OrderRoutesDeps)
       deps.dbTimeoutMs,
     );
     if (!owned) throw new ApiError('ORDER_NOT_FOUND');
-    const order = await orUnavailable(applyOrderEvent(deps.db, id, request.body.type, `client:${client.id}`), deps.dbTimeoutMs);
+    const order = await orUnavailable(applyOrderEvent(deps.changeOrder, id, request.body.type, `client:${client.id}`), deps.dbTimeoutMs);
     if (order.status === 'CANCELLED') {
       // The cancel is committed; telling the customer must not undo or fail it.
       await enqueueNotifications(deps.notificationsQueue, order.id, ['customer.cancelled'], deps.redisTimeoutMs).catch(
