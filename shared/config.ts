@@ -44,6 +44,10 @@ export interface Config {
   readonly cpuThreads: number;
   /** BullMQ job lock: a job whose worker died is taken over after about this long, in ms. Default 30000 */
   readonly jobLockMs: number;
+  /** A read replica for order reads (empty: read the primary). Default empty */
+  readonly mysqlReplicaUrl: string;
+  /** A client's reads go to the primary for this long after its own write, in ms. Default 5000 */
+  readonly readYourWritesMs: number;
   /** Key prefix of the order cache and the order locks in Redis. Default courier:cache */
   readonly cachePrefix: string;
   /** How long an order stays in Redis (L2) after its last write or fill, in ms. Default 3600000 */
@@ -169,6 +173,8 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     orderWorkerConcurrency: int(env, 'ORDER_WORKER_CONCURRENCY', 64, 1, 1000),
     cpuThreads: int(env, 'CPU_THREADS', 1, 1, 64),
     jobLockMs: int(env, 'JOB_LOCK_MS', 30_000, 500, 600_000),
+    mysqlReplicaUrl: env.MYSQL_REPLICA_URL ? url(env, 'MYSQL_REPLICA_URL', '', ['mysql:', 'mariadb:']) : '',
+    readYourWritesMs: int(env, 'READ_YOUR_WRITES_MS', 5000, 0, 600_000),
     cachePrefix: str(env, 'CACHE_PREFIX', 'courier:cache'),
     cacheTtlMs: int(env, 'CACHE_TTL_MS', 3_600_000, 1000, 86_400_000),
     l1TtlMs: int(env, 'L1_TTL_MS', 1000, 0, 60_000),

@@ -33,6 +33,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean; processName?: st
       help: 'Orders committed but not enqueued (Redis away); the reconciler re-enqueues them from MySQL',
       registers: [registry],
     }),
+    orderReads: new Counter({
+      name: 'courier_order_reads_total',
+      help: 'Order reads by where they were answered from (l1, l2, mysql)',
+      labelNames: ['source'] as const,
+      registers: [registry],
+    }),
     httpRequestSeconds: new Histogram({
       name: 'courier_http_request_seconds',
       help: 'HTTP request duration by route and status code',

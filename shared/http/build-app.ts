@@ -7,6 +7,8 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import type { OrderIntake } from '../orders/order-intake.ts';
 import type { ChangeOrder } from '../orders/order-writer.ts';
+import type { OrderReader } from '../cache/order-reader.ts';
+import type { RecentWriters } from './recent-writers.ts';
 import type { Redis } from '../redis.ts';
 import { authenticateRequest } from './authenticate.ts';
 import { registerDashboard } from './dashboard.ts';
@@ -23,6 +25,8 @@ export interface AppDeps {
   readonly metrics: Metrics;
   readonly intake: OrderIntake;
   readonly changeOrder: ChangeOrder;
+  readonly reader: OrderReader;
+  readonly recentWriters: RecentWriters;
   readonly authenticator: Authenticator;
   /** Queues shown on the dashboard. */
   readonly queues: readonly Queue[];
@@ -67,6 +71,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       db: deps.db,
       intake: deps.intake,
       changeOrder: deps.changeOrder,
+      reader: deps.reader,
+      recentWriters: deps.recentWriters,
       dbTimeoutMs: deps.config.dbTimeoutMs,
       notificationsQueue,
       redisTimeoutMs: deps.config.redisTimeoutMs,

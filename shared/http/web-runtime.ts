@@ -9,10 +9,12 @@ import type { Logger } from '../logger.ts';
 import { MerchantDirectory } from '../merchants/merchant-directory.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
 import { OrderIntake } from '../orders/order-intake.ts';
-import { createOrderWriter, type OrderWriter } from '../orders/order-writer.ts';
+import { createOrderWriter, invalidationChannel, type OrderWriter } from '../orders/order-writer.ts';
+import { OrderReader } from '../cache/order-reader.ts';
+import { RecentWriters } from './recent-writers.ts';
 import { createQueue } from '../queues/create-queue.ts';
 import { QUEUE_NAMES } from '../queues/queue-names.ts';
-import { createProducerRedis, type Redis } from '../redis.ts';
+import { createProducerRedis, createWorkerRedis, type Redis } from '../redis.ts';
 import { buildApp } from './build-app.ts';
 
 export interface WebRuntime {
@@ -24,6 +26,9 @@ export interface WebRuntime {
   readonly intake: OrderIntake;
   /** Changes orders through the lock-mark-update-reload routine; owns the order cache. */
   readonly writer: OrderWriter;
+  readonly reader: OrderReader;
+  /** Resolves once this process listens to invalidations. */
+  readonly subscribed: Promise<unknown>;
   readonly metrics: Metrics;
   /** Stops taking requests, lets accepted orders commit and enqueue, then closes every connection. */
   close(): Promise<void>;
@@ -54,7 +59,25 @@ export async function createWebRuntime(
     logger,
     metrics,
   });
-  const writer = createOrderWriter(db, redis, config);
+  const replica = config.mysqlReplicaUrl ? createDb({ ...config, mysqlUrl: config.mysqlReplicaUrl }, { logger }) : undefined;
+  const subscriber = createWorkerRedis(config);
+  subscriber.on('error', (error) => logger.debug({ err: coerceError(error) }, 'invalidation subscriber error'));
+  let reader: OrderReader | undefined;
+  const writer = createOrderWriter(db, redis, config, { onChanged: (record) => reader?.remember(record) });
+  reader = new OrderReader({
+    cache: writer.cache,
+    primary: db,
+    ...(replica ? { replica } : {}),
+    subscriber,
+    invalidationChannel: invalidationChannel(config),
+    l1TtlMs: config.l1TtlMs,
+    l1Max: config.l1Max,
+    logger,
+    onRead: (source) => metrics.orderReads.inc({ source }),
+  });
+  // Not awaited: with Redis away at start the web still serves (reads fall back to MySQL, L1 lives
+  // its short TTL); ioredis subscribes as soon as Redis is back.
+  const subscribed = reader.start().catch((error: unknown) => logger.warn({ err: coerceError(error) }, 'not subscribed to invalidations'));
   const app = await buildApp({
     config,
     db,
@@ -63,6 +86,8 @@ export async function createWebRuntime(
     metrics,
     intake,
     changeOrder: writer.change,
+    reader,
+    recentWriters: new RecentWriters(config.readYourWritesMs),
     authenticator: new Authenticator(db, { ttlSeconds: config.authCacheTtlSeconds }),
     queues,
     ...(opts.isShuttingDown ? { isShuttingDown: opts.isShuttingDown } : {}),
@@ -76,13 +101,16 @@ export async function createWebRuntime(
     ordersQueue,
     intake,
     writer,
+    reader,
+    subscribed,
     metrics,
     async close() {
       await app.close();
       await intake.idle();
       await Promise.all(queues.map((queue) => queue.close()));
+      await reader.close();
       redis.disconnect();
-      await Promise.all([db.destroy(), intakeDb.destroy()]);
+      await Promise.all([db.destroy(), intakeDb.destroy(), replica?.destroy()]);
     },
   };
 }

@@ -2,7 +2,7 @@ import type { OrderCache } from '../cache/order-cache.ts';
 import type { HeldLock, OrderLocks } from '../cache/order-locks.ts';
 import type { Db } from '../db.ts';
 import type { Redis } from '../redis.ts';
-import { readOrder } from './read-order.ts';
+import { readOrder, type OrderRecord } from './read-order.ts';
 import { transitionOrder, type TransitionRequest, type TransitionResult } from './transition-order.ts';
 
 export interface OrderChangeDeps {
@@ -12,6 +12,8 @@ export interface OrderChangeDeps {
   /** Publishes "<orderId>:<version>" so every process drops its in-memory copy. */
   readonly publisher: Redis;
   readonly invalidationChannel: string;
+  /** Told of the new version at once (this process's L1), before the publish reaches anyone. */
+  readonly onChanged?: (record: OrderRecord) => void;
 }
 
 /**
@@ -46,6 +48,7 @@ export async function changeOrder(deps: OrderChangeDeps, request: TransitionRequ
     const after = await readOrder(deps.db, request.orderId);
     if (after) {
       await deps.cache.fill(after);
+      deps.onChanged?.(after);
       await deps.publisher.publish(deps.invalidationChannel, `${after.order.id}:${after.order.version}`);
     }
     return result;

@@ -4,6 +4,7 @@ import type { Config } from '../config.ts';
 import type { Db } from '../db.ts';
 import type { Redis } from '../redis.ts';
 import { changeOrder } from './change-order.ts';
+import type { OrderRecord } from './read-order.ts';
 import type { TransitionRequest, TransitionResult } from './transition-order.ts';
 
 /** Changes one order through the lock-mark-update-reload routine. */
@@ -24,9 +25,17 @@ export function createOrderWriter(
   db: Db,
   redis: Redis,
   config: Pick<Config, 'cachePrefix' | 'cacheTtlMs' | 'lockTtlMs' | 'lockWaitMs'>,
+  opts: { onChanged?: (record: OrderRecord) => void } = {},
 ): OrderWriter {
   const cache = new OrderCache(redis, { prefix: config.cachePrefix, ttlMs: config.cacheTtlMs });
   const locks = new OrderLocks(redis, { prefix: config.cachePrefix, lockTimeoutMs: config.lockTtlMs, acquireTimeoutMs: config.lockWaitMs });
-  const deps = { db, cache, locks, publisher: redis, invalidationChannel: invalidationChannel(config) };
+  const deps = {
+    db,
+    cache,
+    locks,
+    publisher: redis,
+    invalidationChannel: invalidationChannel(config),
+    ...(opts.onChanged ? { onChanged: opts.onChanged } : {}),
+  };
   return { change: (request) => changeOrder(deps, request), cache, locks };
 }

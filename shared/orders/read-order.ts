@@ -41,12 +41,6 @@ export async function readOrder(db: Db, orderId: string): Promise<OrderRecord | 
   return row ? { clientId: String(row.client_id), order: toOrderView(row) } : undefined;
 }
 
-/** The order if it exists and belongs to the client; another client's order is as good as absent. */
-export async function readOrderForClient(db: Db, orderId: string, clientId: string): Promise<OrderView | undefined> {
-  const record = await readOrder(db, orderId);
-  return record && record.clientId === clientId ? record.order : undefined;
-}
-
 export function toOrderView(row: OrderRow): OrderView {
   const nullableNumber = (v: unknown) => (v === null || v === undefined ? null : Number(v));
   return {

@@ -9,7 +9,8 @@ import { CreateOrderBody, IDEMPOTENCY_KEY_PATTERN } from '../../orders/create-or
 import type { OrderIntake } from '../../orders/order-intake.ts';
 import { applyOrderEvent } from '../../orders/apply-order-event.ts';
 import type { ChangeOrder } from '../../orders/order-writer.ts';
-import { readOrderForClient } from '../../orders/read-order.ts';
+import type { OrderReader } from '../../cache/order-reader.ts';
+import type { RecentWriters } from '../recent-writers.ts';
 import { ORDER_EVENT_TYPES } from '../../orders/state-machine.ts';
 import { enqueueNotifications } from '../../queues/notification-producer.ts';
 import { DeadlineExceeded, withDeadline } from '../../with-deadline.ts';
@@ -20,6 +21,9 @@ export interface OrderRoutesDeps {
   readonly dbTimeoutMs: number;
   /** Changes orders through the lock-mark-update-reload routine. */
   readonly changeOrder: ChangeOrder;
+  /** Reads orders L1 -> L2 -> MySQL. */
+  readonly reader: OrderReader;
+  readonly recentWriters: RecentWriters;
   /** Where a cancelled order's customer notification goes. */
   readonly notificationsQueue: Queue;
   readonly redisTimeoutMs: number;
@@ -48,6 +52,15 @@ async function orUnavailable<T>(work: Promise<T>, timeoutMs: number): Promise<T>
   }
 }
 
+/** If-None-Match may list several tags, weak or strong; '*' matches any. */
+function matchesEtag(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  return header.split(',').some((tag) => {
+    const trimmed = tag.trim();
+    return trimmed === '*' || trimmed.replace(/^W\//, '') === etag;
+  });
+}
+
 function isRedisUnavailable(error: Error): boolean {
   return /Stream isn't writeable|Connection is closed|enableOfflineQueue/i.test(error.message);
 }
@@ -62,16 +75,24 @@ export async function orderRoutes(scope: FastifyInstance, deps: OrderRoutesDeps)
     }
     const client = request.client!;
     const accepted = await deps.intake.accept(client.id, key, request.body);
+    deps.recentWriters.wrote(client.id);
     if (accepted.replayed) reply.header('idempotent-replayed', 'true');
     return reply.code(202).send({ id: accepted.id, status: accepted.status });
   });
 
-  app.get('/v1/orders/:id', { schema: { params: OrderIdParams } }, async (request) => {
+  app.get('/v1/orders/:id', { schema: { params: OrderIdParams } }, async (request, reply) => {
     const { id } = request.params;
     if (!isIdString(id)) throw new ApiError('ORDER_NOT_FOUND');
-    const order = await orUnavailable(readOrderForClient(deps.db, id, request.client!.id), deps.dbTimeoutMs);
-    if (!order) throw new ApiError('ORDER_NOT_FOUND');
-    return order;
+    const client = request.client!;
+    const { record } = await orUnavailable(
+      deps.reader.get(id, { primary: deps.recentWriters.wroteRecently(client.id) }),
+      deps.dbTimeoutMs,
+    );
+    if (!record || record.clientId !== client.id) throw new ApiError('ORDER_NOT_FOUND');
+    const etag = `"v${record.order.version}"`;
+    reply.header('etag', etag).header('cache-control', 'private, no-cache');
+    if (matchesEtag(request.headers['if-none-match'], etag)) return reply.code(304).send();
+    return record.order;
   });
 
   app.post('/v1/orders/:id/events', { schema: { params: OrderIdParams, body: OrderEventBody } }, async (request) => {
@@ -84,6 +105,7 @@ export async function orderRoutes(scope: FastifyInstance, deps: OrderRoutesDeps)
     );
     if (!owned) throw new ApiError('ORDER_NOT_FOUND');
     const order = await orUnavailable(applyOrderEvent(deps.changeOrder, id, request.body.type, `client:${client.id}`), deps.dbTimeoutMs);
+    deps.recentWriters.wrote(client.id);
     if (order.status === 'CANCELLED') {
       // The cancel is committed; telling the customer must not undo or fail it.
       await enqueueNotifications(deps.notificationsQueue, order.id, ['customer.cancelled'], deps.redisTimeoutMs).catch(

@@ -1,0 +1,149 @@
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { OrderReader } from '../shared/cache/order-reader.ts';
+import { createWebRuntime, type WebRuntime } from '../shared/http/web-runtime.ts';
+import { invalidationChannel } from '../shared/orders/order-writer.ts';
+import { createTestDatabase, type TestDatabase } from './support/test-database.ts';
+import { TEST_REDIS_URL } from './support/test-redis.ts';
+import { createTestWeb, type TestWeb } from './support/test-web.ts';
+
+let web: TestWeb;
+let other: WebRuntime | undefined;
+
+beforeAll(async () => {
+  web = await createTestWeb();
+  await web.runtime.subscribed;
+});
+
+afterAll(async () => {
+  await other?.close();
+  await web?.close();
+});
+
+function get(runtime: WebRuntime, id: string, apiKey: string, headers: Record<string, string> = {}) {
+  return runtime.app.inject({ method: 'GET', url: `/v1/orders/${id}`, headers: { authorization: `Bearer ${apiKey}`, ...headers } });
+}
+
+function cancel(runtime: WebRuntime, id: string) {
+  return runtime.app.inject({
+    method: 'POST',
+    url: `/v1/orders/${id}/events`,
+    headers: { authorization: `Bearer ${web.apiKey}` },
+    payload: { type: 'cancel' },
+  });
+}
+
+describe('the read path', () => {
+  it('reads MySQL once, then Redis (L2) or memory (L1)', async () => {
+    const id = await web.postOrder();
+    const reader = web.runtime.reader;
+    expect((await reader.get(id)).source).toBe('mysql');
+    expect((await reader.get(id)).source).toBe('l1');
+    // Another process has nothing in memory but finds it in Redis.
+    const fresh = new OrderReader({
+      cache: web.runtime.writer.cache,
+      primary: web.database.db,
+      subscriber: new Redis(TEST_REDIS_URL),
+      invalidationChannel: invalidationChannel(web.config),
+      l1TtlMs: 1000,
+      l1Max: 100,
+      logger: pino({ level: 'silent' }),
+    });
+    try {
+      expect(await fresh.get(id)).toMatchObject({ source: 'l2', record: { clientId: web.clientId, order: { id, version: 1 } } });
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it('a cold key under 1,000 concurrent readers costs one query', async () => {
+    const id = await web.postOrder();
+    const db = web.database.db;
+    let orderQueries = 0;
+    const count = (query: { sql: string }) => {
+      if (/from `orders`/i.test(query.sql)) orderQueries += 1;
+    };
+    db.on('query', count);
+    const reader = new OrderReader({
+      cache: web.runtime.writer.cache,
+      primary: db,
+      subscriber: new Redis(TEST_REDIS_URL),
+      invalidationChannel: invalidationChannel(web.config),
+      l1TtlMs: 1000,
+      l1Max: 100,
+      logger: pino({ level: 'silent' }),
+    });
+    try {
+      await web.runtime.writer.cache.forget(id);
+      const reads = await Promise.all(Array.from({ length: 1000 }, () => reader.get(id)));
+      expect(reads.every((r) => r.record?.order.id === id)).toBe(true);
+      expect(orderQueries).toBe(1);
+    } finally {
+      db.off('query', count);
+      await reader.close();
+    }
+  });
+
+  it('answers with an ETag of the version, 304 to If-None-Match, and a new tag after a change', async () => {
+    const id = await web.postOrder();
+    const first = await get(web.runtime, id, web.apiKey);
+    expect(first.statusCode).toBe(200);
+    expect(first.headers.etag).toBe('"v1"');
+    const again = await get(web.runtime, id, web.apiKey, { 'if-none-match': '"v1"' });
+    expect(again.statusCode).toBe(304);
+    expect(again.body).toBe('');
+    expect((await get(web.runtime, id, web.apiKey, { 'if-none-match': 'W/"v0", W/"v1"' })).statusCode).toBe(304);
+    expect((await cancel(web.runtime, id)).statusCode).toBe(200);
+    const changed = await get(web.runtime, id, web.apiKey, { 'if-none-match': '"v1"' });
+    expect(changed.statusCode).toBe(200);
+    expect(changed.headers.etag).toBe('"v2"');
+    expect(changed.json()).toMatchObject({ status: 'CANCELLED', version: 2 });
+  });
+
+  it("another process's memory drops its copy when the invalidation arrives, long before its TTL", async () => {
+    other = await createWebRuntime({ ...web.config, l1TtlMs: 60_000 }, pino({ level: 'silent' }));
+    await other.subscribed;
+    const id = await web.postOrder();
+    expect((await get(other, id, web.apiKey)).json().version).toBe(1); // now in the other's L1 for a minute
+    expect((await other.reader.get(id)).source).toBe('l1');
+    const changedAt = performance.now();
+    expect((await cancel(web.runtime, id)).statusCode).toBe(200);
+    await vi.waitFor(async () => expect((await other!.reader.get(id)).record?.order.version).toBe(2), { timeout: 5000, interval: 5 });
+    const lagMs = performance.now() - changedAt;
+    expect(lagMs).toBeLessThan(60_000);
+    console.log(`L1 stale window in another process after a write: ${lagMs.toFixed(1)} ms (its TTL: 60,000 ms)`);
+  });
+});
+
+describe('replicas', () => {
+  let replica: TestDatabase;
+  let viaReplica: TestWeb;
+  let noReadYourWrites: TestWeb;
+
+  beforeAll(async () => {
+    // A "replica" that lags behind for good: an empty database of the same schema.
+    replica = await createTestDatabase();
+    viaReplica = await createTestWeb({ mysqlReplicaUrl: replica.mysqlUrl });
+    noReadYourWrites = await createTestWeb({ mysqlReplicaUrl: replica.mysqlUrl, readYourWritesMs: 0 });
+  });
+
+  afterAll(async () => {
+    await viaReplica?.close();
+    await noReadYourWrites?.close();
+    await replica?.drop();
+  });
+
+  it("a client reads its own write from the primary, not the lagging replica", async () => {
+    const id = await viaReplica.postOrder();
+    const res = await get(viaReplica.runtime, id, viaReplica.apiKey);
+    expect(res.statusCode).toBe(200);
+    expect(res.json().id).toBe(id);
+  });
+
+  it('otherwise reads go to the replica', async () => {
+    const id = await noReadYourWrites.postOrder();
+    const res = await get(noReadYourWrites.runtime, id, noReadYourWrites.apiKey);
+    expect(res.statusCode).toBe(404); // the replica has not seen it
+  });
+});
