@@ -48,6 +48,12 @@ export interface Config {
   readonly mysqlReplicaUrl: string;
   /** A client's reads go to the primary for this long after its own write, in ms. Default 5000 */
   readonly readYourWritesMs: number;
+  /** on: reads go L1 -> L2 -> MySQL; off: straight to MySQL (for comparison and emergencies). Default on */
+  readonly orderCache: 'on' | 'off';
+  /** node-cron schedules (comma-free, ';'-separated) of the warm-up before peaks. Default '30 10 * * *;30 16 * * *' */
+  readonly warmupCron: readonly string[];
+  /** Warm the cache when a web process starts. Default true */
+  readonly warmupOnStart: boolean;
   /** Key prefix of the order cache and the order locks in Redis. Default courier:cache */
   readonly cachePrefix: string;
   /** How long an order stays in Redis (L2) after its last write or fill, in ms. Default 3600000 */
@@ -175,6 +181,14 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     jobLockMs: int(env, 'JOB_LOCK_MS', 30_000, 500, 600_000),
     mysqlReplicaUrl: env.MYSQL_REPLICA_URL ? url(env, 'MYSQL_REPLICA_URL', '', ['mysql:', 'mariadb:']) : '',
     readYourWritesMs: int(env, 'READ_YOUR_WRITES_MS', 5000, 0, 600_000),
+    orderCache: oneOf(env, 'ORDER_CACHE', 'on', ['on', 'off'] as const),
+    warmupCron: Object.freeze(
+      str(env, 'WARMUP_CRON', '30 10 * * *;30 16 * * *')
+        .split(';')
+        .map((spec) => spec.trim())
+        .filter((spec) => spec.length > 0),
+    ),
+    warmupOnStart: oneOf(env, 'WARMUP_ON_START', 'true', ['true', 'false'] as const) === 'true',
     cachePrefix: str(env, 'CACHE_PREFIX', 'courier:cache'),
     cacheTtlMs: int(env, 'CACHE_TTL_MS', 3_600_000, 1000, 86_400_000),
     l1TtlMs: int(env, 'L1_TTL_MS', 1000, 0, 60_000),

@@ -20,6 +20,8 @@ export interface OrderReaderDeps {
   readonly l1Max: number;
   readonly logger: Logger;
   readonly onRead?: (source: ReadSource) => void;
+  /** false: every read goes straight to MySQL (ORDER_CACHE=off). Default true */
+  readonly enabled?: boolean;
 }
 
 /**
@@ -60,6 +62,10 @@ export class OrderReader {
   }
 
   async get(orderId: string, opts: { primary?: boolean } = {}): Promise<{ record: OrderRecord | undefined; source: ReadSource }> {
+    if (this.deps.enabled === false) {
+      this.deps.onRead?.('mysql');
+      return { record: await readOrder(this.pickDb(opts.primary === true), orderId), source: 'mysql' };
+    }
     const held = this.l1.get(orderId);
     if (held) {
       this.deps.onRead?.('l1');
@@ -77,6 +83,10 @@ export class OrderReader {
     this.deps.subscriber.disconnect();
   }
 
+  private pickDb(primary: boolean): Db {
+    return primary || !this.deps.replica ? this.deps.primary : this.deps.replica;
+  }
+
   private async load(orderId: string, primary: boolean): Promise<{ record: OrderRecord | undefined; source: ReadSource }> {
     const cached = await this.deps.cache.get(orderId).catch((error: unknown) => {
       // Redis away: the order is still in MySQL.
@@ -88,8 +98,7 @@ export class OrderReader {
       this.deps.onRead?.('l2');
       return { record: cached.record, source: 'l2' };
     }
-    const db = primary || !this.deps.replica ? this.deps.primary : this.deps.replica;
-    const record = await readOrder(db, orderId);
+    const record = await readOrder(this.pickDb(primary), orderId);
     this.deps.onRead?.('mysql');
     if (record) {
       this.remember(record);

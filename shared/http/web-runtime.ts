@@ -74,6 +74,7 @@ export async function createWebRuntime(
     l1Max: config.l1Max,
     logger,
     onRead: (source) => metrics.orderReads.inc({ source }),
+    enabled: config.orderCache === 'on',
   });
   // Not awaited: with Redis away at start the web still serves (reads fall back to MySQL, L1 lives
   // its short TTL); ioredis subscribes as soon as Redis is back.
