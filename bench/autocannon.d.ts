@@ -26,7 +26,7 @@ declare module 'autocannon' {
   /**
    * One connection. responseMax and reqsMade are internals the benches use to stop cleanly; rate,
    * reqsMadeThisSecond, paused, rateInterval and _doRequest are the internals of its per-second
-   * rate limit (bench/pipeline.ts staggers the connections' seconds so the rate is even).
+   * rate limit (bench/lib/order-load.ts staggers the connections' seconds so the rate is even).
    */
   export interface Client extends EventEmitter {
     responseMax: number | undefined;

@@ -3,12 +3,17 @@
  *
  * In one run, and under the same load (autocannon, BENCH_CONNECTIONS connections, pipelining 1,
  * BENCH_DURATION_S seconds each after a BENCH_WARMUP_S warm-up), it benchmarks three servers, each
- * started as its own child process (`node_modules/.bin/tsx <file>`) so the load generator never
- * shares the server's event loop:
+ * started as its own child process (`node --import tsx <file>`, plus a preload that stops it if
+ * this bench dies: bench/lib/child-processes.ts) so the load generator never shares the server's
+ * event loop:
  *
- *   naive    bench/naive-server.ts    validate, one INSERT, one queue.add, 202 per request
- *   courier  bench/courier-server.ts  Courier's web runtime (createWebRuntime), the real intake
- *   hello    bench/hello-server.ts    Fastify answering a constant (the ceiling)
+ *   naive    bench/naive-server.ts  validate, one INSERT, one queue.add, 202 per request
+ *   courier  workers/web.ts         Courier's web process as the Procfile runs it: the real intake
+ *   hello    bench/hello-server.ts  Fastify answering a constant (the ceiling)
+ *
+ * Each is given a free port. naive and hello are ready when they print "listening on"; Courier
+ * logs its own ready line at info, under the LOG_LEVEL=warn the servers run with, so it is ready
+ * when its /readyz answers.
  *
  * All three get the very same request: POST /v1/orders, the same JSON body, a real API key, and a
  * unique Idempotency-Key per request. The intake servers use a dedicated database (courier_bench,
@@ -33,39 +38,28 @@
  * BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_CPU_PROF_DIR (write a V8 CPU profile of each
  * server process there, for a look at where its time goes).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
-import autocannon, { type Client, type RequestParams, type Result } from 'autocannon';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createApiClient } from '../shared/clients/create-client.ts';
 import { loadConfig } from '../shared/config.ts';
-import { createDb, databaseName, type Db } from '../shared/db.ts';
+import { databaseName, type Db } from '../shared/db.ts';
 import { seedDemoData } from '../shared/demo/seed-demo-data.ts';
 import { IdGenerator } from '../shared/ids.ts';
-import { migrateLatest } from '../shared/migrate.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
-
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
-const RESULTS_FILE = join(ROOT, 'bench', 'results', 'intake-latest.json');
+import { openBenchDatabase } from './lib/bench-database.ts';
+import { exitNow, freePort, httpOk, runBench, startBenchProcess, stopBenchProcess, type BenchProcess } from './lib/child-processes.ts';
+import { benchMysqlUrl, intEnv, REDIS_URL } from './lib/env.ts';
+import { intakeBatchesBetween, scrapeIntakeMetrics, type IntakeBatches } from './lib/intake-metrics.ts';
+import { fmt, log, printTable, progress } from './lib/log.ts';
+import { LOAD_DRAIN_BOUND_S, runOrderLoad, type LoadRun } from './lib/order-load.ts';
+import { summaryHead, writeResultsFile } from './lib/results-file.ts';
+import { childPids, pidsNamed, sumCpuMs } from './proc-stats.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
-
-function intEnv(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
-  }
-  return value;
-}
 
 type ServerName = 'naive' | 'courier' | 'hello';
 const ALL_SERVERS: readonly ServerName[] = ['naive', 'courier', 'hello'];
@@ -81,15 +75,12 @@ const SERVERS = (process.env.BENCH_SERVERS || ALL_SERVERS.join(','))
     if (!(ALL_SERVERS as readonly string[]).includes(s)) throw new Error(`BENCH_SERVERS: unknown server "${s}"`);
     return s as ServerName;
   });
-const MYSQL_URL = process.env.BENCH_MYSQL_URL || 'mysql://root@127.0.0.1:3306/courier_bench';
-const REDIS_URL = process.env.BENCH_REDIS_URL || 'redis://127.0.0.1:6379';
+const MYSQL_URL = benchMysqlUrl('courier_bench');
 const QUEUE_PREFIX = '{courier-bench}';
-const CPU_PROF_DIR = process.env.BENCH_CPU_PROF_DIR ? resolve(process.env.BENCH_CPU_PROF_DIR) : undefined;
 const MERCHANT_ID = '1001'; // a demo merchant (seedDemoData)
 
 /** Bounds: nothing here waits for ever. */
 const START_TIMEOUT_MS = 60_000;
-const DRAIN_BOUND_S = 15; // after the time is up, in-flight requests get this long (autocannon's own timeout is 10 s)
 const JOBS_SETTLE_BOUND_MS = 20_000;
 const STOP_TIMEOUT_MS = 20_000;
 
@@ -106,347 +97,62 @@ const ORDER_BODY = JSON.stringify({
 });
 
 // ---------------------------------------------------------------------------------------------
-// Output
+// The servers: each in its own process (bench/lib/child-processes.ts)
 
-const isTty = process.stdout.isTTY === true;
-let statusLineOpen = false;
+const SERVER_FILES: Record<ServerName, string> = {
+  naive: 'bench/naive-server.ts',
+  courier: 'workers/web.ts',
+  hello: 'bench/hello-server.ts',
+};
+/** The line each prints when ready (Courier's is at info: with LOG_LEVEL=warn its /readyz decides). */
+const READY_LINES: Record<ServerName, RegExp> = {
+  naive: /listening on http:/,
+  courier: /web listening/,
+  hello: /listening on http:/,
+};
 
-function log(message: string): void {
-  if (statusLineOpen) {
-    process.stdout.write('\n');
-    statusLineOpen = false;
-  }
-  console.log(message);
-}
-
-/** A progress line: rewritten in place on a terminal, printed every few seconds otherwise. */
-function progress(message: string, force: boolean): void {
-  if (isTty) {
-    process.stdout.write(`\r\x1b[K${message}`);
-    statusLineOpen = true;
-  } else if (force) {
-    console.log(message);
-  }
-}
-
-const fmt = (n: number, digits = 0) =>
-  Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a';
-
-// ---------------------------------------------------------------------------------------------
-// Child processes: each server in its own process group, none left behind
-
-interface RunningServer {
-  readonly name: ServerName;
-  readonly child: ChildProcess;
+interface RunningServer extends BenchProcess {
   readonly url: string;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  readonly output: string[];
 }
 
-const children = new Set<ChildProcess>();
-
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, signal); // tsx and the node process it runs share the group
-  } catch {
-    // already gone
-  }
-}
-
-function killAllChildren(): void {
-  for (const child of children) killGroup(child, 'SIGKILL');
-}
-
-/**
- * Kills every server still running and waits (bounded) until they have exited and been reaped:
- * first the node process each tsx launcher runs (the launcher then reaps it and exits), then,
- * for whatever is left, the whole process group.
- */
-async function killAllChildrenAndWait(boundMs = 1500): Promise<void> {
-  const waitForExits = async () => {
-    const pending = [...children].map(
-      (child) => new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r()))),
-    );
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(pending), new Promise<void>((r) => (timer = setTimeout(r, boundMs)))]);
-    clearTimeout(timer);
-  };
-  for (const child of children) {
-    for (const pid of child.pid === undefined ? [] : childPids(child.pid)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-  await waitForExits();
-  if (children.size === 0) return;
-  killAllChildren();
-  await waitForExits();
-}
-
-async function exitNow(code: number): Promise<never> {
-  await killAllChildrenAndWait();
-  process.exit(code);
-}
-
-process.on('exit', killAllChildren); // last resort; normally nothing is left by then
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(signal, () => {
-    log(`\nbench: ${signal}: stopping the servers and exiting`);
-    void exitNow(130);
-  });
-}
-
-function startServer(name: ServerName, file: string, env: Record<string, string>): Promise<RunningServer> {
-  const childEnv: NodeJS.ProcessEnv = {
-    ...process.env,
-    HOST: '127.0.0.1',
-    PORT: '0',
-    LOG_LEVEL: 'warn',
-    LOG_FORMAT: 'json',
-    BENCH_PARENT_PID: String(process.pid), // the server stops itself if this process dies
-    ...env,
-  };
-  const nodeFlags: string[] = [];
-  if (CPU_PROF_DIR) {
-    // tsx hands Node flags to the process that runs the server; it writes the profile on exit.
-    const dir = join(CPU_PROF_DIR, name);
-    mkdirSync(dir, { recursive: true });
-    nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${dir}`);
-  }
-  const child = spawn(TSX, [...nodeFlags, file], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  children.add(child);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) => {
-    child.once('exit', (code, signal) => {
-      children.delete(child);
-      resolveExit({ code, signal });
-    });
-  });
-
-  const output: string[] = [];
-  let shown = 0;
-  const MAX_SHOWN = 15;
-  return new Promise<RunningServer>((resolveStart, rejectStart) => {
-    let started = false;
-    const timer = setTimeout(() => {
-      killGroup(child, 'SIGKILL');
-      rejectStart(new Error(`${name} server did not say "listening" within ${START_TIMEOUT_MS / 1000} s:\n${output.join('\n')}`));
-    }, START_TIMEOUT_MS);
-
-    const onLine = (stream: 'out' | 'err', line: string) => {
-      if (!line.trim()) return;
-      output.push(line);
-      if (output.length > 200) output.shift();
-      const listening = /listening on (http:\/\/[^\s"]+)/.exec(line);
-      if (!started && stream === 'out' && listening?.[1]) {
-        started = true;
-        clearTimeout(timer);
-        resolveStart({ name, child, url: listening[1].replace(/\/$/, ''), exited, output });
-        return;
-      }
-      if (shown < MAX_SHOWN) log(`  [${name} ${stream}] ${line.slice(0, 400)}`);
-      else if (shown === MAX_SHOWN) log(`  [${name}] (more server output suppressed)`);
-      shown += 1;
-    };
-    for (const [stream, readable] of [['out', child.stdout], ['err', child.stderr]] as const) {
-      let buffered = '';
-      readable?.setEncoding('utf8');
-      readable?.on('data', (chunk: string) => {
-        buffered += chunk;
-        let nl: number;
-        while ((nl = buffered.indexOf('\n')) >= 0) {
-          onLine(stream, buffered.slice(0, nl));
-          buffered = buffered.slice(nl + 1);
-        }
-      });
-    }
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      if (!started) rejectStart(error);
-    });
-    void exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      if (!started) {
-        rejectStart(new Error(`${name} server exited (code ${code}, signal ${signal}) before listening:\n${output.join('\n')}`));
-      }
-    });
-  });
-}
-
-/**
- * SIGTERM to the tsx process, which relays it to the node process running the server (exactly
- * once); SIGKILL to the whole group if it has not exited within the bound.
- */
-async function stopServer(server: RunningServer): Promise<{ code: number | null; signal: NodeJS.Signals | null; forced: boolean }> {
-  if (server.child.exitCode !== null || server.child.signalCode !== null) return { ...(await server.exited), forced: false };
-  server.child.kill('SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const outcome = await Promise.race([
-    server.exited.then((exit) => ({ ...exit, forced: false })),
-    new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), STOP_TIMEOUT_MS))),
-  ]);
-  clearTimeout(timer);
-  killGroup(server.child, 'SIGKILL'); // anything left in the group (normally nothing)
-  if (outcome !== 'timeout') return outcome;
-  log(`  [${server.name}] did not exit within ${STOP_TIMEOUT_MS / 1000} s of SIGTERM: killed`);
-  return { ...(await server.exited), forced: true };
+async function startServer(name: ServerName, env: Record<string, string>): Promise<RunningServer> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  return startBenchProcess(
+    {
+      name,
+      label: `${name} server`,
+      file: SERVER_FILES[name],
+      env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', LOG_FORMAT: 'json', ...env },
+      readyLine: READY_LINES[name],
+      probe: name === 'courier' ? () => httpOk(`${url}/readyz`) : undefined,
+      timeoutMs: START_TIMEOUT_MS,
+      suppressedNote: 'more server output suppressed',
+    },
+    { url },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
-// Load
+// Load: as fast as the connections go, the same body each time (bench/lib/order-load.ts)
 
-interface LoadRun {
-  readonly result: Result;
-  /** First request sent to last response received, in seconds. */
-  readonly windowS: number;
-  readonly responses: number;
-  readonly status202: number;
-  /** Requests sent that got no response (cut off, timed out or lost with a connection). */
-  readonly unanswered: number;
-  /** True when the clean stop finished before autocannon's backstop and every request was answered. */
-  readonly drained: boolean;
-}
-
-function runLoad(opts: {
-  url: string;
-  label: string;
-  seconds: number;
-  apiKey: string;
-  keyPrefix: string;
-  showProgress: boolean;
-}): Promise<LoadRun> {
-  const clients: Client[] = [];
-  let sequence = 0;
-  let responses = 0;
-  let lastResponseAt = 0;
-  let stopping = false;
-
-  return new Promise<LoadRun>((resolveRun, rejectRun) => {
-    const startedAt = performance.now();
-    const instance = autocannon(
-      {
-        url: opts.url,
-        connections: CONNECTIONS,
-        pipelining: 1,
-        // A backstop only: the timer below stops the load; this cuts off whatever is still out.
-        duration: opts.seconds + DRAIN_BOUND_S,
-        timeout: 10,
-        requests: [
-          {
-            method: 'POST',
-            path: '/v1/orders',
-            headers: {
-              'content-type': 'application/json',
-              authorization: `Bearer ${opts.apiKey}`,
-            },
-            body: ORDER_BODY,
-            setupRequest: (request: RequestParams) => {
-              sequence += 1;
-              request.headers = { ...request.headers, 'idempotency-key': `${opts.keyPrefix}-${sequence}` };
-              return request;
-            },
-          },
-        ],
-        setupClient: (client: Client) => {
-          clients.push(client);
-        },
-      },
-      (error, result) => {
-        clearTimeout(stopTimer);
-        clearInterval(ticker);
-        if (error) return rejectRun(error);
-        const windowS = (lastResponseAt - startedAt) / 1000;
-        const status202 = result.statusCodeStats['202']?.count ?? 0;
-        const unanswered = result.requests.sent - responses;
-        resolveRun({ result, windowS, responses, status202, unanswered, drained: stopping && unanswered === 0 });
-      },
-    );
-    instance.on('response', () => {
-      responses += 1;
-      lastResponseAt = performance.now();
-    });
-
-    // The clean stop: every connection closes after the response to the request it has out,
-    // so no request is cut off mid-flight (the server would have done the work uncounted).
-    const stopTimer = setTimeout(() => {
-      stopping = true;
-      for (const client of clients) {
-        if (!client.destroyed) client.responseMax = Math.max(1, client.reqsMade);
-      }
-    }, opts.seconds * 1000);
-
-    let lastLogged = 0;
-    const ticker = setInterval(() => {
-      if (!opts.showProgress) return;
-      const elapsed = (performance.now() - startedAt) / 1000;
-      const left = Math.max(0, Math.ceil(opts.seconds - elapsed));
-      const force = elapsed - lastLogged >= 5 || left === 0;
-      if (force) lastLogged = elapsed;
-      progress(
-        `  [${opts.label}] ${left > 0 ? `${left} s left` : 'draining in-flight requests'}, ${fmt(responses)} responses (${fmt(responses / Math.max(elapsed, 0.001))}/s)`,
-        force && !isTty,
-      );
-    }, 1000);
-  });
+function runLoad(opts: { url: string; seconds: number; apiKey: string; keyPrefix: string; progressLabel?: string }): Promise<LoadRun> {
+  return runOrderLoad({ ...opts, bodies: [ORDER_BODY], connections: CONNECTIONS });
 }
 
 // ---------------------------------------------------------------------------------------------
-// Where the CPU goes (Linux /proc, read only; skipped elsewhere) and Courier's own batch metrics
-
-const CLOCK_TICKS_PER_S = 100; // USER_HZ, 100 on every Linux Node supports
-
-function readProcCpuMs(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S; // utime + stime
-  } catch {
-    return null;
-  }
-}
-
-function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-function pidsNamed(names: readonly string[]): number[] {
-  try {
-    return readdirSync('/proc')
-      .filter((entry) => /^\d+$/.test(entry))
-      .filter((entry) => {
-        try {
-          return names.includes(readFileSync(`/proc/${entry}/comm`, 'utf8').trim());
-        } catch {
-          return false;
-        }
-      })
-      .map(Number);
-  } catch {
-    return [];
-  }
-}
+// Where the CPU goes (Linux /proc, read only; skipped elsewhere: bench/proc-stats.ts)
 
 type CpuGroup = 'server' | 'loadGenerator' | 'mariadb' | 'redis';
 
-/** CPU time used so far by the server process (tsx and the node it runs), the bench, MariaDB and Redis. */
-function cpuSnapshot(serverPid: number | undefined): Record<CpuGroup, number | null> {
-  const sum = (pids: readonly number[]) => {
-    const values = pids.map(readProcCpuMs).filter((v): v is number => v !== null);
-    return values.length ? values.reduce((a, b) => a + b, 0) : null;
-  };
+/** CPU time used so far by the server process (and any process it started), the bench, MariaDB and Redis. */
+function cpuSnapshot(serverPid: number): Record<CpuGroup, number | null> {
   const own = process.cpuUsage();
   return {
-    server: serverPid === undefined ? null : sum([serverPid, ...childPids(serverPid)]),
+    server: sumCpuMs([serverPid, ...childPids(serverPid)]),
     loadGenerator: (own.user + own.system) / 1000,
-    mariadb: sum(pidsNamed(['mariadbd', 'mysqld'])),
-    redis: sum(pidsNamed(['redis-server'])),
+    mariadb: sumCpuMs(pidsNamed(['mariadbd', 'mysqld'])),
+    redis: sumCpuMs(pidsNamed(['redis-server'])),
   };
 }
 
@@ -471,46 +177,13 @@ function asPercent(deltaMs: Record<CpuGroup, number | null>, windowS: number) {
   return out;
 }
 
-interface IntakeMetrics {
-  batches: number;
-  orders: number;
-  commitSeconds: number;
-}
-
-/** Courier's intake batch histograms from its /metrics (cumulative since it started). */
-async function scrapeIntakeMetrics(baseUrl: string): Promise<IntakeMetrics | null> {
-  try {
-    const response = await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
-    if (!response.ok) return null;
-    const text = await response.text();
-    const value = (metric: string) => {
-      const match = new RegExp(`^${metric}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text);
-      return match?.[1] === undefined ? 0 : Number(match[1]);
-    };
-    return {
-      batches: value('courier_intake_batch_size_count'),
-      orders: value('courier_intake_batch_size_sum'),
-      commitSeconds: value('courier_intake_batch_seconds_sum'),
-    };
-  } catch {
-    return null;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Database and queues
 
 async function prepareDatabase(): Promise<{ db: Db; apiKey: string }> {
   const config = loadConfig({ MYSQL_URL, REDIS_URL });
-  const server = createDb(config, { withDatabase: false });
-  try {
-    await server.raw('CREATE DATABASE IF NOT EXISTS ?? CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci', [databaseName(MYSQL_URL)]);
-  } finally {
-    await server.destroy();
-  }
-  const db = createDb(config);
-  const ran = await migrateLatest(db);
-  log(ran.length ? `bench: migrated ${databaseName(MYSQL_URL)}: ${ran.join(', ')}` : `bench: database ${databaseName(MYSQL_URL)} is up to date`);
+  const { db, name, migrations } = await openBenchDatabase(config, { fresh: false });
+  log(migrations.length ? `bench: migrated ${name}: ${migrations.join(', ')}` : `bench: database ${name} is up to date`);
   await seedDemoData(db);
   await db('api_clients').where('name', 'like', 'intake bench%').del();
   const client = await createApiClient(db, new IdGenerator(config.nodeId), `intake bench ${new Date().toISOString()}`);
@@ -533,7 +206,7 @@ async function waitForJobsToSettle(queue: Queue): Promise<number> {
   let last = await countJobs(queue);
   let stableSince = performance.now();
   while (performance.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     const now = await countJobs(queue);
     if (now !== last) {
       last = now;
@@ -583,14 +256,8 @@ interface ServerFigures {
   /** Server CPU time per response, in microseconds. */
   readonly serverCpuUsPerResponse: number | null;
   /** Courier only: its intake batches during the measured load (from its /metrics). */
-  readonly intakeBatches: { batches: number; avgOrdersPerBatch: number; avgCommitMs: number } | null;
+  readonly intakeBatches: IntakeBatches | null;
 }
-
-const SERVER_FILES: Record<ServerName, string> = {
-  naive: 'bench/naive-server.ts',
-  courier: 'bench/courier-server.ts',
-  hello: 'bench/hello-server.ts',
-};
 
 async function benchServer(
   name: ServerName,
@@ -603,7 +270,7 @@ async function benchServer(
     await resetState(ctx.db, ctx.queues);
   }
   progress(`  [${name}] starting the server process`, true);
-  const server = await startServer(name, SERVER_FILES[name], {
+  const server = await startServer(name, {
     MYSQL_URL,
     REDIS_URL,
     QUEUE_PREFIX,
@@ -611,19 +278,19 @@ async function benchServer(
   });
   let exit: { code: number | null; signal: NodeJS.Signals | null; forced: boolean } | undefined;
   try {
-    log(`  [${name}] listening on ${server.url} (pid ${server.child.pid})`);
+    log(`  [${name}] listening on ${server.url} (pid ${server.pid})`);
     let warmup: LoadRun | undefined;
     if (WARMUP_S > 0) {
       progress(`  [${name}] warm-up: ${WARMUP_S} s`, true);
-      warmup = await runLoad({ url: server.url, label: `${name} warm-up`, seconds: WARMUP_S, apiKey: ctx.apiKey, keyPrefix: `${ctx.runTag}-${name}-w`, showProgress: false });
+      warmup = await runLoad({ url: server.url, seconds: WARMUP_S, apiKey: ctx.apiKey, keyPrefix: `${ctx.runTag}-${name}-w` });
     }
     progress(`  [${name}] load: ${DURATION_S} s, ${CONNECTIONS} connections`, true);
     const metricsBefore = name === 'courier' ? await scrapeIntakeMetrics(server.url) : null;
-    const cpuBefore = cpuSnapshot(server.child.pid);
-    const run = await runLoad({ url: server.url, label: name, seconds: DURATION_S, apiKey: ctx.apiKey, keyPrefix: `${ctx.runTag}-${name}`, showProgress: true });
+    const cpuBefore = cpuSnapshot(server.pid);
+    const run = await runLoad({ url: server.url, seconds: DURATION_S, apiKey: ctx.apiKey, keyPrefix: `${ctx.runTag}-${name}`, progressLabel: name });
     // Taken when autocannon reports (up to 1 s after the last response, an idle tail): the CPU
     // used is that of the load, and it is expressed over the load window.
-    const cpuMs = cpuDeltaMs(cpuBefore, cpuSnapshot(server.child.pid));
+    const cpuMs = cpuDeltaMs(cpuBefore, cpuSnapshot(server.pid));
     const cpu = asPercent(cpuMs, run.windowS);
     const metricsAfter = name === 'courier' ? await scrapeIntakeMetrics(server.url) : null;
     log(
@@ -636,16 +303,10 @@ async function benchServer(
         `mariadbd ${pct(cpu.mariadb)}, redis ${pct(cpu.redis)}` +
         (cpuMs.server === null ? '' : `; server CPU per response: ${fmt((cpuMs.server * 1000) / Math.max(1, run.responses))} µs`),
     );
-    let intakeBatches: ServerFigures['intakeBatches'] = null;
-    if (metricsBefore && metricsAfter && metricsAfter.batches > metricsBefore.batches) {
-      const batches = metricsAfter.batches - metricsBefore.batches;
-      intakeBatches = {
-        batches,
-        avgOrdersPerBatch: (metricsAfter.orders - metricsBefore.orders) / batches,
-        avgCommitMs: ((metricsAfter.commitSeconds - metricsBefore.commitSeconds) * 1000) / batches,
-      };
+    const intakeBatches = intakeBatchesBetween(metricsBefore, metricsAfter);
+    if (intakeBatches) {
       log(
-        `  [${name}] intake batches during the load: ${fmt(batches)}, ${fmt(intakeBatches.avgOrdersPerBatch, 1)} orders each on average, ` +
+        `  [${name}] intake batches during the load: ${fmt(intakeBatches.batches)}, ${fmt(intakeBatches.avgOrdersPerBatch, 1)} orders each on average, ` +
           `${fmt(intakeBatches.avgCommitMs, 2)} ms to commit one on average`,
       );
     }
@@ -656,7 +317,7 @@ async function benchServer(
       jobsSettled = await waitForJobsToSettle(ctx.ordersQueue);
     }
     progress(`  [${name}] stopping the server (SIGTERM)`, true);
-    exit = await stopServer(server);
+    exit = await stopBenchProcess(server, STOP_TIMEOUT_MS);
     if (exit.code !== 0) log(`  [${name}] exited with code ${exit.code}, signal ${exit.signal}`);
 
     const r = run.result;
@@ -707,14 +368,14 @@ async function benchServer(
       intakeBatches,
     };
   } finally {
-    if (!exit) await stopServer(server);
+    if (!exit) await stopBenchProcess(server, STOP_TIMEOUT_MS);
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Main
 
-function printTable(figures: readonly ServerFigures[]): void {
+function printResults(figures: readonly ServerFigures[]): void {
   const header = ['server', 'req/s', 'p50 ms', 'p99 ms', 'responses', '2xx', 'non-2xx', 'errors', 'timeouts', 'rows = 202s', 'jobs'];
   const rows = figures.map((f) => [
     f.name,
@@ -729,14 +390,11 @@ function printTable(figures: readonly ServerFigures[]): void {
     f.rowCheck === 'n/a' ? 'n/a' : `${fmt(f.rows ?? 0)} ${f.rowCheck === 'ok' ? 'ok' : `!= ${fmt(f.expectedRows ?? 0)} FAILED`}`,
     f.jobsAfterStop === null ? 'n/a' : fmt(f.jobsAfterStop),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  log(line(header));
-  for (const r of rows) log(line(r));
+  printTable(header, rows, '');
 }
 
 async function main(): Promise<number> {
-  const bound = (WARMUP_S + DURATION_S + DRAIN_BOUND_S) * 1000 + START_TIMEOUT_MS + JOBS_SETTLE_BOUND_MS + 2 * STOP_TIMEOUT_MS;
+  const bound = (WARMUP_S + DURATION_S + LOAD_DRAIN_BOUND_S) * 1000 + START_TIMEOUT_MS + JOBS_SETTLE_BOUND_MS + 2 * STOP_TIMEOUT_MS;
   const watchdog = setTimeout(() => {
     log(`bench: did not finish within its bound (${Math.round((SERVERS.length * bound + 120_000) / 1000)} s): giving up`);
     void exitNow(1);
@@ -772,7 +430,7 @@ async function main(): Promise<number> {
   const ratioVsHello = courier && hello ? courier.reqPerSec / hello.reqPerSec : null;
 
   log('\n== results');
-  printTable(figures);
+  printResults(figures);
   log('');
   log(`Courier / naive req/s: ${ratioVsNaive === null ? 'n/a' : `${fmt(ratioVsNaive, 2)}x`}`);
   log(`Courier / hello req/s: ${ratioVsHello === null ? 'n/a' : `${fmt(ratioVsHello, 2)}x`}`);
@@ -798,11 +456,8 @@ async function main(): Promise<number> {
   if (undrained.length) log(`note: the load did not stop cleanly for ${undrained.join(', ')} (requests were cut off)`);
   log(rowCheckFailed ? 'ROW CHECK FAILED: rows in orders differ from the 202 answers' : 'row check: every 202 answer is a row in orders, and nothing else is');
 
-  mkdirSync(dirname(RESULTS_FILE), { recursive: true });
   const summary = {
-    bench: 'intake',
-    finishedAt: new Date().toISOString(),
-    environment: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', platform: process.platform },
+    ...summaryHead('intake'),
     settings: {
       durationS: DURATION_S,
       warmupS: WARMUP_S,
@@ -819,15 +474,8 @@ async function main(): Promise<number> {
     rowCheck: rowCheckFailed ? 'FAILED' : 'ok',
   };
   const round = (_key: string, value: unknown) => (typeof value === 'number' && !Number.isInteger(value) ? Math.round(value * 100) / 100 : value);
-  writeFileSync(RESULTS_FILE, `${JSON.stringify(summary, round, 2)}\n`);
-  log(`summary written to ${RESULTS_FILE.slice(ROOT.length + 1)}`);
+  writeResultsFile('intake', `${JSON.stringify(summary, round, 2)}\n`);
   return rowCheckFailed ? 1 : 0;
 }
 
-main().then(
-  (code) => exitNow(code),
-  (error: unknown) => {
-    log(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-    return exitNow(1);
-  },
-);
+runBench(main, 'servers');

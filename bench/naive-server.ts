@@ -17,7 +17,7 @@
  *
  * Started by bench/intake.ts as its own process; env: MYSQL_URL, REDIS_URL, QUEUE_PREFIX, PORT
  * (0 = any free port), HOST, LOG_LEVEL. Prints "listening on http://host:port" when ready and
- * closes cleanly on SIGTERM.
+ * closes cleanly on SIGTERM (bench/lib/serve-until-signal.ts).
  */
 import { createHash } from 'node:crypto';
 import Fastify, { LogController } from 'fastify';
@@ -31,9 +31,8 @@ import { createQueue } from '../shared/queues/create-queue.ts';
 import { orderJobId } from '../shared/queues/payloads.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
 import { createProducerRedis } from '../shared/redis.ts';
-import { exitWithParent } from './exit-with-parent.ts';
+import { serveUntilSignal } from './lib/serve-until-signal.ts';
 
-exitWithParent();
 const config = loadConfig(process.env);
 const db = createDb(config);
 const redis = createProducerRedis(config);
@@ -120,25 +119,13 @@ app.post('/v1/orders', { schema: { body: CreateOrderBody } }, async (request, re
   return reply.code(202).send({ id, status: 'CREATED' });
 });
 
-let closing = false;
-async function shutdown(): Promise<void> {
-  if (closing) return;
-  closing = true;
-  const force = setTimeout(() => process.exit(1), 10_000);
-  force.unref();
-  try {
-    await app.close();
+await serveUntilSignal(app, {
+  name: 'naive-server',
+  port: config.port,
+  host: config.host,
+  close: async () => {
     await queue.close();
     redis.disconnect();
     await db.destroy();
-    process.exit(0);
-  } catch (error) {
-    console.error('naive-server: shutdown failed', error);
-    process.exit(1);
-  }
-}
-process.on('SIGTERM', () => void shutdown());
-process.on('SIGINT', () => void shutdown());
-
-const address = await app.listen({ port: config.port, host: config.host });
-console.log(`listening on ${address}`);
+  },
+});

@@ -43,42 +43,29 @@
  * (redis://127.0.0.1:6379). Courier's own settings (DISPATCH_WINDOW_MS, default 200 here;
  * ORDER_WORKER_CONCURRENCY, NOTIFIER_CONCURRENCY, CPU_THREADS, ...) pass through to the fleet.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import autocannon, { type Client, type Result } from 'autocannon';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createApiClient } from '../shared/clients/create-client.ts';
 import { loadConfig, type Config } from '../shared/config.ts';
-import { createDb, databaseName, type Db } from '../shared/db.ts';
+import { databaseName, type Db } from '../shared/db.ts';
 import { IdGenerator } from '../shared/ids.ts';
-import { migrateLatest } from '../shared/migrate.ts';
 import { ORDER_STATUSES } from '../shared/orders/status.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
+import { openBenchDatabase } from './lib/bench-database.ts';
+import { exitNow, freePort, httpOk, runBench, startBenchProcess, stopBenchProcess, type BenchProcess, type Exit } from './lib/child-processes.ts';
+import { benchMysqlUrl, intEnv, REDIS_URL } from './lib/env.ts';
+import { intakeBatchesBetween, scrapeIntakeMetrics } from './lib/intake-metrics.ts';
+import { fmt, log, printTable, progress } from './lib/log.ts';
+import { LOAD_DRAIN_BOUND_S, newLoadCounters, runOrderLoad } from './lib/order-load.ts';
+import { summaryHead, writeResultsFile } from './lib/results-file.ts';
 import { pidsNamed, readMachineCpuMs, readProcCpuMs, readRssBytes, sumCpuMs } from './proc-stats.ts';
-import { writeSummaryWithSeries, type SeriesTable } from './sample-table.ts';
-
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const RESULTS_FILE = join(ROOT, 'bench', 'results', 'pipeline-latest.json');
-const PRELOAD = pathToFileURL(join(ROOT, 'bench', 'exit-with-parent-preload.ts')).href;
+import { summaryWithSeriesJson, type SeriesTable } from './sample-table.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
-
-function intEnv(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
-  }
-  return value;
-}
 
 const MIN_DURATION_S = 30;
 const RATE = intEnv('BENCH_RATE', 1500, 1, 100_000);
@@ -99,16 +86,13 @@ const RIDER_CAPACITY = intEnv('BENCH_RIDER_CAPACITY', 10, 1, 1000);
 const RIDER_RESET_MS = intEnv('BENCH_RIDER_RESET_MS', 200, 10, 60_000);
 const STAGGER = (process.env.BENCH_STAGGER ?? '1') !== '0';
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL || 'warn';
-const MYSQL_URL = process.env.BENCH_MYSQL_URL || 'mysql://root@127.0.0.1:3306/courier_bench_pipeline';
-const REDIS_URL = process.env.BENCH_REDIS_URL || 'redis://127.0.0.1:6379';
+const MYSQL_URL = benchMysqlUrl('courier_bench_pipeline');
 const QUEUE_PREFIX = '{courier-bench-pipe}';
 const NOOP_QUEUE = 'bench-noop';
 const DISPATCH_WINDOW_MS = process.env.DISPATCH_WINDOW_MS || '200';
-const CPU_PROF_DIR = process.env.BENCH_CPU_PROF_DIR ? resolve(process.env.BENCH_CPU_PROF_DIR) : undefined;
 
 /** Bounds: nothing here waits for ever. */
 const START_TIMEOUT_MS = 60_000;
-const LOAD_DRAIN_BOUND_S = 15; // after the time is up, in-flight requests get this long
 const NOOP_BOUND_MS = 180_000;
 const STOP_TIMEOUT_MS = 20_000;
 
@@ -122,46 +106,13 @@ const RATE_TOLERANCE = 0.005;
 // ---------------------------------------------------------------------------------------------
 // Output
 
-const isTty = process.stdout.isTTY === true;
-let statusLineOpen = false;
-
-function log(message: string): void {
-  if (statusLineOpen) {
-    process.stdout.write('\n');
-    statusLineOpen = false;
-  }
-  console.log(message);
-}
-
-/** A progress line: rewritten in place on a terminal, printed every few seconds otherwise. */
-function progress(message: string, force: boolean): void {
-  if (isTty) {
-    process.stdout.write(`\r\x1b[K${message}`);
-    statusLineOpen = true;
-  } else if (force) {
-    console.log(message);
-  }
-}
-
-const fmt = (n: number | null | undefined, digits = 0) =>
-  n !== null && n !== undefined && Number.isFinite(n)
-    ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
-    : 'n/a';
 const mb = (bytes: number | null | undefined, digits = 1) => (bytes === null || bytes === undefined ? 'n/a' : fmt(bytes / 1024 / 1024, digits));
 /** A latency in ms; infinite ones are orders that were not dispatched by the end. */
 const fmtMs = (ms: number) => (ms === Number.POSITIVE_INFINITY ? 'not dispatched by the end' : `${fmt(ms)} ms`);
 const signedMb = (bytes: number) => `${bytes >= 0 ? '+' : '-'}${mb(Math.abs(bytes), 2)}`;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-function printTable(header: readonly string[], rows: readonly (readonly string[])[], indent = '  '): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]) => indent + cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  log(line(header));
-  for (const r of rows) log(line(r));
-}
 
 // ---------------------------------------------------------------------------------------------
-// The fleet: each process in its own process group, none left behind
+// The fleet: each process in its own process group, none left behind (bench/lib/child-processes.ts)
 
 type FleetName = 'provider' | 'web' | 'worker' | 'notifier';
 const FLEET: readonly FleetName[] = ['provider', 'web', 'worker', 'notifier'];
@@ -179,150 +130,47 @@ const READY_LINES: Record<FleetName, RegExp> = {
   notifier: /notifier ready/,
 };
 
-type Exit = { code: number | null; signal: NodeJS.Signals | null };
-
-interface FleetProcess {
+interface FleetProcess extends BenchProcess {
   readonly name: FleetName;
-  readonly child: ChildProcess;
-  readonly pid: number;
-  readonly exited: Promise<Exit>;
-  readonly output: string[];
   /** Log lines at warn or above (pino level >= 40). */
   warnings: number;
   /** The same, counted by cause: the message and the error's own text, numbers blanked. */
   readonly warningKinds: Map<string, number>;
-  stopping: boolean;
-  startMs: number;
 }
 
-const children = new Set<ChildProcess>();
 const fleet = new Map<FleetName, FleetProcess>();
 /** Set when a fleet process dies on its own: the bench stops. */
 let fleetFailure: string | null = null;
 
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    // already gone
-  }
-}
-
-async function killAllChildrenAndWait(boundMs = 2000): Promise<void> {
-  const pending = [...children].map(
-    (child) => new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r()))),
+async function startFleetProcess(name: FleetName, env: NodeJS.ProcessEnv, probe: () => Promise<boolean>): Promise<FleetProcess> {
+  const proc = await startBenchProcess<{ name: FleetName; warnings: number; warningKinds: Map<string, number> }>(
+    {
+      name,
+      file: FLEET_FILES[name],
+      env,
+      // Ready when it says so (LOG_LEVEL=info) or, with the quieter levels the bench uses, when a probe
+      // from outside says so: the HTTP servers answer, the BullMQ workers are connected to their queue.
+      readyLine: READY_LINES[name],
+      probe,
+      timeoutMs: START_TIMEOUT_MS,
+      suppressedNote: `more output suppressed; ${name} keeps counting its warnings`,
+      onLine: (p, stream, line) => {
+        const level = /"level":(\d+)/.exec(line)?.[1];
+        if (stream === 'err' || (level !== undefined && Number(level) >= 40)) {
+          p.warnings += 1;
+          const kind = warningKind(line);
+          p.warningKinds.set(kind, (p.warningKinds.get(kind) ?? 0) + 1);
+        }
+      },
+    },
+    { name, warnings: 0, warningKinds: new Map() },
   );
-  for (const child of children) killGroup(child, 'SIGKILL');
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([Promise.all(pending), new Promise<void>((r) => (timer = setTimeout(r, boundMs)))]);
-  clearTimeout(timer);
-}
-
-async function exitNow(code: number): Promise<never> {
-  await killAllChildrenAndWait();
-  process.exit(code);
-}
-
-process.on('exit', () => {
-  for (const child of children) killGroup(child, 'SIGKILL'); // last resort; normally nothing is left by then
-});
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(signal, () => {
-    log(`\nbench: ${signal}: stopping the fleet and exiting`);
-    void exitNow(130);
+  void proc.exited.then(({ code, signal }) => {
+    if (proc.stopping) return;
+    fleetFailure = `${name} (pid ${proc.pid}) exited on its own: code ${code}, signal ${signal}`;
+    log(`bench: ${fleetFailure}\n${proc.output.slice(-20).join('\n')}`);
   });
-}
-
-function startFleetProcess(name: FleetName, env: NodeJS.ProcessEnv, probe: () => Promise<boolean>): Promise<FleetProcess> {
-  const startMs = performance.now();
-  const nodeFlags: string[] = [];
-  if (CPU_PROF_DIR) {
-    // Written when the process exits (its graceful SIGTERM path ends in process.exit).
-    const dir = join(CPU_PROF_DIR, name);
-    mkdirSync(dir, { recursive: true });
-    nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${dir}`);
-  }
-  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', '--import', PRELOAD, FLEET_FILES[name]], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  children.add(child);
-  const exited = new Promise<Exit>((resolveExit) => {
-    child.once('exit', (code, signal) => {
-      children.delete(child);
-      resolveExit({ code, signal });
-    });
-  });
-  const output: string[] = [];
-  let shown = 0;
-  const MAX_SHOWN = 15;
-  let sawReadyLine = false;
-
-  return new Promise<FleetProcess>((resolveStart, rejectStart) => {
-    let started = false;
-    const proc: FleetProcess = { name, child, pid: child.pid ?? -1, exited, output, warnings: 0, warningKinds: new Map(), stopping: false, startMs };
-    const onLine = (stream: 'out' | 'err', line: string) => {
-      if (!line.trim()) return;
-      output.push(line);
-      if (output.length > 200) output.shift();
-      if (READY_LINES[name].test(line)) sawReadyLine = true;
-      const level = /"level":(\d+)/.exec(line)?.[1];
-      if (stream === 'err' || (level !== undefined && Number(level) >= 40)) {
-        proc.warnings += 1;
-        const kind = warningKind(line);
-        proc.warningKinds.set(kind, (proc.warningKinds.get(kind) ?? 0) + 1);
-      }
-      if (READY_LINES[name].test(line) && LOG_LEVEL !== 'warn') return;
-      if (shown < MAX_SHOWN) log(`  [${name} ${stream}] ${line.slice(0, 400)}`);
-      else if (shown === MAX_SHOWN) log(`  [${name}] (more output suppressed; ${name} keeps counting its warnings)`);
-      shown += 1;
-    };
-    for (const [stream, readable] of [['out', child.stdout], ['err', child.stderr]] as const) {
-      let buffered = '';
-      readable?.setEncoding('utf8');
-      readable?.on('data', (chunk: string) => {
-        buffered += chunk;
-        let nl: number;
-        while ((nl = buffered.indexOf('\n')) >= 0) {
-          onLine(stream, buffered.slice(0, nl));
-          buffered = buffered.slice(nl + 1);
-        }
-      });
-    }
-    child.once('error', (error) => {
-      if (!started) rejectStart(error);
-    });
-    void exited.then(({ code, signal }) => {
-      if (!started) {
-        rejectStart(new Error(`${name} exited (code ${code}, signal ${signal}) before it was ready:\n${output.join('\n')}`));
-      } else if (!proc.stopping) {
-        fleetFailure = `${name} (pid ${proc.pid}) exited on its own: code ${code}, signal ${signal}`;
-        log(`bench: ${fleetFailure}\n${output.slice(-20).join('\n')}`);
-      }
-    });
-    // Ready when it says so (LOG_LEVEL=info) or, with the quieter levels the bench uses, when a probe
-    // from outside says so: the HTTP servers answer, the BullMQ workers are connected to their queue.
-    void (async () => {
-      const deadline = performance.now() + START_TIMEOUT_MS;
-      while (!started && child.exitCode === null && child.signalCode === null) {
-        if (performance.now() > deadline) {
-          killGroup(child, 'SIGKILL');
-          rejectStart(new Error(`${name} was not ready within ${START_TIMEOUT_MS / 1000} s:\n${output.join('\n')}`));
-          return;
-        }
-        const ready = sawReadyLine || (await probe().catch(() => false));
-        if (ready) {
-          started = true;
-          resolveStart(proc);
-          return;
-        }
-        await sleep(200);
-      }
-    })();
-  });
+  return proc;
 }
 
 /**
@@ -339,40 +187,6 @@ function warningKind(line: string): string {
   }
 }
 
-/** SIGTERM to the process itself; SIGKILL to its group if it has not exited within the bound. */
-async function stopFleetProcess(proc: FleetProcess): Promise<Exit & { forced: boolean; seconds: number }> {
-  proc.stopping = true;
-  const t0 = performance.now();
-  if (proc.child.exitCode !== null || proc.child.signalCode !== null) return { ...(await proc.exited), forced: false, seconds: 0 };
-  proc.child.kill('SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const outcome = await Promise.race([
-    proc.exited.then((exit) => ({ ...exit, forced: false })),
-    new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), STOP_TIMEOUT_MS))),
-  ]);
-  clearTimeout(timer);
-  killGroup(proc.child, 'SIGKILL'); // anything left in the group (normally nothing)
-  const seconds = (performance.now() - t0) / 1000;
-  if (outcome !== 'timeout') return { ...outcome, seconds };
-  log(`  [${proc.name}] did not exit within ${STOP_TIMEOUT_MS / 1000} s of SIGTERM: killed`);
-  return { ...(await proc.exited), forced: true, seconds };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r, j) => server.once('error', j).listen(0, '127.0.0.1', () => r()));
-  const address = server.address();
-  await new Promise<void>((r) => server.close(() => r()));
-  if (typeof address !== 'object' || !address) throw new Error('could not find a free port');
-  return address.port;
-}
-
-async function httpOk(url: string): Promise<boolean> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(1000) });
-  await response.arrayBuffer();
-  return response.ok;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Database, bench data and Redis keys
 
@@ -384,19 +198,8 @@ interface BenchData {
 }
 
 async function prepareDatabase(config: Config): Promise<BenchData> {
-  const name = databaseName(MYSQL_URL);
-  // This database is dropped: never one that is not a bench's own.
-  if (!/^courier_bench/.test(name)) throw new Error(`BENCH_MYSQL_URL must name a database starting with courier_bench, got "${name}"`);
-  const server = createDb(config, { withDatabase: false });
-  try {
-    await server.raw('DROP DATABASE IF EXISTS ??', [name]);
-    await server.raw('CREATE DATABASE ?? CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci', [name]);
-  } finally {
-    await server.destroy();
-  }
-  const db = createDb(config);
-  const ran = await migrateLatest(db);
-  log(`bench: database ${name} dropped, created and migrated (${ran.length} migrations)`);
+  const { db, name, migrations } = await openBenchDatabase(config, { fresh: true });
+  log(`bench: database ${name} dropped, created and migrated (${migrations.length} migrations)`);
 
   // Zones spread over Shanghai, ~3 km apart; the merchant at the zone's centre, its riders within
   // a few hundred metres of it (well inside DISPATCH_RADIUS_M).
@@ -749,149 +552,6 @@ class RiderSimulator {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Phase 3: the load
-
-interface LoadCounters {
-  responses: number;
-  status202: number;
-  /** Ids of the orders answered 202 (checked against MySQL at the end). */
-  readonly ids: string[];
-  badBodies: number;
-}
-
-interface LoadRun {
-  readonly result: Result;
-  /** First request sent to last response received, in seconds. */
-  readonly windowS: number;
-  readonly sent: number;
-  readonly responses: number;
-  readonly status202: number;
-  readonly unanswered: number;
-  readonly drained: boolean;
-}
-
-function runLoad(opts: {
-  url: string;
-  apiKey: string;
-  keyPrefix: string;
-  bodies: readonly string[];
-  counters: LoadCounters;
-  startedAt: number;
-}): Promise<LoadRun> {
-  const clients: Client[] = [];
-  let sequence = 0;
-  let lastResponseAt = 0;
-  let stopping = false;
-  const { counters } = opts;
-
-  return new Promise<LoadRun>((resolveRun, rejectRun) => {
-    const instance = autocannon(
-      {
-        url: opts.url,
-        connections: CONNECTIONS,
-        pipelining: 1,
-        overallRate: RATE,
-        // Rate-limited: latencies as measured, without autocannon's back-filling at 1 ms intervals.
-        ignoreCoordinatedOmission: true,
-        duration: DURATION_S + LOAD_DRAIN_BOUND_S, // a backstop: the timer below stops the load
-        timeout: 10,
-        requests: [
-          {
-            method: 'POST',
-            path: '/v1/orders',
-            headers: { 'content-type': 'application/json', authorization: `Bearer ${opts.apiKey}` },
-            body: opts.bodies[0]!,
-            setupRequest: (request) => {
-              sequence += 1;
-              request.headers = { ...request.headers, 'idempotency-key': `${opts.keyPrefix}-${sequence}` };
-              request.body = opts.bodies[sequence % opts.bodies.length]!;
-              return request;
-            },
-            onResponse: (status, body) => {
-              if (status !== 202) return;
-              try {
-                const id = (JSON.parse(String(body)) as { id?: unknown }).id;
-                if (typeof id === 'string') counters.ids.push(id);
-                else counters.badBodies += 1;
-              } catch {
-                counters.badBodies += 1;
-              }
-            },
-          },
-        ],
-        setupClient: (client: Client) => {
-          const index = clients.length;
-          clients.push(client);
-          if (!STAGGER || !client.rate) return;
-          // autocannon starts every connection's one-second rate window at the same moment, so each
-          // second's requests would all leave in a burst at its start. Each connection waits for
-          // its own phase in the second instead: the overall rate is the same, spread evenly.
-          client.reqsMadeThisSecond = Number.POSITIVE_INFINITY; // its first request waits for its phase
-          setImmediate(() => {
-            clearInterval(client.rateInterval);
-            const tick = () => {
-              if (client.destroyed) return;
-              client.reqsMadeThisSecond = 0;
-              if (client.paused) {
-                client.paused = false;
-                client._doRequest();
-              }
-            };
-            setTimeout(() => {
-              if (client.destroyed) return;
-              tick();
-              client.rateInterval = setInterval(tick, 1000);
-            }, Math.floor((index * 1000) / CONNECTIONS));
-          });
-        },
-      },
-      (error, result) => {
-        clearTimeout(stopTimer);
-        if (error) return rejectRun(error);
-        const windowS = (lastResponseAt - opts.startedAt) / 1000;
-        // Counted from the connections: with a rate, autocannon's requests.sent adds each
-        // connection's per-second rate up front for requests it assumes it could not see.
-        const sent = clients.reduce((sum, client) => sum + client.reqsMade, 0);
-        const unanswered = sent - counters.responses;
-        resolveRun({ result, windowS, sent, responses: counters.responses, status202: counters.status202, unanswered, drained: stopping && unanswered === 0 });
-      },
-    );
-    instance.on('response', (_client: Client, statusCode: number) => {
-      counters.responses += 1;
-      if (statusCode === 202) counters.status202 += 1;
-      lastResponseAt = performance.now();
-    });
-    // The clean stop: every connection closes after the response to the request it has out.
-    const stopTimer = setTimeout(() => {
-      stopping = true;
-      for (const client of clients) {
-        if (!client.destroyed) client.responseMax = Math.max(1, client.reqsMade);
-      }
-    }, DURATION_S * 1000);
-  });
-}
-
-/** Courier's intake batch histograms from web's /metrics (cumulative since it started). */
-async function scrapeIntakeMetrics(baseUrl: string): Promise<{ batches: number; orders: number; commitSeconds: number } | null> {
-  try {
-    const response = await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
-    if (!response.ok) return null;
-    const text = await response.text();
-    const value = (metric: string) => {
-      const match = new RegExp(`^${metric}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text);
-      return match?.[1] === undefined ? 0 : Number(match[1]);
-    };
-    return {
-      batches: value('courier_intake_batch_size_count'),
-      orders: value('courier_intake_batch_size_sum'),
-      commitSeconds: value('courier_intake_batch_seconds_sum'),
-    };
-  } catch {
-    return null;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Figures
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -1002,7 +662,6 @@ async function main(): Promise<number> {
     PORT: String(webPort),
     NOTIFY_PROVIDER_PORT: String(providerPort),
     NOTIFY_PROVIDER_URL: providerUrl,
-    BENCH_PARENT_PID: String(process.pid), // each fleet process stops itself if this one dies
   };
   const fleetConfig = loadConfig(fleetEnv); // what the fleet will run with (and a bad value stops us here)
   serverPids = { mariadbd: pidsNamed(['mariadbd', 'mysqld']), redis: pidsNamed(['redis-server']) };
@@ -1043,7 +702,7 @@ async function main(): Promise<number> {
     for (const name of names) {
       const proc = fleet.get(name);
       if (!proc || exits[name]) continue;
-      const exit = await stopFleetProcess(proc);
+      const exit = await stopBenchProcess(proc, STOP_TIMEOUT_MS);
       exits[name] = exit;
       log(
         `  [${name}] pid ${proc.pid} exited: code ${exit.code}, signal ${exit.signal}, ${fmt(exit.seconds * 1000)} ms after SIGTERM` +
@@ -1108,7 +767,7 @@ async function main(): Promise<number> {
         FLEET.map((n) => `${n} ${mb(rssStart[n])}`).join(', '),
     );
 
-    const counters: LoadCounters = { responses: 0, status202: 0, ids: [], badBodies: 0 };
+    const counters = newLoadCounters();
     const mysqlStart = ((await db.raw("SELECT DATE_FORMAT(NOW(3), '%Y-%m-%d %H:%i:%s.%f') AS t")) as [{ t: string }[]])[0][0]!.t;
     const loadStart = performance.now();
     let lastPrinted = -Infinity;
@@ -1136,7 +795,18 @@ async function main(): Promise<number> {
     riders.start();
     sampler.start();
     const cpuLoadStart = cpuSnapshot();
-    const run = await runLoad({ url: webUrl, apiKey: data.apiKey, keyPrefix: `pipe-${Date.now().toString(36)}`, bodies, counters, startedAt: loadStart });
+    const run = await runOrderLoad({
+      url: webUrl,
+      apiKey: data.apiKey,
+      keyPrefix: `pipe-${Date.now().toString(36)}`,
+      bodies,
+      connections: CONNECTIONS,
+      seconds: DURATION_S,
+      rate: { overall: RATE, stagger: STAGGER },
+      collectIds: true,
+      counters,
+      startedAt: loadStart,
+    });
     const cpuLoadEnd = cpuSnapshot();
     const metricsAfter = await scrapeIntakeMetrics(webUrl);
     sampler.phase = 'drain';
@@ -1361,15 +1031,7 @@ async function main(): Promise<number> {
     printTable(['process', `load (${fmt(loadCpu.seconds, 0)} s)`, `drain (${fmt(drainCpu.seconds, 0)} s)`, 'CPU µs per order (load + drain)'], cpuRows);
     log('  (mariadbd and redis-server are shared with whatever else runs on this machine)');
 
-    let intakeBatches: { batches: number; avgOrdersPerBatch: number; avgCommitMs: number } | null = null;
-    if (metricsBefore && metricsAfter && metricsAfter.batches > metricsBefore.batches) {
-      const batches = metricsAfter.batches - metricsBefore.batches;
-      intakeBatches = {
-        batches,
-        avgOrdersPerBatch: (metricsAfter.orders - metricsBefore.orders) / batches,
-        avgCommitMs: ((metricsAfter.commitSeconds - metricsBefore.commitSeconds) * 1000) / batches,
-      };
-    }
+    const intakeBatches = intakeBatchesBetween(metricsBefore, metricsAfter);
 
     log('\n== results');
     log(
@@ -1475,11 +1137,8 @@ async function main(): Promise<number> {
     log(`  worker RSS: ${mb(rssStart.worker)} MB at start, ${mb(rssPeak.worker)} MB peak, ${mb(rssEnd.worker)} MB at the end`);
     if (verdicts[3]!.verdict === 'n/a') log(`  (the Redis target needs ${fmt(TARGET.redisAfterOrders)} orders processed; this run processed ${fmt(processed)})`);
 
-    mkdirSync(dirname(RESULTS_FILE), { recursive: true });
     const summary = {
-      bench: 'pipeline',
-      finishedAt: new Date().toISOString(),
-      environment: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', platform: process.platform },
+      ...summaryHead('pipeline'),
       settings: {
         rate: RATE,
         durationS: DURATION_S,
@@ -1550,8 +1209,7 @@ async function main(): Promise<number> {
       ),
       targets: verdicts,
     };
-    writeSummaryWithSeries(RESULTS_FILE, summary, 'samples', samplesTable(allSamples));
-    log(`summary written to ${RESULTS_FILE.slice(ROOT.length + 1)}`);
+    writeResultsFile('pipeline', summaryWithSeriesJson(summary, 'samples', samplesTable(allSamples)));
 
     if (lost > 0) {
       log('ROW CHECK FAILED: orders answered 202 are missing from MySQL');
@@ -1572,10 +1230,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => exitNow(code),
-  (error: unknown) => {
-    log(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-    return exitNow(1);
-  },
-);
+runBench(main, 'fleet');

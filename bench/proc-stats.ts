@@ -1,7 +1,7 @@
 /**
  * Read-only figures from Linux /proc for the benches: CPU time and RSS of a process, the pids of
- * processes by name, and the machine's busy/total CPU time. Every function answers null (or an
- * empty list) where /proc cannot tell (another OS, a process that is gone).
+ * its children and of processes by name, and the machine's busy/total CPU time. Every function
+ * answers null (or an empty list) where /proc cannot tell (another OS, a process that is gone).
  */
 import { readFileSync, readdirSync } from 'node:fs';
 
@@ -26,6 +26,15 @@ export function readRssBytes(pid: number): number | null {
     return match?.[1] === undefined ? null : Number(match[1]) * 1024;
   } catch {
     return null;
+  }
+}
+
+/** Pids of a process's children (those its main thread started). */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
   }
 }
 
