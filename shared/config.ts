@@ -54,6 +54,8 @@ export interface Config {
   readonly warmupCron: readonly string[];
   /** Warm the cache when a web process starts. Default true */
   readonly warmupOnStart: boolean;
+  /** Bound on each part of the tracking view (rider position, ETA), in ms. Default 250 */
+  readonly trackingPartTimeoutMs: number;
   /** Key prefix of the order cache and the order locks in Redis. Default courier:cache */
   readonly cachePrefix: string;
   /** How long an order stays in Redis (L2) after its last write or fill, in ms. Default 3600000 */
@@ -181,6 +183,7 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     jobLockMs: int(env, 'JOB_LOCK_MS', 30_000, 500, 600_000),
     mysqlReplicaUrl: env.MYSQL_REPLICA_URL ? url(env, 'MYSQL_REPLICA_URL', '', ['mysql:', 'mariadb:']) : '',
     readYourWritesMs: int(env, 'READ_YOUR_WRITES_MS', 5000, 0, 600_000),
+    trackingPartTimeoutMs: int(env, 'TRACKING_PART_TIMEOUT_MS', 250, 10, 60_000),
     orderCache: oneOf(env, 'ORDER_CACHE', 'on', ['on', 'off'] as const),
     warmupCron: Object.freeze(
       str(env, 'WARMUP_CRON', '30 10 * * *;30 16 * * *')

@@ -9,6 +9,7 @@ import type { OrderIntake } from '../orders/order-intake.ts';
 import type { ChangeOrder } from '../orders/order-writer.ts';
 import type { OrderReader } from '../cache/order-reader.ts';
 import type { RecentWriters } from './recent-writers.ts';
+import { mysqlTrackingParts, type TrackingParts } from '../orders/tracking.ts';
 import type { Redis } from '../redis.ts';
 import { authenticateRequest } from './authenticate.ts';
 import { registerDashboard } from './dashboard.ts';
@@ -18,7 +19,9 @@ import { operationsRoutes } from './routes/operations.ts';
 import { orderRoutes } from './routes/orders.ts';
 
 export interface AppDeps {
-  readonly config: Pick<Config, 'bodyLimitBytes' | 'dbTimeoutMs' | 'redisTimeoutMs' | 'dashboardPassword'>;
+  readonly config: Pick<Config, 'bodyLimitBytes' | 'dbTimeoutMs' | 'redisTimeoutMs' | 'dashboardPassword' | 'trackingPartTimeoutMs'>;
+  /** The tracking view's parts; default: read from MySQL. */
+  readonly tracking?: TrackingParts;
   readonly db: Db;
   readonly redis: Redis;
   readonly logger: Logger;
@@ -73,6 +76,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       changeOrder: deps.changeOrder,
       reader: deps.reader,
       recentWriters: deps.recentWriters,
+      tracking: deps.tracking ?? mysqlTrackingParts(deps.db),
+      trackingPartTimeoutMs: deps.config.trackingPartTimeoutMs,
       dbTimeoutMs: deps.config.dbTimeoutMs,
       notificationsQueue,
       redisTimeoutMs: deps.config.redisTimeoutMs,

@@ -11,6 +11,7 @@ import { applyOrderEvent } from '../../orders/apply-order-event.ts';
 import type { ChangeOrder } from '../../orders/order-writer.ts';
 import type { OrderReader } from '../../cache/order-reader.ts';
 import type { RecentWriters } from '../recent-writers.ts';
+import { trackOrder, type TrackingParts } from '../../orders/tracking.ts';
 import { ORDER_EVENT_TYPES } from '../../orders/state-machine.ts';
 import { enqueueNotifications } from '../../queues/notification-producer.ts';
 import { DeadlineExceeded, withDeadline } from '../../with-deadline.ts';
@@ -24,6 +25,9 @@ export interface OrderRoutesDeps {
   /** Reads orders L1 -> L2 -> MySQL. */
   readonly reader: OrderReader;
   readonly recentWriters: RecentWriters;
+  /** Where the tracking view's parts come from, and how long each may take. */
+  readonly tracking: TrackingParts;
+  readonly trackingPartTimeoutMs: number;
   /** Where a cancelled order's customer notification goes. */
   readonly notificationsQueue: Queue;
   readonly redisTimeoutMs: number;
@@ -93,6 +97,18 @@ export async function orderRoutes(scope: FastifyInstance, deps: OrderRoutesDeps)
     reply.header('etag', etag).header('cache-control', 'private, no-cache');
     if (matchesEtag(request.headers['if-none-match'], etag)) return reply.code(304).send();
     return record.order;
+  });
+
+  app.get('/v1/orders/:id/tracking', { schema: { params: OrderIdParams } }, async (request) => {
+    const { id } = request.params;
+    if (!isIdString(id)) throw new ApiError('ORDER_NOT_FOUND');
+    const client = request.client!;
+    const { record } = await orUnavailable(
+      deps.reader.get(id, { primary: deps.recentWriters.wroteRecently(client.id) }),
+      deps.dbTimeoutMs,
+    );
+    if (!record || record.clientId !== client.id) throw new ApiError('ORDER_NOT_FOUND');
+    return trackOrder(record.order, deps.tracking, deps.trackingPartTimeoutMs);
   });
 
   app.post('/v1/orders/:id/events', { schema: { params: OrderIdParams, body: OrderEventBody } }, async (request) => {

@@ -1,0 +1,75 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { trackOrder } from '../shared/orders/tracking.ts';
+import type { OrderView } from '../shared/orders/read-order.ts';
+import { transitionOrder } from '../shared/orders/transition-order.ts';
+import { createTestWeb, type TestWeb } from './support/test-web.ts';
+
+let web: TestWeb;
+
+beforeAll(async () => {
+  web = await createTestWeb();
+  await web.database.db('riders').insert({ id: '9001', name: 'Tracked', zone_id: 'test-zone', lat: 31.241, lng: 121.501 });
+});
+
+afterAll(async () => {
+  await web?.close();
+});
+
+describe('GET /v1/orders/:id/tracking', () => {
+  it('answers the order, its rider position and ETA', async () => {
+    const id = await web.postOrder();
+    const db = web.database.db;
+    await transitionOrder(db, { orderId: id, to: 'PRICED', actor: 'test', patch: { fee_cents: 500, eta_seconds: 1200 } });
+    await transitionOrder(db, { orderId: id, to: 'DISPATCHED', actor: 'test', patch: { rider_id: '9001' } });
+    await web.runtime.writer.cache.forget(id);
+    const res = await web.runtime.app.inject({
+      method: 'GET',
+      url: `/v1/orders/${id}/tracking`,
+      headers: { authorization: `Bearer ${web.apiKey}` },
+    });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.order).toMatchObject({ id, status: 'DISPATCHED', riderId: '9001' });
+    expect(body.rider).toMatchObject({ riderId: '9001', lat: 31.241, lng: 121.501 });
+    expect(body.eta.remainingSeconds).toBeGreaterThan(1100);
+    expect(body.eta.remainingSeconds).toBeLessThanOrEqual(1200);
+    expect(body.missing).toEqual([]);
+  });
+
+  it("another client's order is a 404", async () => {
+    const id = await web.postOrder();
+    const res = await web.runtime.app.inject({
+      method: 'GET',
+      url: `/v1/orders/${id}/tracking`,
+      headers: { authorization: `Bearer ${web.otherApiKey}` },
+    });
+    expect(res.statusCode).toBe(404);
+  });
+});
+
+describe('trackOrder', () => {
+  const order = { id: '1', riderId: '9001', etaSeconds: 600 } as OrderView;
+
+  it('a slow part is left out and named; the rest is answered within the bound', async () => {
+    let releaseRider!: () => void;
+    const riderStuck = new Promise<null>((resolve) => (releaseRider = () => resolve(null)));
+    const started = performance.now();
+    const view = await trackOrder(
+      order,
+      { rider: () => riderStuck, eta: async () => ({ remainingSeconds: 300, dispatchedAt: new Date(0).toISOString() }) },
+      100,
+    );
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(view).toMatchObject({ rider: null, eta: { remainingSeconds: 300 }, missing: ['rider'] });
+    releaseRider();
+  });
+
+  it('a failing part is left out too', async () => {
+    const view = await trackOrder(
+      order,
+      { rider: async () => ({ riderId: '9001', lat: 1, lng: 2, updatedAt: 'x' }), eta: async () => Promise.reject(new Error('down')) },
+      100,
+    );
+    expect(view).toMatchObject({ rider: { riderId: '9001' }, eta: null, missing: ['eta'] });
+  });
+});
