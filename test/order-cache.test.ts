@@ -36,27 +36,40 @@ function fakeOrder(id: string, version: number): OrderRecord {
 
 describe('OrderCache: the compare-and-set', () => {
   it('never lets a cached version go backwards', async () => {
-    expect(await cache.fill(fakeOrder('101', 2))).toBe(true);
-    expect(await cache.fill(fakeOrder('101', 1))).toBe(false);
-    expect(await cache.fill(fakeOrder('101', 2))).toBe(false);
+    expect(await cache.fill(fakeOrder('101', 2), await cache.epoch())).toBe(true);
+    expect(await cache.fill(fakeOrder('101', 1), await cache.epoch())).toBe(false);
+    expect(await cache.fill(fakeOrder('101', 2), await cache.epoch())).toBe(false);
     expect(await cache.get('101')).toMatchObject({ kind: 'hit', record: { order: { version: 2 } } });
   });
 
   it('a stale mark of version N refuses N itself and lets only a newer version in', async () => {
-    await cache.fill(fakeOrder('102', 1));
+    await cache.fill(fakeOrder('102', 1), await cache.epoch());
     await cache.invalidate('102', 1);
     expect(await cache.get('102')).toEqual({ kind: 'stale', version: 1 });
-    expect(await cache.fill(fakeOrder('102', 1))).toBe(false); // a reader who loaded v1 a moment ago
-    expect(await cache.fill(fakeOrder('102', 2))).toBe(true);
+    expect(await cache.fill(fakeOrder('102', 1), await cache.epoch())).toBe(false); // a reader who loaded v1 a moment ago
+    expect(await cache.fill(fakeOrder('102', 2), await cache.epoch())).toBe(true);
     await cache.invalidate('102', 1); // a late mark of an older version changes nothing
     expect(await cache.get('102')).toMatchObject({ kind: 'hit', record: { order: { version: 2 } } });
   });
 });
 
+describe('OrderCache epochs', () => {
+  it('refuses a fill read before Redis lost everything, even with no version left to compare', async () => {
+    const before = await cache.epoch();
+    await cache.fill(fakeOrder('160', 7), before);
+    await deleteKeysWithPrefix(prefix); // Redis restarted empty (as ours does: no persistence)
+    expect(await cache.fill(fakeOrder('160', 6), before)).toBe(false); // a reader that loaded v6 before
+    expect(await cache.get('160')).toEqual({ kind: 'miss' });
+    const after = await cache.epoch();
+    expect(after).not.toBe(before);
+    expect(await cache.fill(fakeOrder('160', 7), after)).toBe(true);
+  });
+});
+
 describe('OrderCache.fillMany (warm-up)', () => {
   it('writes a batch in one round trip, still never going backwards', async () => {
-    await cache.fill(fakeOrder('151', 5));
-    const written = await cache.fillMany([fakeOrder('150', 1), fakeOrder('151', 4), fakeOrder('152', 3)]);
+    await cache.fill(fakeOrder('151', 5), await cache.epoch());
+    const written = await cache.fillMany([fakeOrder('150', 1), fakeOrder('151', 4), fakeOrder('152', 3)], await cache.epoch());
     expect(written).toBe(2);
     expect(await cache.get('151')).toMatchObject({ kind: 'hit', record: { order: { version: 5 } } });
     expect(await cache.get('152')).toMatchObject({ kind: 'hit', record: { order: { version: 3 } } });
@@ -117,7 +130,7 @@ describe('changeOrder: lock, mark stale, update, reload', () => {
     const stale = (await readOrder(web.database.db, id))!; // a reader loads v1 ...
     const result = await changeOrder(deps, { orderId: id, to: 'CANCELLED', actor: 'test' });
     expect(result.kind).toBe('done');
-    expect(await cache.fill(stale)).toBe(false); // ... and arrives late with it
+    expect(await cache.fill(stale, await cache.epoch())).toBe(false); // ... and arrives late with it
     expect(await cache.get(id)).toMatchObject({ kind: 'hit', record: { clientId: web.clientId, order: { id, status: 'CANCELLED', version: 2 } } });
   });
 
@@ -126,7 +139,7 @@ describe('changeOrder: lock, mark stale, update, reload', () => {
     const result = await changeOrder(deps, { orderId: id, to: 'DELIVERED', actor: 'test' });
     expect(result.kind).toBe('illegal');
     expect(await cache.get(id)).toEqual({ kind: 'miss' });
-    expect(await cache.fill((await readOrder(web.database.db, id))!)).toBe(true);
+    expect(await cache.fill((await readOrder(web.database.db, id))!, await cache.epoch())).toBe(true);
   });
 
   it('publishes an invalidation with the new version', async () => {

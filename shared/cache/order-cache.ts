@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Redis } from '../redis.ts';
 import type { OrderRecord } from '../orders/read-order.ts';
@@ -5,7 +6,7 @@ import type { OrderRecord } from '../orders/read-order.ts';
 const SET_IF_NEWER = readFileSync(new URL('./lua/set-order-if-newer.lua', import.meta.url), 'utf8');
 
 type CacheRedis = Redis & {
-  courierSetOrderIfNewer(key: string, version: number, json: string, ttlMs: number): Promise<number>;
+  courierSetOrderIfNewer(key: string, epochKey: string, version: number, json: string, ttlMs: number, epoch: string): Promise<number>;
 };
 
 export type CachedOrder =
@@ -26,13 +27,28 @@ export class OrderCache {
     private readonly opts: { prefix: string; ttlMs: number },
   ) {
     if (!('courierSetOrderIfNewer' in redis)) {
-      redis.defineCommand('courierSetOrderIfNewer', { numberOfKeys: 1, lua: SET_IF_NEWER });
+      redis.defineCommand('courierSetOrderIfNewer', { numberOfKeys: 2, lua: SET_IF_NEWER });
     }
     this.redis = redis as CacheRedis;
   }
 
   key(orderId: string): string {
     return `${this.opts.prefix}:order:${orderId}`;
+  }
+
+  private get epochKey(): string {
+    return `${this.opts.prefix}:epoch`;
+  }
+
+  /**
+   * The cache's current epoch, made if Redis has none (it started empty). Read it before reading
+   * MySQL and hand it to fill(): a fill from before Redis lost everything is refused.
+   */
+  async epoch(): Promise<string> {
+    const existing = await this.redis.get(this.epochKey);
+    if (existing) return existing;
+    await this.redis.set(this.epochKey, randomUUID(), 'NX');
+    return (await this.redis.get(this.epochKey)) ?? '';
   }
 
   async get(orderId: string): Promise<CachedOrder> {
@@ -42,21 +58,33 @@ export class OrderCache {
     return { kind: 'hit', record: JSON.parse(data) as OrderRecord };
   }
 
-  /** Caches the order unless a newer version (or a stale mark of this one) is there. */
-  async fill(record: OrderRecord): Promise<boolean> {
+  /**
+   * Caches the order unless a newer version (or a stale mark of this one) is there, or Redis was
+   * emptied since `epoch` was read.
+   */
+  async fill(record: OrderRecord, epoch: string): Promise<boolean> {
     const { order } = record;
-    return (await this.redis.courierSetOrderIfNewer(this.key(order.id), order.version, JSON.stringify(record), this.opts.ttlMs)) === 1;
+    const written = await this.redis.courierSetOrderIfNewer(
+      this.key(order.id),
+      this.epochKey,
+      order.version,
+      JSON.stringify(record),
+      this.opts.ttlMs,
+      epoch,
+    );
+    return written === 1;
   }
 
-  /** Caches many orders in one round trip (warm-up); resolves with how many were written. */
-  async fillMany(records: readonly OrderRecord[]): Promise<number> {
+  /** Caches many orders in one round trip (warm-up), as fill() does each; resolves with how many were written. */
+  async fillMany(records: readonly OrderRecord[], epoch: string): Promise<number> {
     if (records.length === 0) return 0;
     const pipeline = this.redis.pipeline() as unknown as {
-      courierSetOrderIfNewer(key: string, version: number, json: string, ttlMs: number): unknown;
+      courierSetOrderIfNewer(key: string, epochKey: string, version: number, json: string, ttlMs: number, epoch: string): unknown;
       exec(): Promise<[Error | null, unknown][] | null>;
     };
     for (const record of records) {
-      pipeline.courierSetOrderIfNewer(this.key(record.order.id), record.order.version, JSON.stringify(record), this.opts.ttlMs);
+      const { order } = record;
+      pipeline.courierSetOrderIfNewer(this.key(order.id), this.epochKey, order.version, JSON.stringify(record), this.opts.ttlMs, epoch);
     }
     const results = (await pipeline.exec()) ?? [];
     let written = 0;
@@ -77,6 +105,6 @@ export class OrderCache {
 
   /** Marks `version` stale ahead of a change: only a newer version may be cached after this. */
   async invalidate(orderId: string, version: number): Promise<void> {
-    await this.redis.courierSetOrderIfNewer(this.key(orderId), version, '', this.opts.ttlMs);
+    await this.redis.courierSetOrderIfNewer(this.key(orderId), this.epochKey, version, '', this.opts.ttlMs, '');
   }
 }

@@ -98,11 +98,13 @@ export class OrderReader {
       this.deps.onRead?.('l2');
       return { record: cached.record, source: 'l2' };
     }
+    const epoch = await this.deps.cache.epoch().catch(() => undefined);
     const record = await readOrder(this.pickDb(primary), orderId);
     this.deps.onRead?.('mysql');
     if (record) {
       this.remember(record);
-      await this.deps.cache.fill(record).catch(() => undefined); // compare-and-set: never backwards
+      // Compare-and-set: never backwards, never across a Redis that lost everything meanwhile.
+      if (epoch !== undefined) await this.deps.cache.fill(record, epoch).catch(() => undefined);
     }
     return { record, source: 'mysql' };
   }

@@ -28,6 +28,7 @@ export interface OrderChangeDeps {
  */
 export async function changeOrder(deps: OrderChangeDeps, request: TransitionRequest): Promise<TransitionResult> {
   return deps.locks.withLock(request.orderId, async (lock: HeldLock) => {
+    const epoch = await deps.cache.epoch();
     const beforeRecord = await readOrder(deps.db, request.orderId);
     if (!beforeRecord) return { kind: 'not_found' } as const;
     const before = beforeRecord.order;
@@ -47,7 +48,7 @@ export async function changeOrder(deps: OrderChangeDeps, request: TransitionRequ
     }
     const after = await readOrder(deps.db, request.orderId);
     if (after) {
-      await deps.cache.fill(after);
+      await deps.cache.fill(after, epoch);
       deps.onChanged?.(after);
       await deps.publisher.publish(deps.invalidationChannel, `${after.order.id}:${after.order.version}`);
     }
