@@ -46,6 +46,19 @@ export function createMetrics(opts: { defaultMetrics?: boolean; processName?: st
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     }),
+    warmupItems: new Counter({
+      name: 'courier_warmup_items_total',
+      help: 'Items the cache warm-up loaded into Redis, by kind (order, merchant, rider)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    warmupSeconds: new Histogram({
+      name: 'courier_warmup_seconds',
+      help: 'Duration of one cache warm-up run, by reason (start, cron, cli)',
+      labelNames: ['reason'] as const,
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers: [registry],
+    }),
   };
 }
 

@@ -8,6 +8,8 @@ let database: TestDatabase;
 let env: Record<string, string>;
 const children: Child[] = [];
 const queuePrefix = uniqueQueuePrefix();
+// The web enqueues a cache warm-up at start and the worker runs it: into this file's own cache keys.
+const cachePrefix = queuePrefix.slice(1, -1);
 
 function start(file: string, args: string[] = [], extraEnv: Record<string, string> = {}): Child {
   const child = runTsx(file, args, { ...env, ...extraEnv });
@@ -18,7 +20,14 @@ function start(file: string, args: string[] = [], extraEnv: Record<string, strin
 beforeAll(async () => {
   database = await createTestDatabase();
   await database.db('merchants').insert(TEST_MERCHANT);
-  env = { MYSQL_URL: database.mysqlUrl, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: queuePrefix, LOG_LEVEL: 'info', LOG_FORMAT: 'json' };
+  env = {
+    MYSQL_URL: database.mysqlUrl,
+    REDIS_URL: TEST_REDIS_URL,
+    QUEUE_PREFIX: queuePrefix,
+    CACHE_PREFIX: cachePrefix,
+    LOG_LEVEL: 'info',
+    LOG_FORMAT: 'json',
+  };
 });
 
 afterAll(async () => {
@@ -26,6 +35,7 @@ afterAll(async () => {
   await Promise.all(children.map((child) => child.exited));
   await database?.drop();
   await deleteKeysWithPrefix(queuePrefix);
+  await deleteKeysWithPrefix(cachePrefix);
 });
 
 describe('entrypoints as processes', () => {

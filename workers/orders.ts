@@ -1,15 +1,22 @@
-/** The worker process: BullMQ workers of the critical order pipeline, CPU steps in piscina threads. */
+/** The worker process: BullMQ workers of the critical order pipeline (CPU steps in piscina threads) and of the maintenance jobs. */
 import { configFromEnv, onShutdown } from '../shared/lifecycle.ts';
 import { createLogger } from '../shared/logger.ts';
+import { startMaintenance, type Maintenance } from './maintenance-pipeline.ts';
 import { startOrderPipeline, type OrderPipeline } from './order-pipeline.ts';
 
 const config = configFromEnv(process.env);
 const logger = await createLogger(config, 'worker');
 
 let pipeline: OrderPipeline | undefined;
+let maintenance: Maintenance | undefined;
 onShutdown(logger, config.shutdownTimeoutMs, async () => {
-  await pipeline?.close();
+  const closed = await Promise.allSettled([pipeline?.close(), maintenance?.close()]);
+  for (const result of closed) if (result.status === 'rejected') throw result.reason;
 });
 pipeline = await startOrderPipeline(config, logger);
-await pipeline.worker.waitUntilReady();
-logger.info({ concurrency: config.orderWorkerConcurrency, cpuThreads: config.cpuThreads }, 'worker ready: pricing and dispatching orders');
+maintenance = await startMaintenance(config, logger);
+await Promise.all([pipeline.worker.waitUntilReady(), maintenance.worker.waitUntilReady()]);
+logger.info(
+  { concurrency: config.orderWorkerConcurrency, cpuThreads: config.cpuThreads },
+  'worker ready: pricing and dispatching orders, running maintenance jobs (cache warm-up)',
+);

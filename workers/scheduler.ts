@@ -1,4 +1,38 @@
-/** The scheduler process: node-cron ticks that only enqueue maintenance jobs. */
-import { runStandbyProcess } from '../shared/standby-process.ts';
+/** The scheduler process: node-cron ticks that only enqueue maintenance jobs; the workers run them. */
+import { ConfigError } from '../shared/config.ts';
+import { coerceError } from '../shared/errors/index.ts';
+import { configFromEnv, onShutdown } from '../shared/lifecycle.ts';
+import { createLogger } from '../shared/logger.ts';
+import { createQueue } from '../shared/queues/create-queue.ts';
+import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
+import { createProducerRedis } from '../shared/redis.ts';
+import { createSchedulerTicks, scheduleWarmUps, type Schedule } from './scheduler-ticks.ts';
 
-await runStandbyProcess('scheduler', 'compensation, warm-up and reconcile ticks land with issues 4 and 5');
+const config = configFromEnv(process.env);
+const logger = await createLogger(config, 'scheduler');
+
+const redis = createProducerRedis(config);
+redis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'redis connection error'));
+const maintenanceQueue = createQueue(QUEUE_NAMES.maintenance, { connection: redis, prefix: config.queuePrefix });
+maintenanceQueue.on('error', (error) => logger.debug({ err: coerceError(error) }, 'queue error'));
+
+let schedule: Schedule | undefined;
+onShutdown(logger, config.shutdownTimeoutMs, async () => {
+  await schedule?.stop();
+  await maintenanceQueue.close();
+  redis.disconnect();
+});
+
+try {
+  schedule = scheduleWarmUps(config.warmupCron, createSchedulerTicks({ maintenanceQueue, timeoutMs: config.redisTimeoutMs, logger }), logger);
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  console.error(`courier: bad configuration: ${error.message}`);
+  process.exit(78);
+}
+// Ready once Redis answers (a tick meanwhile would retry its enqueue).
+if (redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve));
+logger.info(
+  { warmUp: config.warmupCron, next: schedule.tasks.map((task) => task.getNextRun()?.toISOString() ?? null) },
+  `scheduler ready: warm-up ticks at ${config.warmupCron.join('; ') || '(none: WARMUP_CRON is empty)'}`,
+);

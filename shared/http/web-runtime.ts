@@ -13,6 +13,7 @@ import { createOrderWriter, invalidationChannel, type OrderWriter } from '../ord
 import { OrderReader } from '../cache/order-reader.ts';
 import { RecentWriters } from './recent-writers.ts';
 import { createQueue } from '../queues/create-queue.ts';
+import { enqueueWarmUp } from '../queues/maintenance-producer.ts';
 import { QUEUE_NAMES } from '../queues/queue-names.ts';
 import { createProducerRedis, createWorkerRedis, type Redis } from '../redis.ts';
 import { buildApp } from './build-app.ts';
@@ -93,6 +94,14 @@ export async function createWebRuntime(
     queues,
     ...(opts.isShuttingDown ? { isShuttingDown: opts.isShuttingDown } : {}),
   });
+  if (config.warmupOnStart) {
+    // Enqueued, not run: a worker warms the cache; web processes starting in the same minute add one job.
+    const maintenanceQueue = queues.find((queue) => queue.name === QUEUE_NAMES.maintenance)!;
+    enqueueWarmUp(maintenanceQueue, 'start', new Date(), config.redisTimeoutMs).then(
+      (jobId) => logger.info({ jobId }, 'cache warm-up enqueued'),
+      (error: unknown) => logger.error({ err: coerceError(error) }, 'cache warm-up not enqueued (the next start or scheduler tick warms the cache)'),
+    );
+  }
 
   return {
     app,

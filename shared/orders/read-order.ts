@@ -1,5 +1,6 @@
 import type { Db } from '../db.ts';
-import type { OrderStatus } from './status.ts';
+import { isTerminal } from './state-machine.ts';
+import { ORDER_STATUSES, type OrderStatus } from './status.ts';
 
 /** An order as the public API shows it. Ids are decimal strings: 64-bit integers do not fit a JS number. */
 export interface OrderView {
@@ -39,6 +40,23 @@ export interface OrderRecord {
 export async function readOrder(db: Db, orderId: string): Promise<OrderRecord | undefined> {
   const row = (await db('orders').select(COLUMNS).where({ id: orderId }).first()) as OrderRow | undefined;
   return row ? { clientId: String(row.client_id), order: toOrderView(row) } : undefined;
+}
+
+/** Statuses an order can still leave: everything but DELIVERED and CANCELLED. */
+export const ACTIVE_STATUSES: readonly OrderStatus[] = ORDER_STATUSES.filter((status) => !isTerminal(status));
+
+/**
+ * A page of a keyset scan over the active orders: up to `limit` of them with ids above `afterId`
+ * ('0' to start), in id order. The next page starts after the last id of this one.
+ */
+export async function readActiveOrdersAfter(db: Db, afterId: string, limit: number): Promise<OrderRecord[]> {
+  const rows = (await db('orders')
+    .select(COLUMNS)
+    .where('id', '>', afterId)
+    .whereIn('status', ACTIVE_STATUSES)
+    .orderBy('id')
+    .limit(limit)) as OrderRow[];
+  return rows.map((row) => ({ clientId: String(row.client_id), order: toOrderView(row) }));
 }
 
 export function toOrderView(row: OrderRow): OrderView {

@@ -1,11 +1,12 @@
-import type { Queue } from 'bullmq';
+import type { JobsOptions, Queue } from 'bullmq';
 import { InvalidJobPayloadError } from '../errors/index.ts';
 import { createProducerRedis, type Redis } from '../redis.ts';
 import { withDeadline } from '../with-deadline.ts';
 import { createQueue } from './create-queue.ts';
 import { NOTIFICATION_JOB_OPTIONS } from '../notifications/retry-policy.ts';
+import { MAINTENANCE_JOB_OPTIONS } from './maintenance-producer.ts';
 import { payloadProblem } from './payload-schemas.ts';
-import { dispatchJobId, notificationJobId, orderJobId, type JobName, type JobPayloads } from './payloads.ts';
+import { dispatchJobId, notificationJobId, orderJobId, warmUpJobId, type JobName, type JobPayloads } from './payloads.ts';
 import { QUEUE_NAMES, type QueueName } from './queue-names.ts';
 
 export interface CourierProducerOptions {
@@ -21,6 +22,13 @@ const QUEUE_OF: Readonly<Record<JobName, QueueName>> = {
   'order.price': QUEUE_NAMES.orders,
   'dispatch.zone': QUEUE_NAMES.orders,
   'notify.send': QUEUE_NAMES.notifications,
+  'cache.warm-up': QUEUE_NAMES.maintenance,
+};
+
+/** Job options beyond the queue's defaults (retries, how long a finished job is kept). */
+const OPTIONS_OF: Readonly<Partial<Record<JobName, JobsOptions>>> = {
+  'notify.send': NOTIFICATION_JOB_OPTIONS,
+  'cache.warm-up': MAINTENANCE_JOB_OPTIONS,
 };
 
 /** The job id each job gets, so that adding the same work twice is a no-op while its job exists. */
@@ -30,6 +38,8 @@ function jobIdOf<N extends JobName>(name: N, payload: JobPayloads[N]): string {
       return orderJobId((payload as JobPayloads['order.price']).orderId);
     case 'dispatch.zone':
       return dispatchJobId((payload as JobPayloads['dispatch.zone']).zoneId, Date.now());
+    case 'cache.warm-up':
+      return warmUpJobId((payload as JobPayloads['cache.warm-up']).reason, new Date());
     default: {
       const { orderId, kind } = payload as JobPayloads['notify.send'];
       return notificationJobId(orderId, kind);
@@ -64,7 +74,7 @@ export class CourierProducer {
     const problem = payloadProblem(name, payload);
     if (problem) throw new InvalidJobPayloadError(problem);
     const jobId = jobIdOf(name, payload);
-    const opts = name === 'notify.send' ? { ...NOTIFICATION_JOB_OPTIONS, jobId } : { jobId };
+    const opts = { ...OPTIONS_OF[name], jobId };
     await withDeadline(this.queue(QUEUE_OF[name]).add(name, payload, opts), this.timeoutMs);
     return jobId;
   }

@@ -1,7 +1,7 @@
 import { UnrecoverableError } from 'bullmq';
 import { Type, type TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
-import { NOTIFICATION_KINDS, type JobName, type JobPayloads } from './payloads.ts';
+import { NOTIFICATION_KINDS, WARM_UP_REASONS, type JobName, type JobPayloads } from './payloads.ts';
 
 const OrderId = Type.String({ pattern: '^[1-9][0-9]{0,18}$' });
 
@@ -11,6 +11,10 @@ const SCHEMAS = {
   'dispatch.zone': Type.Object({ zoneId: Type.String({ minLength: 1, maxLength: 32 }) }, { additionalProperties: false }),
   'notify.send': Type.Object(
     { orderId: OrderId, kind: Type.Union(NOTIFICATION_KINDS.map((kind) => Type.Literal(kind))) },
+    { additionalProperties: false },
+  ),
+  'cache.warm-up': Type.Object(
+    { reason: Type.Union(WARM_UP_REASONS.map((reason) => Type.Literal(reason))) },
     { additionalProperties: false },
   ),
 } satisfies Record<JobName, TSchema>;

@@ -6,6 +6,10 @@
 export const NOTIFICATION_KINDS = ['customer.dispatched', 'merchant.dispatched', 'customer.cancelled'] as const;
 export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
 
+/** Why a cache warm-up runs: a web process started, a scheduler tick, an operator's command. */
+export const WARM_UP_REASONS = ['start', 'cron', 'cli'] as const;
+export type WarmUpReason = (typeof WARM_UP_REASONS)[number];
+
 export interface JobPayloads {
   /** Take a CREATED order through pricing. jobId `order-<id>` makes a repeat a no-op. */
   'order.price': { orderId: string };
@@ -13,6 +17,8 @@ export interface JobPayloads {
   'dispatch.zone': { zoneId: string };
   /** Send one notification (notifications queue). jobId `notify-<orderId>-<kind>`. */
   'notify.send': { orderId: string; kind: NotificationKind };
+  /** Preload active orders, merchants and rider positions into Redis (maintenance queue). jobId `<reason>-warmup-<yyyymmddhhmm>`. */
+  'cache.warm-up': { reason: WarmUpReason };
 }
 
 export type JobName = keyof JobPayloads;
@@ -32,4 +38,12 @@ export function dispatchJobId(zoneId: string, windowStartMs: number): string {
 
 export function notificationJobId(orderId: string, kind: NotificationKind): string {
   return `notify-${orderId}-${kind.replace('.', '-')}`;
+}
+
+/**
+ * One warm-up per reason and minute (UTC): every scheduler firing the same tick, or every web
+ * process starting in the same minute, adds the same job id, so it runs once.
+ */
+export function warmUpJobId(reason: WarmUpReason, at: Date): string {
+  return `${reason}-warmup-${at.toISOString().slice(0, 16).replace(/[-T:]/g, '')}`;
 }
