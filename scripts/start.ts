@@ -36,7 +36,7 @@ console.log(`
 Courier is starting: ${processes.map((p) => p.name).join(', ')}
   API        ${base}/v1/orders   (key: .courier/demo-client.key)
   dashboard  ${base}/admin/queues
-  metrics    ${base}/metrics
+  metrics    ${base}/metrics   (worker :9101, notifier :9102, scheduler :9103)
   readiness  ${base}/readyz
   notified   ${notified}
 Ctrl-C stops them all.

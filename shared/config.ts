@@ -88,6 +88,8 @@ export interface Config {
   readonly notifyBreakerErrorPercent: number;
   /** Circuit breaker: try again (half-open) after this long, in ms. Default 10000 */
   readonly notifyBreakerResetMs: number;
+  /** worker, notifier, scheduler: serve GET /metrics on this port (0: not at all). Default 0 */
+  readonly metricsPort: number;
   /** Bound on draining in-flight work at SIGTERM, in ms. Default 10000 */
   readonly shutdownTimeoutMs: number;
 }
@@ -208,6 +210,7 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     notifierConcurrency: int(env, 'NOTIFIER_CONCURRENCY', 32, 1, 1000),
     notifyBreakerErrorPercent: int(env, 'NOTIFY_BREAKER_ERROR_PERCENT', 50, 1, 100),
     notifyBreakerResetMs: int(env, 'NOTIFY_BREAKER_RESET_MS', 10_000, 100, 600_000),
+    metricsPort: int(env, 'METRICS_PORT', 0, 0, 65535),
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
     ...overrides,
   };

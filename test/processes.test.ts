@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runTsx, type Child } from './support/child-process.ts';
+import { closedPort } from './support/tcp-proxy.ts';
 import { createTestDatabase, type TestDatabase } from './support/test-database.ts';
 import { TEST_REDIS_URL, deleteKeysWithPrefix, uniqueQueuePrefix } from './support/test-redis.ts';
 import { TEST_MERCHANT, orderBody } from './support/test-web.ts';
@@ -89,9 +90,17 @@ describe('entrypoints as processes', () => {
     expect(missing.output()).toMatch(/missing required argument 'name'/);
   });
 
-  it.each(['workers/orders.ts', 'workers/notifier.ts', 'workers/scheduler.ts'])('%s starts, reports ready and stops on SIGTERM', async (file) => {
-    const child = start(file);
+  it.each([
+    ['workers/orders.ts', /# TYPE courier_warmup_seconds histogram/],
+    ['workers/notifier.ts', /process_cpu_seconds_total\{process="notifier"\}/],
+    ['workers/scheduler.ts', /process_cpu_seconds_total\{process="scheduler"\}/],
+  ])('%s starts, reports ready, serves its metrics, and stops on SIGTERM', async (file, metric) => {
+    const port = await closedPort();
+    const child = start(file, [], { METRICS_PORT: String(port), HOST: '127.0.0.1' });
     await child.waitForLine(/ready/, 20_000);
+    const metrics = await fetch(`http://127.0.0.1:${port}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toMatch(metric);
     child.process.kill('SIGTERM');
     expect((await child.exited).code).toBe(0);
   });

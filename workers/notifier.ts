@@ -1,16 +1,23 @@
 /** The notifier process: the non-critical notifications queue, isolated from the order pipeline. */
 import { configFromEnv, onShutdown } from '../shared/lifecycle.ts';
 import { createLogger } from '../shared/logger.ts';
+import { createMetrics } from '../shared/metrics.ts';
+import { serveMetrics, type MetricsServer } from '../shared/metrics-server.ts';
 import { startNotifier, type Notifier } from './notifier-pipeline.ts';
 
 const config = configFromEnv(process.env);
 const logger = await createLogger(config, 'notifier');
 
+const metrics = createMetrics({ defaultMetrics: true, processName: 'notifier' });
+
 let notifier: Notifier | undefined;
+let metricsServer: MetricsServer | undefined;
 onShutdown(logger, config.shutdownTimeoutMs, async () => {
   await notifier?.close();
+  await metricsServer?.close();
 });
 notifier = await startNotifier(config, logger);
+if (config.metricsPort > 0) metricsServer = await serveMetrics(metrics, { port: config.metricsPort, host: config.host, logger });
 await notifier.worker.waitUntilReady();
 logger.info(
   { concurrency: config.notifierConcurrency, provider: config.notifyProviderUrl, timeoutMs: config.notifyTimeoutMs },

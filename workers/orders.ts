@@ -1,20 +1,26 @@
 /** The worker process: BullMQ workers of the critical order pipeline (CPU steps in piscina threads) and of the maintenance jobs. */
 import { configFromEnv, onShutdown } from '../shared/lifecycle.ts';
 import { createLogger } from '../shared/logger.ts';
+import { createMetrics } from '../shared/metrics.ts';
+import { serveMetrics, type MetricsServer } from '../shared/metrics-server.ts';
 import { startMaintenance, type Maintenance } from './maintenance-pipeline.ts';
 import { startOrderPipeline, type OrderPipeline } from './order-pipeline.ts';
 
 const config = configFromEnv(process.env);
 const logger = await createLogger(config, 'worker');
 
+const metrics = createMetrics({ defaultMetrics: true, processName: 'worker' });
+
 let pipeline: OrderPipeline | undefined;
 let maintenance: Maintenance | undefined;
+let metricsServer: MetricsServer | undefined;
 onShutdown(logger, config.shutdownTimeoutMs, async () => {
-  const closed = await Promise.allSettled([pipeline?.close(), maintenance?.close()]);
+  const closed = await Promise.allSettled([pipeline?.close(), maintenance?.close(), metricsServer?.close()]);
   for (const result of closed) if (result.status === 'rejected') throw result.reason;
 });
 pipeline = await startOrderPipeline(config, logger);
-maintenance = await startMaintenance(config, logger);
+maintenance = await startMaintenance(config, logger, { metrics });
+if (config.metricsPort > 0) metricsServer = await serveMetrics(metrics, { port: config.metricsPort, host: config.host, logger });
 await Promise.all([pipeline.worker.waitUntilReady(), maintenance.worker.waitUntilReady()]);
 logger.info(
   { concurrency: config.orderWorkerConcurrency, cpuThreads: config.cpuThreads },

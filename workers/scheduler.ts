@@ -3,6 +3,8 @@ import { ConfigError } from '../shared/config.ts';
 import { coerceError } from '../shared/errors/index.ts';
 import { configFromEnv, onShutdown } from '../shared/lifecycle.ts';
 import { createLogger } from '../shared/logger.ts';
+import { createMetrics } from '../shared/metrics.ts';
+import { serveMetrics, type MetricsServer } from '../shared/metrics-server.ts';
 import { createQueue } from '../shared/queues/create-queue.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
 import { createProducerRedis } from '../shared/redis.ts';
@@ -17,8 +19,10 @@ const maintenanceQueue = createQueue(QUEUE_NAMES.maintenance, { connection: redi
 maintenanceQueue.on('error', (error) => logger.debug({ err: coerceError(error) }, 'queue error'));
 
 let schedule: Schedule | undefined;
+let metricsServer: MetricsServer | undefined;
 onShutdown(logger, config.shutdownTimeoutMs, async () => {
   await schedule?.stop();
+  await metricsServer?.close();
   await maintenanceQueue.close();
   redis.disconnect();
 });
@@ -29,6 +33,10 @@ try {
   if (!(error instanceof ConfigError)) throw error;
   console.error(`courier: bad configuration: ${error.message}`);
   process.exit(78);
+}
+if (config.metricsPort > 0) {
+  const metrics = createMetrics({ defaultMetrics: true, processName: 'scheduler' });
+  metricsServer = await serveMetrics(metrics, { port: config.metricsPort, host: config.host, logger });
 }
 // Ready once Redis answers (a tick meanwhile would retry its enqueue).
 if (redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve));
