@@ -27,6 +27,7 @@ import { loadConfig } from '../shared/config.ts';
 import { createDb } from '../shared/db.ts';
 import { IdGenerator, shardOf } from '../shared/ids.ts';
 import { CreateOrderBody, IDEMPOTENCY_KEY_PATTERN } from '../shared/orders/create-order-schema.ts';
+import { newOrderRow } from '../shared/orders/insert-orders.ts';
 import { createQueue } from '../shared/queues/create-queue.ts';
 import { orderJobId } from '../shared/queues/payloads.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
@@ -93,24 +94,16 @@ app.post('/v1/orders', { schema: { body: CreateOrderBody } }, async (request, re
 
   const id = ids.next(shardOf(body.merchantId, config.shardCount));
   try {
-    await db('orders').insert({
-      id,
-      client_id: clientId,
-      idempotency_key: key,
-      request_hash: createHash('sha256').update(JSON.stringify(body)).digest('hex'),
-      merchant_id: body.merchantId,
-      zone_id: merchant.zoneId,
-      status: 'CREATED',
-      version: 1,
-      pickup_lat: merchant.lat,
-      pickup_lng: merchant.lng,
-      dropoff_lat: body.dropoff.lat,
-      dropoff_lng: body.dropoff.lng,
-      dropoff_address: body.dropoff.address,
-      dropoff_phone: body.dropoff.phone,
-      items: JSON.stringify(body.items),
-      note: body.note ?? null,
-    });
+    await db('orders').insert(
+      newOrderRow({
+        id,
+        clientId,
+        idempotencyKey: key,
+        requestHash: createHash('sha256').update(JSON.stringify(body)).digest('hex'),
+        merchant: { id: body.merchantId, ...merchant },
+        body,
+      }),
+    );
   } catch (error) {
     if ((error as { errno?: number }).errno === 1062) return reply.code(409).send({ error: 'IDEMPOTENCY_KEY_REUSED' });
     throw error;

@@ -84,31 +84,28 @@ export async function orderRoutes(scope: FastifyInstance, deps: OrderRoutesDeps)
     return reply.code(202).send({ id: accepted.id, status: accepted.status });
   });
 
-  app.get('/v1/orders/:id', { schema: { params: OrderIdParams } }, async (request, reply) => {
-    const { id } = request.params;
+  /** The client's own order, read L1 -> L2 -> MySQL; anyone else's is as good as absent. */
+  const readOwnOrder = async (id: string, clientId: string) => {
     if (!isIdString(id)) throw new ApiError('ORDER_NOT_FOUND');
-    const client = request.client!;
     const { record } = await orUnavailable(
-      deps.reader.get(id, { primary: deps.recentWriters.wroteRecently(client.id) }),
+      deps.reader.get(id, { primary: deps.recentWriters.wroteRecently(clientId) }),
       deps.dbTimeoutMs,
     );
-    if (!record || record.clientId !== client.id) throw new ApiError('ORDER_NOT_FOUND');
-    const etag = `"v${record.order.version}"`;
+    if (!record || record.clientId !== clientId) throw new ApiError('ORDER_NOT_FOUND');
+    return record.order;
+  };
+
+  app.get('/v1/orders/:id', { schema: { params: OrderIdParams } }, async (request, reply) => {
+    const order = await readOwnOrder(request.params.id, request.client!.id);
+    const etag = `"v${order.version}"`;
     reply.header('etag', etag).header('cache-control', 'private, no-cache');
     if (matchesEtag(request.headers['if-none-match'], etag)) return reply.code(304).send();
-    return record.order;
+    return order;
   });
 
   app.get('/v1/orders/:id/tracking', { schema: { params: OrderIdParams } }, async (request) => {
-    const { id } = request.params;
-    if (!isIdString(id)) throw new ApiError('ORDER_NOT_FOUND');
-    const client = request.client!;
-    const { record } = await orUnavailable(
-      deps.reader.get(id, { primary: deps.recentWriters.wroteRecently(client.id) }),
-      deps.dbTimeoutMs,
-    );
-    if (!record || record.clientId !== client.id) throw new ApiError('ORDER_NOT_FOUND');
-    return trackOrder(record.order, deps.tracking, deps.trackingPartTimeoutMs);
+    const order = await readOwnOrder(request.params.id, request.client!.id);
+    return trackOrder(order, deps.tracking, deps.trackingPartTimeoutMs);
   });
 
   app.post('/v1/orders/:id/events', { schema: { params: OrderIdParams, body: OrderEventBody } }, async (request) => {
