@@ -51,7 +51,7 @@ import { IdGenerator } from '../shared/ids.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
 import { openBenchDatabase } from './lib/bench-database.ts';
 import { exitNow, freePort, httpOk, runBench, startBenchProcess, stopBenchProcess, type BenchProcess } from './lib/child-processes.ts';
-import { benchMysqlUrl, intEnv, REDIS_URL } from './lib/env.ts';
+import { benchMysqlUrl, intEnv, REDIS_URL, serversFromEnv } from './lib/env.ts';
 import { intakeBatchesBetween, scrapeIntakeMetrics, type IntakeBatches } from './lib/intake-metrics.ts';
 import { fmt, log, printTable, progress } from './lib/log.ts';
 import { LOAD_DRAIN_BOUND_S, runOrderLoad, type LoadRun } from './lib/order-load.ts';
@@ -67,14 +67,7 @@ const ALL_SERVERS: readonly ServerName[] = ['naive', 'courier', 'hello'];
 const DURATION_S = intEnv('BENCH_DURATION_S', 10, 1, 600);
 const CONNECTIONS = intEnv('BENCH_CONNECTIONS', 64, 1, 1024);
 const WARMUP_S = intEnv('BENCH_WARMUP_S', 2, 0, 60);
-const SERVERS = (process.env.BENCH_SERVERS || ALL_SERVERS.join(','))
-  .split(',')
-  .map((s) => s.trim())
-  .filter(Boolean)
-  .map((s) => {
-    if (!(ALL_SERVERS as readonly string[]).includes(s)) throw new Error(`BENCH_SERVERS: unknown server "${s}"`);
-    return s as ServerName;
-  });
+const SERVERS = serversFromEnv(ALL_SERVERS);
 const MYSQL_URL = benchMysqlUrl('courier_bench');
 const QUEUE_PREFIX = '{courier-bench}';
 const MERCHANT_ID = '1001'; // a demo merchant (seedDemoData)

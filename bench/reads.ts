@@ -82,8 +82,9 @@ import { readOrder } from '../shared/orders/read-order.ts';
 import type { OrderStatus } from '../shared/orders/status.ts';
 import { openBenchDatabase } from './lib/bench-database.ts';
 import { exitNow, freePort, httpOk, runBench, startBenchProcess, stopBenchProcess, type BenchProcess } from './lib/child-processes.ts';
-import { intEnv, REDIS_URL } from './lib/env.ts';
-import { fmt, isTty, log, printTable, progress } from './lib/log.ts';
+import { intEnv, REDIS_URL, serversFromEnv } from './lib/env.ts';
+import { stopCleanlyAfter } from './lib/clean-stop.ts';
+import { fmt, log, printTable, progress } from './lib/log.ts';
 import { summaryHead, writeResultsFile } from './lib/results-file.ts';
 import { childPids, pidsNamed, readMachineCpuMs, readProcCpuMs, sumCpuMs } from './proc-stats.ts';
 
@@ -103,14 +104,7 @@ const ORDER_COUNT = intEnv('BENCH_ORDERS', 100_000, 1_000, 1_000_000);
 const HOT_ORDERS = intEnv('BENCH_HOT_ORDERS', 1_000, 1, Math.max(1, ORDER_COUNT - 10));
 const STAMPEDE = intEnv('BENCH_STAMPEDE', 1_000, 2, 5_000);
 const WARMUP_PAGE = intEnv('BENCH_WARMUP_PAGE', 5_000, 100, 50_000);
-const SERVERS = (process.env.BENCH_SERVERS || ALL_SERVERS.join(','))
-  .split(',')
-  .map((s) => s.trim())
-  .filter(Boolean)
-  .map((s) => {
-    if (!(ALL_SERVERS as readonly string[]).includes(s)) throw new Error(`BENCH_SERVERS: unknown server "${s}"`);
-    return s as ServerName;
-  });
+const SERVERS = serversFromEnv(ALL_SERVERS);
 
 /** Its own variable: the intake bench's BENCH_MYSQL_URL must never make this bench drop that database. */
 const MYSQL_URL = process.env.BENCH_READS_MYSQL_URL || 'mysql://root@127.0.0.1:3306/courier_bench_reads';
@@ -598,7 +592,6 @@ function runGetLoad(opts: {
   let responses = 0;
   let status200 = 0;
   let lastResponseAt = 0;
-  let stopping = false;
   return new Promise<GetLoadRun>((resolveRun, rejectRun) => {
     const startedAt = performance.now();
     const instance = autocannon(
@@ -625,12 +618,11 @@ function runGetLoad(opts: {
         },
       },
       (error, result) => {
-        clearTimeout(stopTimer);
-        clearInterval(ticker);
+        cleanStop.dispose();
         if (error) return rejectRun(error);
         const sent = clients.reduce((sum, client) => sum + client.reqsMade, 0);
         const unanswered = sent - responses;
-        resolveRun({ result, windowS: (lastResponseAt - startedAt) / 1000, sent, responses, status200, unanswered, drained: stopping && unanswered === 0 });
+        resolveRun({ result, windowS: (lastResponseAt - startedAt) / 1000, sent, responses, status200, unanswered, drained: cleanStop.stopping && unanswered === 0 });
       },
     );
     instance.on('response', (_client: Client, statusCode: number, _bytes: number, responseTimeMs: number) => {
@@ -639,25 +631,13 @@ function runGetLoad(opts: {
       opts.latencies?.push(responseTimeMs);
       lastResponseAt = performance.now();
     });
-    // The clean stop: every connection closes after the response to the request it has out.
-    const stopTimer = setTimeout(() => {
-      stopping = true;
-      for (const client of clients) {
-        if (!client.destroyed) client.responseMax = Math.max(1, client.reqsMade);
-      }
-    }, opts.seconds * 1000);
-    let lastLogged = 0;
-    const ticker = setInterval(() => {
-      if (opts.progressLabel === undefined) return;
-      const elapsed = (performance.now() - startedAt) / 1000;
-      const left = Math.max(0, Math.ceil(opts.seconds - elapsed));
-      const force = elapsed - lastLogged >= 5 || left === 0;
-      if (force) lastLogged = elapsed;
-      progress(
-        `  [${opts.progressLabel}] ${left > 0 ? `${left} s left` : 'draining in-flight requests'}, ${fmt(responses)} responses (${fmt(responses / Math.max(elapsed, 0.001))}/s)`,
-        force && !isTty,
-      );
-    }, 1000);
+    const cleanStop = stopCleanlyAfter({
+      clients,
+      seconds: opts.seconds,
+      startedAt,
+      responses: () => responses,
+      ...(opts.progressLabel === undefined ? {} : { progressLabel: opts.progressLabel }),
+    });
   });
 }
 

@@ -22,3 +22,15 @@ export const REDIS_URL = process.env.BENCH_REDIS_URL || 'redis://127.0.0.1:6379'
 
 /** BENCH_CPU_PROF_DIR: when set, each process a bench starts writes a V8 CPU profile under it. */
 export const CPU_PROF_DIR = process.env.BENCH_CPU_PROF_DIR ? resolve(process.env.BENCH_CPU_PROF_DIR) : undefined;
+
+/** BENCH_SERVERS: which of a bench's servers to run (comma-separated), all of them by default. */
+export function serversFromEnv<N extends string>(all: readonly N[]): N[] {
+  return (process.env.BENCH_SERVERS || all.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => {
+      if (!(all as readonly string[]).includes(s)) throw new Error(`BENCH_SERVERS: unknown server "${s}"`);
+      return s as N;
+    });
+}

@@ -5,7 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import autocannon, { type Client, type RequestParams, type Result } from 'autocannon';
-import { fmt, isTty, progress } from './log.ts';
+import { stopCleanlyAfter } from './clean-stop.ts';
 
 /** After the time is up, in-flight requests get this long (autocannon's own timeout is 10 s). */
 export const LOAD_DRAIN_BOUND_S = 15;
@@ -66,7 +66,6 @@ export function runOrderLoad(opts: OrderLoadOptions): Promise<LoadRun> {
   const { rate } = opts;
   let sequence = 0;
   let lastResponseAt = 0;
-  let stopping = false;
 
   return new Promise<LoadRun>((resolveRun, rejectRun) => {
     const startedAt = opts.startedAt ?? performance.now();
@@ -135,15 +134,14 @@ export function runOrderLoad(opts: OrderLoadOptions): Promise<LoadRun> {
         },
       },
       (error, result) => {
-        clearTimeout(stopTimer);
-        clearInterval(ticker);
+        cleanStop.dispose();
         if (error) return rejectRun(error);
         const windowS = (lastResponseAt - startedAt) / 1000;
         // Counted from the connections: with a rate, autocannon's requests.sent adds each
         // connection's per-second rate up front for requests it assumes it could not see.
         const sent = clients.reduce((sum, client) => sum + client.reqsMade, 0);
         const unanswered = sent - counters.responses;
-        resolveRun({ result, windowS, sent, responses: counters.responses, status202: counters.status202, unanswered, drained: stopping && unanswered === 0 });
+        resolveRun({ result, windowS, sent, responses: counters.responses, status202: counters.status202, unanswered, drained: cleanStop.stopping && unanswered === 0 });
       },
     );
     instance.on('response', (_client: Client, statusCode: number) => {
@@ -152,26 +150,12 @@ export function runOrderLoad(opts: OrderLoadOptions): Promise<LoadRun> {
       lastResponseAt = performance.now();
     });
 
-    // The clean stop: every connection closes after the response to the request it has out,
-    // so no request is cut off mid-flight (the server would have done the work uncounted).
-    const stopTimer = setTimeout(() => {
-      stopping = true;
-      for (const client of clients) {
-        if (!client.destroyed) client.responseMax = Math.max(1, client.reqsMade);
-      }
-    }, opts.seconds * 1000);
-
-    let lastLogged = 0;
-    const ticker = setInterval(() => {
-      if (opts.progressLabel === undefined) return;
-      const elapsed = (performance.now() - startedAt) / 1000;
-      const left = Math.max(0, Math.ceil(opts.seconds - elapsed));
-      const force = elapsed - lastLogged >= 5 || left === 0;
-      if (force) lastLogged = elapsed;
-      progress(
-        `  [${opts.progressLabel}] ${left > 0 ? `${left} s left` : 'draining in-flight requests'}, ${fmt(counters.responses)} responses (${fmt(counters.responses / Math.max(elapsed, 0.001))}/s)`,
-        force && !isTty,
-      );
-    }, 1000);
+    const cleanStop = stopCleanlyAfter({
+      clients,
+      seconds: opts.seconds,
+      startedAt,
+      responses: () => counters.responses,
+      ...(opts.progressLabel === undefined ? {} : { progressLabel: opts.progressLabel }),
+    });
   });
 }
