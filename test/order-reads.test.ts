@@ -21,6 +21,19 @@ afterAll(async () => {
   await web?.close();
 });
 
+/** A reader as another process has one: an empty memory of its own, reading the test's database pool. */
+function otherProcessReader(): OrderReader {
+  return new OrderReader({
+    cache: web.runtime.writer.cache,
+    primary: web.database.db,
+    subscriber: new Redis(TEST_REDIS_URL),
+    invalidationChannel: invalidationChannel(web.config),
+    l1TtlMs: 1000,
+    l1Max: 100,
+    logger: pino({ level: 'silent' }),
+  });
+}
+
 function get(runtime: WebRuntime, id: string, apiKey: string, headers: Record<string, string> = {}) {
   return runtime.app.inject({ method: 'GET', url: `/v1/orders/${id}`, headers: { authorization: `Bearer ${apiKey}`, ...headers } });
 }
@@ -41,15 +54,7 @@ describe('the read path', () => {
     expect((await reader.get(id)).source).toBe('mysql');
     expect((await reader.get(id)).source).toBe('l1');
     // Another process has nothing in memory but finds it in Redis.
-    const fresh = new OrderReader({
-      cache: web.runtime.writer.cache,
-      primary: web.database.db,
-      subscriber: new Redis(TEST_REDIS_URL),
-      invalidationChannel: invalidationChannel(web.config),
-      l1TtlMs: 1000,
-      l1Max: 100,
-      logger: pino({ level: 'silent' }),
-    });
+    const fresh = otherProcessReader();
     try {
       expect(await fresh.get(id)).toMatchObject({ source: 'l2', record: { clientId: web.clientId, order: { id, version: 1 } } });
     } finally {
@@ -65,15 +70,7 @@ describe('the read path', () => {
       if (/from `orders`/i.test(query.sql)) orderQueries += 1;
     };
     db.on('query', count);
-    const reader = new OrderReader({
-      cache: web.runtime.writer.cache,
-      primary: db,
-      subscriber: new Redis(TEST_REDIS_URL),
-      invalidationChannel: invalidationChannel(web.config),
-      l1TtlMs: 1000,
-      l1Max: 100,
-      logger: pino({ level: 'silent' }),
-    });
+    const reader = otherProcessReader();
     try {
       await web.runtime.writer.cache.forget(id);
       const reads = await Promise.all(Array.from({ length: 1000 }, () => reader.get(id)));
