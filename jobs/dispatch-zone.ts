@@ -1,7 +1,9 @@
 import type { Db } from '../shared/db.ts';
 import type { Logger } from '../shared/logger.ts';
 import { buildCostMatrix, type FreeRider, type MatchInput, type MatchOutput, type WaitingOrder } from '../shared/orders/dispatch-matching.ts';
+import { openLedgerEntriesIn } from '../shared/notifications/notification-ledger.ts';
 import type { ChangeOrder } from '../shared/orders/order-writer.ts';
+import { nextAttemptAt, type RetryPolicy } from '../shared/orders/retry-schedule.ts';
 import type { JobPayloads } from '../shared/queues/payloads.ts';
 
 export interface DispatchZoneDeps {
@@ -16,7 +18,8 @@ export interface DispatchZoneDeps {
   readonly dispatchAgain: (zoneId: string) => Promise<void>;
   readonly batchSize: number;
   readonly radiusMeters: number;
-  readonly retryDelayMs: number;
+  /** When a DISPATCH_FAILED order is due for compensation's next re-drive. */
+  readonly retry: Pick<RetryPolicy, 'baseMs' | 'maxMs'>;
   readonly logger: Logger;
 }
 
@@ -42,7 +45,7 @@ class RiderFull extends Error {
 export async function dispatchZoneJob(payload: JobPayloads['dispatch.zone'], deps: DispatchZoneDeps): Promise<DispatchOutcome> {
   const { db } = deps;
   const orderRows = await db('orders')
-    .select('id', 'version', 'pickup_lat', 'pickup_lng')
+    .select('id', 'version', 'attempts', 'pickup_lat', 'pickup_lng')
     .where({ zone_id: payload.zoneId, status: 'PRICED' })
     .orderBy('id')
     .limit(deps.batchSize);
@@ -50,6 +53,7 @@ export async function dispatchZoneJob(payload: JobPayloads['dispatch.zone'], dep
   const orders: WaitingOrder[] = orderRows.map((row) => ({
     id: String(row.id),
     version: Number(row.version),
+    attempts: Number(row.attempts),
     pickup: { lat: Number(row.pickup_lat), lng: Number(row.pickup_lng) },
   }));
   const riderRows = await db('riders')
@@ -98,7 +102,7 @@ async function commitAssignments(
   let failed = 0;
   let deferred = 0;
   for (const [index, order] of orders.entries()) {
-    const expected = { id: order.id, status: 'PRICED' as const, version: order.version, riderId: null };
+    const expected = { id: order.id, status: 'PRICED' as const, version: order.version, riderId: null, attempts: order.attempts };
     const riderId = assigned.get(index);
     if (riderId === undefined) {
       const reason = inRange[index] ? 'no free rider in range' : `no rider within ${deps.radiusMeters} m`;
@@ -109,7 +113,7 @@ async function commitAssignments(
         expected,
         actor: 'worker:dispatch',
         reason,
-        patch: { last_error: reason, next_attempt_at: new Date(Date.now() + deps.retryDelayMs) },
+        patch: (current) => ({ last_error: reason, next_attempt_at: nextAttemptAt(deps.retry, current.attempts) }),
       });
       if (result.kind === 'done') failed += 1;
       continue;
@@ -122,13 +126,18 @@ async function commitAssignments(
         expected,
         actor: 'worker:dispatch',
         reason: `rider ${riderId}`,
-        patch: { rider_id: riderId },
+        patch: { rider_id: riderId, attempts: 0, last_error: null },
         alsoDo: async (trx) => {
           const taken = await trx('riders')
             .where({ id: riderId, status: 'AVAILABLE' })
             .whereRaw('active_orders < capacity')
             .increment('active_orders', 1);
           if (taken !== 1) throw new RiderFull(`rider ${riderId} has no free slot any more`);
+          // The notifications this dispatch owes, recorded with it: the outbox the reconciler reads.
+          await openLedgerEntriesIn(trx, [
+            { orderId: order.id, kind: 'customer.dispatched' },
+            { orderId: order.id, kind: 'merchant.dispatched' },
+          ]);
         },
       });
       if (result.kind === 'done') dispatchedIds.push(order.id);

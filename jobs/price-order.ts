@@ -24,7 +24,7 @@ export type PriceOrderOutcome = { readonly outcome: 'priced'; readonly zoneId: s
  */
 export async function priceOrderJob(payload: JobPayloads['order.price'], deps: PriceOrderDeps): Promise<PriceOrderOutcome> {
   const order = await deps.db('orders')
-    .select('id', 'status', 'version', 'rider_id', 'zone_id', 'pickup_lat', 'pickup_lng', 'dropoff_lat', 'dropoff_lng', 'items')
+    .select('id', 'status', 'version', 'attempts', 'rider_id', 'zone_id', 'pickup_lat', 'pickup_lng', 'dropoff_lat', 'dropoff_lng', 'items')
     .where({ id: payload.orderId })
     .first();
   if (!order) throw new UnrecoverableError(`order ${payload.orderId} does not exist`);
@@ -43,10 +43,11 @@ export async function priceOrderJob(payload: JobPayloads['order.price'], deps: P
     orderId: payload.orderId,
     to: 'PRICED',
     from: ['CREATED'],
-    expected: { id: String(order.id), status: 'CREATED', version: Number(order.version), riderId: null },
+    expected: { id: String(order.id), status: 'CREATED', version: Number(order.version), riderId: null, attempts: Number(order.attempts) },
     actor: 'worker:price',
     reason: `${price.distanceMeters} m, surge ${price.surge}`,
-    patch: { fee_cents: price.feeCents, eta_seconds: price.etaSeconds },
+    // Moving forward ends the failure streak: the next failure state starts its own budget.
+    patch: { fee_cents: price.feeCents, eta_seconds: price.etaSeconds, attempts: 0, last_error: null },
   });
   if (result.kind === 'not_found') throw new UnrecoverableError(`order ${payload.orderId} does not exist`);
   return result.kind === 'done' ? { outcome: 'priced', zoneId: String(order.zone_id) } : { outcome: 'already-moved-on' };

@@ -92,6 +92,28 @@ export interface Config {
   readonly metricsPort: number;
   /** Bound on draining in-flight work at SIGTERM, in ms. Default 10000 */
   readonly shutdownTimeoutMs: number;
+  /** node-cron schedules (';'-separated; a 6th leading field is seconds) of compensation runs. Default every 15 s */
+  readonly compensateCron: readonly string[];
+  /** node-cron schedules of reconciliation runs. Default every 30 s */
+  readonly reconcileCron: readonly string[];
+  /** Compensation: wait before an order's first re-drive, doubled for each further one, in ms. Default 30000 */
+  readonly retryBaseMs: number;
+  /** Compensation: longest wait between re-drives, in ms. Default 900000 (15 min) */
+  readonly retryMaxMs: number;
+  /** Re-drives of a PRICING_FAILED order before it is escalated (CANCELLED). Default 3 */
+  readonly pricingAttemptBudget: number;
+  /** Re-drives of a DISPATCH_FAILED order before it is escalated (CANCELLED). Default 5 */
+  readonly dispatchAttemptBudget: number;
+  /** Orders claimed per compensation or reconciliation batch (one transaction, one round trip to Redis). Default 1000 */
+  readonly maintenanceBatchSize: number;
+  /** Reconciler: a CREATED order this old without a live job is enqueued again, in ms. Default 5000 */
+  readonly reconcileCreatedAfterMs: number;
+  /** Reconciler: a PRICED order waiting this long gets its zone's dispatch booked again, in ms. Default 60000 */
+  readonly reconcileStuckAfterMs: number;
+  /** Reconciler: a PENDING notification untouched this long without a live job is enqueued again, in ms. Default 60000 */
+  readonly reconcileNotifyAfterMs: number;
+  /** Reconciler: provider calls a notification gets before it is left PENDING for an operator. Default 10 */
+  readonly notifyAttemptBudget: number;
 }
 
 export class ConfigError extends Error {
@@ -147,6 +169,17 @@ function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: r
   return raw as T;
 }
 
+/** ';'-separated cron specs (a cron spec has no ';'); empty means none. Checked by the scheduler, which names the variable. */
+function cronList(env: Env, name: string, fallback: string): readonly string[] {
+  const raw = env[name] ?? fallback;
+  return Object.freeze(
+    raw
+      .split(';')
+      .map((spec) => spec.trim())
+      .filter((spec) => spec.length > 0),
+  );
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const DEFAULT_MYSQL_URL = 'mysql://root@127.0.0.1:3306/courier';
@@ -187,12 +220,7 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     readYourWritesMs: int(env, 'READ_YOUR_WRITES_MS', 5000, 0, 600_000),
     trackingPartTimeoutMs: int(env, 'TRACKING_PART_TIMEOUT_MS', 250, 10, 60_000),
     orderCache: oneOf(env, 'ORDER_CACHE', 'on', ['on', 'off'] as const),
-    warmupCron: Object.freeze(
-      str(env, 'WARMUP_CRON', '30 10 * * *;30 16 * * *')
-        .split(';')
-        .map((spec) => spec.trim())
-        .filter((spec) => spec.length > 0),
-    ),
+    warmupCron: cronList(env, 'WARMUP_CRON', '30 10 * * *;30 16 * * *'),
     warmupOnStart: oneOf(env, 'WARMUP_ON_START', 'true', ['true', 'false'] as const) === 'true',
     cachePrefix: str(env, 'CACHE_PREFIX', 'courier:cache'),
     cacheTtlMs: int(env, 'CACHE_TTL_MS', 3_600_000, 1000, 86_400_000),
@@ -212,6 +240,17 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     notifyBreakerResetMs: int(env, 'NOTIFY_BREAKER_RESET_MS', 10_000, 100, 600_000),
     metricsPort: int(env, 'METRICS_PORT', 0, 0, 65535),
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
+    compensateCron: cronList(env, 'COMPENSATE_CRON', '*/15 * * * * *'),
+    reconcileCron: cronList(env, 'RECONCILE_CRON', '*/30 * * * * *'),
+    retryBaseMs: int(env, 'RETRY_BASE_MS', 30_000, 10, 86_400_000),
+    retryMaxMs: int(env, 'RETRY_MAX_MS', 900_000, 10, 86_400_000),
+    pricingAttemptBudget: int(env, 'PRICING_ATTEMPT_BUDGET', 3, 0, 100),
+    dispatchAttemptBudget: int(env, 'DISPATCH_ATTEMPT_BUDGET', 5, 0, 100),
+    maintenanceBatchSize: int(env, 'MAINTENANCE_BATCH_SIZE', 1000, 1, 10_000),
+    reconcileCreatedAfterMs: int(env, 'RECONCILE_CREATED_AFTER_MS', 5000, 0, 86_400_000),
+    reconcileStuckAfterMs: int(env, 'RECONCILE_STUCK_AFTER_MS', 60_000, 0, 86_400_000),
+    reconcileNotifyAfterMs: int(env, 'RECONCILE_NOTIFY_AFTER_MS', 60_000, 0, 86_400_000),
+    notifyAttemptBudget: int(env, 'NOTIFY_ATTEMPT_BUDGET', 10, 1, 1000),
     ...overrides,
   };
   return Object.freeze(config);

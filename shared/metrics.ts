@@ -59,6 +59,25 @@ export function createMetrics(opts: { defaultMetrics?: boolean; processName?: st
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
       registers: [registry],
     }),
+    compensationOrders: new Counter({
+      name: 'courier_compensation_orders_total',
+      help: 'Orders compensation found due, re-drove and escalated, by failure state and outcome (found, redriven, escalated, skipped)',
+      labelNames: ['status', 'outcome'] as const,
+      registers: [registry],
+    }),
+    reconcileItems: new Counter({
+      name: 'courier_reconcile_items_total',
+      help: 'What the reconciler put back, by kind (created, priced, notification) and action (enqueued, failed, dispatch, retried, given_up)',
+      labelNames: ['kind', 'action'] as const,
+      registers: [registry],
+    }),
+    maintenanceSeconds: new Histogram({
+      name: 'courier_maintenance_run_seconds',
+      help: 'Duration of one compensation or reconciliation run',
+      labelNames: ['job'] as const,
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers: [registry],
+    }),
   };
 }
 

@@ -52,7 +52,7 @@ function directDeps(overrides: Partial<DispatchZoneDeps> = {}): DispatchZoneDeps
     dispatchAgain: async () => undefined,
     batchSize: 100,
     radiusMeters: 6000,
-    retryDelayMs: 30_000,
+    retry: { baseMs: 30_000, maxMs: 900_000 },
     logger: silent,
     ...overrides,
   };

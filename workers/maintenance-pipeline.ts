@@ -8,6 +8,7 @@ import { createMetrics, type Metrics } from '../shared/metrics.ts';
 import { parsePayload } from '../shared/queues/payload-schemas.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
 import { createProducerRedis } from '../shared/redis.ts';
+import { createOrderMaintenance } from './order-maintenance.ts';
 import { startSupervisedWorker } from './supervised-worker.ts';
 
 export interface Maintenance {
@@ -16,8 +17,9 @@ export interface Maintenance {
   /** Where the maintenance jobs of this process report (warm-up items and durations). */
   readonly metrics: Metrics;
   /**
-   * Stops taking jobs and aborts the one in flight (a warm-up is safe to run again from the start:
-   * its attempt is retried later, here or on another worker), then closes every connection.
+   * Stops taking jobs and aborts the one in flight (a warm-up, a compensation or reconciliation run
+   * is safe to run again from the start: its attempt is retried later, here or on another worker),
+   * then closes every connection.
    */
   close(): Promise<void>;
 }
@@ -32,6 +34,7 @@ export async function startMaintenance(config: Config, logger: Logger, opts: { m
   const db = createDb({ ...config, dbPoolMax: Math.min(config.dbPoolMax, 4) }, { logger });
   const redis = createProducerRedis(config);
   redis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'maintenance redis error'));
+  const orderMaintenance = createOrderMaintenance(config, { db, redis, logger, metrics });
 
   const processor = async (job: Job, _token?: string, signal?: AbortSignal) => {
     const jobLogger = logger.child({ job: job.id, name: job.name });
@@ -45,6 +48,10 @@ export async function startMaintenance(config: Config, logger: Logger, opts: { m
           metrics,
           ...(signal ? { signal } : {}),
         });
+      case 'orders.compensate':
+        return orderMaintenance.compensate(parsePayload('orders.compensate', job.data), { logger: jobLogger, ...(signal ? { signal } : {}) });
+      case 'orders.reconcile':
+        return orderMaintenance.reconcile(parsePayload('orders.reconcile', job.data), { logger: jobLogger, ...(signal ? { signal } : {}) });
       default:
         throw new UnrecoverableError(`unknown job name "${job.name}" on the maintenance queue`);
     }
@@ -70,6 +77,7 @@ export async function startMaintenance(config: Config, logger: Logger, opts: { m
       // A warm-up of a big table may take longer than the shutdown bound: it stops at its next page.
       supervised.worker.cancelAllJobs('worker shutting down');
       await supervised.close();
+      await orderMaintenance.close();
       redis.disconnect();
       await db.destroy();
     },

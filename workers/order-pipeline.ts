@@ -9,6 +9,7 @@ import type { Logger } from '../shared/logger.ts';
 import type { MatchInput, MatchOutput } from '../shared/orders/dispatch-matching.ts';
 import type { PricingInput, PricingResult } from '../shared/orders/pricing.ts';
 import { createOrderWriter } from '../shared/orders/order-writer.ts';
+import { nextAttemptAt, retryPolicyFrom } from '../shared/orders/retry-schedule.ts';
 import { ZoneLoad } from '../shared/orders/zone-load.ts';
 import { createQueue } from '../shared/queues/create-queue.ts';
 import { parsePayload } from '../shared/queues/payload-schemas.ts';
@@ -27,7 +28,6 @@ export interface OrderPipeline {
 
 const PRICE_TASK = new URL('./tasks/price-task.ts', import.meta.url).href;
 const MATCH_TASK = new URL('./tasks/match-task.ts', import.meta.url).href;
-const RETRY_DELAY_MS = 30_000;
 const DISPATCHED_NOTIFICATIONS: readonly NotificationKind[] = ['customer.dispatched', 'merchant.dispatched'];
 
 /**
@@ -54,6 +54,7 @@ export async function startOrderPipeline(
   const producerRedis = createProducerRedis(config);
   producerRedis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'producer redis error'));
   const { change } = createOrderWriter(db, producerRedis, config);
+  const retry = retryPolicyFrom(config);
   const ordersQueue = createQueue(QUEUE_NAMES.orders, { connection: producerRedis, prefix: config.queuePrefix });
   const notificationsQueue = createQueue(QUEUE_NAMES.notifications, { connection: producerRedis, prefix: config.queuePrefix });
   for (const queue of [ordersQueue, notificationsQueue]) {
@@ -89,7 +90,7 @@ export async function startOrderPipeline(
           dispatchAgain: (zoneId) => bookDispatch(zoneId, true),
           batchSize: config.dispatchBatchSize,
           radiusMeters: config.dispatchRadiusMeters,
-          retryDelayMs: RETRY_DELAY_MS,
+          retry,
           logger: jobLogger,
         });
       default:
@@ -108,7 +109,7 @@ export async function startOrderPipeline(
       from: ['CREATED'],
       actor: 'worker:price',
       reason: error.message,
-      patch: { last_error: error.message.slice(0, 1000), next_attempt_at: new Date(Date.now() + RETRY_DELAY_MS) },
+      patch: (current) => ({ last_error: error.message.slice(0, 1000), next_attempt_at: nextAttemptAt(retry, current.attempts) }),
     })
       .catch((e: unknown) => logger.error({ err: coerceError(e), orderId }, 'could not record PRICING_FAILED'))
       .finally(() => recording.delete(recorded));

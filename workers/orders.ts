@@ -24,5 +24,5 @@ if (config.metricsPort > 0) metricsServer = await serveMetrics(metrics, { port: 
 await Promise.all([pipeline.worker.waitUntilReady(), maintenance.worker.waitUntilReady()]);
 logger.info(
   { concurrency: config.orderWorkerConcurrency, cpuThreads: config.cpuThreads },
-  'worker ready: pricing and dispatching orders, running maintenance jobs (cache warm-up)',
+  'worker ready: pricing and dispatching orders, running maintenance jobs (cache warm-up, compensation, reconciliation)',
 );

@@ -4,7 +4,8 @@ import cron, { type ScheduledTask, type TaskContext } from 'node-cron';
 import { ConfigError } from '../shared/config.ts';
 import { coerceError } from '../shared/errors/index.ts';
 import type { Logger } from '../shared/logger.ts';
-import { enqueueWarmUp } from '../shared/queues/maintenance-producer.ts';
+import type { Config } from '../shared/config.ts';
+import { enqueueOrderMaintenance, enqueueWarmUp } from '../shared/queues/maintenance-producer.ts';
 
 export interface SchedulerTicks {
   /**
@@ -13,17 +14,37 @@ export interface SchedulerTicks {
    * tick adds the same job and the warm-up runs once. Resolves with the job id.
    */
   warmUp(due: Date): Promise<string>;
+  /** The compensation tick due at `due`: enqueues `cron-compensate-<yyyymmddhhmmss>` of that second. */
+  compensate(due: Date): Promise<string>;
+  /** The reconciliation tick due at `due`: enqueues `cron-reconcile-<yyyymmddhhmmss>` of that second. */
+  reconcile(due: Date): Promise<string>;
 }
 
 /** What each tick does: enqueue, nothing more (the workers run the job). */
 export function createSchedulerTicks(deps: { maintenanceQueue: Queue; timeoutMs: number; logger: Logger }): SchedulerTicks {
+  const enqueued = (jobId: string, due: Date, job: string) => {
+    deps.logger.info({ jobId, due: due.toISOString() }, `${job} tick: enqueued (a no-op if another scheduler did first)`);
+    return jobId;
+  };
   return {
     async warmUp(due) {
-      const jobId = await enqueueWarmUp(deps.maintenanceQueue, 'cron', due, deps.timeoutMs);
-      deps.logger.info({ jobId, due: due.toISOString() }, 'warm-up tick: enqueued (a no-op if another scheduler did first)');
-      return jobId;
+      return enqueued(await enqueueWarmUp(deps.maintenanceQueue, 'cron', due, deps.timeoutMs), due, 'warm-up');
+    },
+    async compensate(due) {
+      return enqueued(await enqueueOrderMaintenance(deps.maintenanceQueue, 'compensate', 'cron', due, deps.timeoutMs), due, 'compensate');
+    },
+    async reconcile(due) {
+      return enqueued(await enqueueOrderMaintenance(deps.maintenanceQueue, 'reconcile', 'cron', due, deps.timeoutMs), due, 'reconcile');
     },
   };
+}
+
+/** One kind of tick: its cron specs, the variable they came from (for errors), and what it enqueues. */
+export interface TickPlan {
+  readonly job: string;
+  readonly variable: string;
+  readonly specs: readonly string[];
+  readonly run: (due: Date) => Promise<string>;
 }
 
 export interface Schedule {
@@ -35,41 +56,68 @@ export interface Schedule {
 /** Waits before each further try of a tick whose enqueue failed (Redis away): about a minute in all. */
 const TICK_RETRY_DELAYS_MS = [1000, 2000, 4000, 8000, 16_000, 30_000];
 
-/**
- * Starts one node-cron task per spec of WARMUP_CRON (in the process's time zone, TZ). A tick whose
- * enqueue fails (Redis away) is tried again for about a minute, then logged as an error and given
- * up; the job id stays the tick's, so a late try still runs the warm-up once. A tick node-cron
- * reports missed (the event loop was blocked past its slot) is still enqueued, late.
- * Throws ConfigError naming WARMUP_CRON for a spec node-cron cannot parse, before starting any.
- */
+/** The warm-up ticks alone (WARMUP_CRON). */
 export function scheduleWarmUps(
   specs: readonly string[],
+  ticks: Pick<SchedulerTicks, 'warmUp'>,
+  logger: Logger,
+  opts: { retryDelaysMs?: readonly number[] } = {},
+): Schedule {
+  return scheduleTicks([{ job: 'warm-up', variable: 'WARMUP_CRON', specs, run: (due) => ticks.warmUp(due) }], logger, opts);
+}
+
+/** Every tick of the scheduler process: warm-up, compensation, reconciliation, each on its own schedule. */
+export function scheduleMaintenance(
+  config: Pick<Config, 'warmupCron' | 'compensateCron' | 'reconcileCron'>,
   ticks: SchedulerTicks,
   logger: Logger,
   opts: { retryDelaysMs?: readonly number[] } = {},
 ): Schedule {
-  for (const spec of specs) {
-    if (!cron.validate(spec)) throw new ConfigError('WARMUP_CRON', `"${spec}" is not a cron expression (minute hour day month weekday)`);
+  return scheduleTicks(
+    [
+      { job: 'warm-up', variable: 'WARMUP_CRON', specs: config.warmupCron, run: (due) => ticks.warmUp(due) },
+      { job: 'compensate', variable: 'COMPENSATE_CRON', specs: config.compensateCron, run: (due) => ticks.compensate(due) },
+      { job: 'reconcile', variable: 'RECONCILE_CRON', specs: config.reconcileCron, run: (due) => ticks.reconcile(due) },
+    ],
+    logger,
+    opts,
+  );
+}
+
+/**
+ * Starts one node-cron task per spec of each plan (in the process's time zone, TZ). A tick whose
+ * enqueue fails (Redis away) is tried again for about a minute, then logged as an error and given
+ * up; the job id stays the tick's, so a late try still runs the job once. A tick node-cron
+ * reports missed (the event loop was blocked past its slot) is still enqueued, late.
+ * Throws ConfigError naming the plan's variable for a spec node-cron cannot parse, before starting any.
+ */
+export function scheduleTicks(plans: readonly TickPlan[], logger: Logger, opts: { retryDelaysMs?: readonly number[] } = {}): Schedule {
+  for (const plan of plans) {
+    for (const spec of plan.specs) {
+      if (!cron.validate(spec)) {
+        throw new ConfigError(plan.variable, `"${spec}" is not a cron expression ([second] minute hour day month weekday)`);
+      }
+    }
   }
   const retryDelaysMs = opts.retryDelaysMs ?? TICK_RETRY_DELAYS_MS;
   const stopping = new AbortController();
   const inFlight = new Set<Promise<unknown>>();
-  const tryTick = async (due: Date) => {
+  const tryTick = async (plan: TickPlan, due: Date) => {
     for (let attempt = 0; ; attempt += 1) {
       try {
-        return await ticks.warmUp(due);
+        return await plan.run(due);
       } catch (error) {
         const delayMs = retryDelaysMs[attempt];
         if (delayMs === undefined || stopping.signal.aborted) throw error;
-        logger.warn({ err: coerceError(error), due: due.toISOString(), retryInMs: delayMs }, 'warm-up tick could not enqueue; trying again');
+        logger.warn({ err: coerceError(error), due: due.toISOString(), retryInMs: delayMs }, `${plan.job} tick could not enqueue; trying again`);
         await sleep(delayMs, undefined, { signal: stopping.signal }).catch(() => undefined);
         if (stopping.signal.aborted) throw error;
       }
     }
   };
-  const fire = (context: TaskContext) => {
-    const tick = tryTick(context.date)
-      .catch((error: unknown) => logger.error({ err: coerceError(error), due: context.date.toISOString() }, 'warm-up tick given up: not enqueued'))
+  const fire = (plan: TickPlan, context: TaskContext) => {
+    const tick = tryTick(plan, context.date)
+      .catch((error: unknown) => logger.error({ err: coerceError(error), due: context.date.toISOString() }, `${plan.job} tick given up: not enqueued`))
       .finally(() => inFlight.delete(tick));
     inFlight.add(tick);
     return tick;
@@ -80,14 +128,16 @@ export function scheduleWarmUps(
     error: (message: string | Error, err?: Error) => logger.error({ source: 'node-cron', err: coerceError(err ?? message) }, String(message)),
     debug: (message: string | Error) => logger.debug({ source: 'node-cron' }, String(message)),
   };
-  const tasks = specs.map((spec) => {
-    const task = cron.schedule(spec, fire, { name: `warm-up ${spec}`, logger: cronLogger });
-    task.on('execution:missed', (context) => {
-      logger.warn({ spec, due: context.date.toISOString() }, 'warm-up tick missed its slot: enqueueing it late');
-      void fire(context);
-    });
-    return task;
-  });
+  const tasks = plans.flatMap((plan) =>
+    plan.specs.map((spec) => {
+      const task = cron.schedule(spec, (context) => fire(plan, context), { name: `${plan.job} ${spec}`, logger: cronLogger });
+      task.on('execution:missed', (context) => {
+        logger.warn({ spec, due: context.date.toISOString() }, `${plan.job} tick missed its slot: enqueueing it late`);
+        void fire(plan, context);
+      });
+      return task;
+    }),
+  );
   return {
     tasks,
     async stop() {

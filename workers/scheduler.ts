@@ -8,7 +8,7 @@ import { serveMetrics, type MetricsServer } from '../shared/metrics-server.ts';
 import { createQueue } from '../shared/queues/create-queue.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
 import { createProducerRedis } from '../shared/redis.ts';
-import { createSchedulerTicks, scheduleWarmUps, type Schedule } from './scheduler-ticks.ts';
+import { createSchedulerTicks, scheduleMaintenance, type Schedule } from './scheduler-ticks.ts';
 
 const config = configFromEnv(process.env);
 const logger = await createLogger(config, 'scheduler');
@@ -28,7 +28,7 @@ onShutdown(logger, config.shutdownTimeoutMs, async () => {
 });
 
 try {
-  schedule = scheduleWarmUps(config.warmupCron, createSchedulerTicks({ maintenanceQueue, timeoutMs: config.redisTimeoutMs, logger }), logger);
+  schedule = scheduleMaintenance(config, createSchedulerTicks({ maintenanceQueue, timeoutMs: config.redisTimeoutMs, logger }), logger);
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   console.error(`courier: bad configuration: ${error.message}`);
@@ -40,7 +40,14 @@ if (config.metricsPort > 0) {
 }
 // Ready once Redis answers (a tick meanwhile would retry its enqueue).
 if (redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve));
+const specs = (list: readonly string[], variable: string) => list.join('; ') || `(none: ${variable} is empty)`;
 logger.info(
-  { warmUp: config.warmupCron, next: schedule.tasks.map((task) => task.getNextRun()?.toISOString() ?? null) },
-  `scheduler ready: warm-up ticks at ${config.warmupCron.join('; ') || '(none: WARMUP_CRON is empty)'}`,
+  {
+    warmUp: config.warmupCron,
+    compensate: config.compensateCron,
+    reconcile: config.reconcileCron,
+    next: schedule.tasks.map((task) => task.getNextRun()?.toISOString() ?? null),
+  },
+  `scheduler ready: warm-up at ${specs(config.warmupCron, 'WARMUP_CRON')}, compensation at ${specs(config.compensateCron, 'COMPENSATE_CRON')}, ` +
+    `reconciliation at ${specs(config.reconcileCron, 'RECONCILE_CRON')}`,
 );

@@ -103,6 +103,26 @@ export class OrderCache {
     await this.redis.del(this.key(orderId));
   }
 
+  /** Marks many orders stale ahead of a batch change, in one round trip, as invalidate() does each. */
+  async invalidateMany(orders: readonly { readonly id: string; readonly version: number }[]): Promise<void> {
+    if (orders.length === 0) return;
+    const pipeline = this.redis.pipeline() as unknown as {
+      courierSetOrderIfNewer(key: string, epochKey: string, version: number, json: string, ttlMs: number, epoch: string): unknown;
+      exec(): Promise<[Error | null, unknown][] | null>;
+    };
+    for (const order of orders) pipeline.courierSetOrderIfNewer(this.key(order.id), this.epochKey, order.version, '', this.opts.ttlMs, '');
+    for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
+  }
+
+  /** forget() for many orders (a batch that changed none of them), in one round trip. */
+  async forgetMany(orderIds: readonly string[]): Promise<void> {
+    if (orderIds.length === 0) return;
+    // One DEL per key: the keys live in different slots of a Redis Cluster.
+    const pipeline = this.redis.pipeline();
+    for (const id of orderIds) pipeline.del(this.key(id));
+    for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
+  }
+
   /** Marks `version` stale ahead of a change: only a newer version may be cached after this. */
   async invalidate(orderId: string, version: number): Promise<void> {
     await this.redis.courierSetOrderIfNewer(this.key(orderId), this.epochKey, version, '', this.opts.ttlMs, '');

@@ -20,15 +20,20 @@ export class OrderLocks {
     private readonly opts: { prefix: string; lockTimeoutMs: number; acquireTimeoutMs: number },
   ) {}
 
-  async withLock<T>(orderId: string, work: (lock: HeldLock) => Promise<T>): Promise<T> {
+  private mutex(orderId: string, lost: AbortController): { mutex: Mutex; resource: string } {
     const resource = `${this.opts.prefix}:lock:order:${orderId}`;
-    const lost = new AbortController();
     const mutex = new Mutex(this.redis, resource, {
       lockTimeout: this.opts.lockTimeoutMs,
       acquireTimeout: this.opts.acquireTimeoutMs,
       refreshInterval: Math.floor(this.opts.lockTimeoutMs * 0.5),
       onLockLost: (error) => lost.abort(error),
     });
+    return { mutex, resource };
+  }
+
+  async withLock<T>(orderId: string, work: (lock: HeldLock) => Promise<T>): Promise<T> {
+    const lost = new AbortController();
+    const { mutex, resource } = this.mutex(orderId, lost);
     try {
       await mutex.acquire();
     } catch (error) {
@@ -41,4 +46,34 @@ export class OrderLocks {
       await mutex.release().catch(() => undefined); // expired or taken over: nothing of ours to release
     }
   }
+
+  /**
+   * Takes the locks of many orders at once, without waiting: an order whose lock is held elsewhere
+   * is left out (a batch skips what another writer is busy with, as SKIP LOCKED does in MySQL).
+   * `signal` aborts if any of the held locks is lost; `release` gives them all back.
+   */
+  async tryLockMany(orderIds: readonly string[]): Promise<HeldLocks> {
+    const lost = new AbortController();
+    const mutexes = orderIds.map((orderId) => ({ orderId, mutex: this.mutex(orderId, lost).mutex }));
+    const taken = await Promise.allSettled(mutexes.map(({ mutex }) => mutex.tryAcquire()));
+    const held = mutexes.filter((_, index) => {
+      const outcome = taken[index]!;
+      return outcome.status === 'fulfilled' && outcome.value;
+    });
+    const failure = taken.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+    const release = async () => {
+      await Promise.all(held.map(({ mutex }) => mutex.release().catch(() => undefined)));
+    };
+    if (failure) {
+      await release();
+      throw failure.reason;
+    }
+    return { orderIds: held.map(({ orderId }) => orderId), signal: lost.signal, release };
+  }
+}
+
+export interface HeldLocks extends HeldLock {
+  /** The orders whose locks were taken, in the order asked. */
+  readonly orderIds: readonly string[];
+  release(): Promise<void>;
 }

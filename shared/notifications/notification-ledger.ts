@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { Db } from '../db.ts';
 import type { NotificationKind } from '../queues/payloads.ts';
 
@@ -32,6 +33,22 @@ export async function openLedgerEntry(db: Db, orderId: string, kind: Notificatio
     attempts: Number(row.attempts),
     providerMessageId: row.provider_message_id ?? null,
   };
+}
+
+/**
+ * PENDING rows for notifications an order change owes, written in the change's own transaction:
+ * the row is the outbox, so a notification whose job Redis lost is found and enqueued again by the
+ * reconciler. An existing row (a repeat) is left as it is.
+ */
+export async function openLedgerEntriesIn(
+  trx: Knex.Transaction,
+  entries: readonly { readonly orderId: string; readonly kind: NotificationKind }[],
+): Promise<void> {
+  if (entries.length === 0) return;
+  const values = entries.map(() => "(?, ?, 'PENDING', 0)").join(', ');
+  await trx.raw(`INSERT INTO notifications (order_id, kind, status, attempts) VALUES ${values} ON DUPLICATE KEY UPDATE id = id`, [
+    ...entries.flatMap((entry) => [entry.orderId, entry.kind]),
+  ]);
 }
 
 /** Counts one call to the provider, before it is made, so a crash during the call is still counted. */

@@ -38,7 +38,7 @@ export async function changeOrder(deps: OrderChangeDeps, request: TransitionRequ
     // reads of the order go to MySQL until the next change or the mark's TTL.
     const result = await transitionOrder(deps.db, {
       ...request,
-      expected: { id: before.id, status: before.status, version: before.version, riderId: before.riderId },
+      expected: { id: before.id, status: before.status, version: before.version, riderId: before.riderId, attempts: before.attempts },
     });
     if (result.kind !== 'done') {
       // Nothing changed (the step was illegal by now, or its side effect failed): the row's

@@ -3,6 +3,8 @@ import { haversineMeters } from './pricing.ts';
 export interface WaitingOrder {
   readonly id: string;
   readonly version: number;
+  /** Compensation re-drives so far (how long the next failure backs off). */
+  readonly attempts: number;
   readonly pickup: { readonly lat: number; readonly lng: number };
 }
 

@@ -3,7 +3,7 @@ import { OrderLocks } from '../cache/order-locks.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db.ts';
 import type { Redis } from '../redis.ts';
-import { changeOrder } from './change-order.ts';
+import { changeOrder, type OrderChangeDeps } from './change-order.ts';
 import type { OrderRecord } from './read-order.ts';
 import type { TransitionRequest, TransitionResult } from './transition-order.ts';
 
@@ -12,6 +12,8 @@ export type ChangeOrder = (request: TransitionRequest) => Promise<TransitionResu
 
 export interface OrderWriter {
   readonly change: ChangeOrder;
+  /** The routine's parts, for the batch writers (compensation) that go through the same steps. */
+  readonly deps: OrderChangeDeps;
   readonly cache: OrderCache;
   readonly locks: OrderLocks;
 }
@@ -29,7 +31,7 @@ export function createOrderWriter(
 ): OrderWriter {
   const cache = new OrderCache(redis, { prefix: config.cachePrefix, ttlMs: config.cacheTtlMs });
   const locks = new OrderLocks(redis, { prefix: config.cachePrefix, lockTimeoutMs: config.lockTtlMs, acquireTimeoutMs: config.lockWaitMs });
-  const deps = {
+  const deps: OrderChangeDeps = {
     db,
     cache,
     locks,
@@ -37,5 +39,5 @@ export function createOrderWriter(
     invalidationChannel: invalidationChannel(config),
     ...(opts.onChanged ? { onChanged: opts.onChanged } : {}),
   };
-  return { change: (request) => changeOrder(deps, request), cache, locks };
+  return { change: (request) => changeOrder(deps, request), deps, cache, locks };
 }

@@ -42,6 +42,13 @@ export async function readOrder(db: Db, orderId: string): Promise<OrderRecord | 
   return row ? { clientId: String(row.client_id), order: toOrderView(row) } : undefined;
 }
 
+/** Many orders as they are in MySQL now (those that exist), in one query. */
+export async function readOrders(db: Db, orderIds: readonly string[]): Promise<OrderRecord[]> {
+  if (orderIds.length === 0) return [];
+  const rows = (await db('orders').select(COLUMNS).whereIn('id', orderIds)) as OrderRow[];
+  return rows.map((row) => ({ clientId: String(row.client_id), order: toOrderView(row) }));
+}
+
 /** Statuses an order can still leave: everything but DELIVERED and CANCELLED. */
 export const ACTIVE_STATUSES: readonly OrderStatus[] = ORDER_STATUSES.filter((status) => !isTerminal(status));
 

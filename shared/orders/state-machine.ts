@@ -5,21 +5,29 @@ import type { OrderStatus } from './status.ts';
  * order's status asks here first; the guarded UPDATE then makes the change happen at most once.
  *
  *   CREATED -> PRICED -> DISPATCHED -> PICKED_UP -> DELIVERED
- *      |          |          |
- *      v          v          v
- *   PRICING_FAILED  DISPATCH_FAILED     (re-driven by compensation, or escalated)
+ *     ^  |      ^  |
+ *     |  v      |  v
+ *   PRICING_FAILED  DISPATCH_FAILED     (compensation re-drives them back, or escalates to CANCELLED)
  *   any state before PICKED_UP -> CANCELLED
  */
 const TRANSITIONS: Readonly<Record<OrderStatus, readonly OrderStatus[]>> = {
   CREATED: ['PRICED', 'PRICING_FAILED', 'CANCELLED'],
-  PRICING_FAILED: ['PRICED', 'PRICING_FAILED', 'CANCELLED'],
+  PRICING_FAILED: ['CREATED', 'PRICED', 'PRICING_FAILED', 'CANCELLED'],
   PRICED: ['DISPATCHED', 'DISPATCH_FAILED', 'CANCELLED'],
-  DISPATCH_FAILED: ['DISPATCHED', 'DISPATCH_FAILED', 'CANCELLED'],
+  DISPATCH_FAILED: ['PRICED', 'DISPATCHED', 'DISPATCH_FAILED', 'CANCELLED'],
   DISPATCHED: ['PICKED_UP', 'CANCELLED'],
   PICKED_UP: ['DELIVERED'],
   DELIVERED: [],
   CANCELLED: [],
 };
+
+/** The failure states compensation re-drives, and the state each one goes back to for another try. */
+export const RETRY_STATE = {
+  PRICING_FAILED: 'CREATED',
+  DISPATCH_FAILED: 'PRICED',
+} as const satisfies Partial<Record<OrderStatus, OrderStatus>>;
+export type FailedStatus = keyof typeof RETRY_STATE;
+export const FAILED_STATUSES = Object.keys(RETRY_STATE) as FailedStatus[];
 
 export function canTransition(from: OrderStatus, to: OrderStatus): boolean {
   return TRANSITIONS[from].includes(to);

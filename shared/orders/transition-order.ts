@@ -19,7 +19,8 @@ export interface TransitionRequest {
   /** Who asked: 'worker:price', 'rider', 'client', 'scheduler'... recorded in order_events. */
   readonly actor: string;
   readonly reason?: string;
-  readonly patch?: OrderPatch;
+  /** Columns to set as well; a function gets the order as the UPDATE will find it (e.g. to back off by its attempts). */
+  readonly patch?: OrderPatch | ((current: CurrentOrder) => OrderPatch);
   /** Only from these states (e.g. a step that must not run twice); default: any legal source. */
   readonly from?: readonly OrderStatus[];
   /**
@@ -36,6 +37,8 @@ export interface CurrentOrder {
   readonly status: OrderStatus;
   readonly version: number;
   readonly riderId: string | null;
+  /** Compensation re-drives since the order last moved forward (orders.attempts). */
+  readonly attempts: number;
 }
 
 export type TransitionResult =
@@ -62,16 +65,18 @@ export async function transitionOrder(db: Db, request: TransitionRequest): Promi
     if (!canTransition(current.status, request.to) || (allowedFrom && !allowedFrom.includes(current.status))) {
       return { kind: 'illegal', current };
     }
+    const patch = typeof request.patch === 'function' ? request.patch(current) : (request.patch ?? {});
     const next: CurrentOrder = {
       id: current.id,
       status: request.to,
       version: current.version + 1,
-      riderId: request.patch?.rider_id !== undefined ? request.patch.rider_id : current.riderId,
+      riderId: patch.rider_id !== undefined ? patch.rider_id : current.riderId,
+      attempts: patch.attempts ?? current.attempts,
     };
     const won = await runTransaction(db, async (trx) => {
       const updated = await trx('orders')
         .where({ id: current.id, status: current.status, version: current.version })
-        .update({ ...request.patch, status: next.status, version: next.version, updated_at: trx.raw('CURRENT_TIMESTAMP(3)') });
+        .update({ ...patch, status: next.status, version: next.version, updated_at: trx.raw('CURRENT_TIMESTAMP(3)') });
       if (updated !== 1) return false;
       await trx('order_events').insert({
         order_id: current.id,
@@ -104,12 +109,13 @@ async function runTransaction<T>(db: Db, work: (trx: Knex.Transaction) => Promis
 }
 
 async function readCurrent(db: Db, orderId: string): Promise<CurrentOrder | undefined> {
-  const row = await db('orders').select('id', 'status', 'version', 'rider_id').where({ id: orderId }).first();
+  const row = await db('orders').select('id', 'status', 'version', 'rider_id', 'attempts').where({ id: orderId }).first();
   if (!row) return undefined;
   return {
     id: String(row.id),
     status: row.status as OrderStatus,
     version: Number(row.version),
     riderId: row.rider_id === null ? null : String(row.rider_id),
+    attempts: Number(row.attempts),
   };
 }

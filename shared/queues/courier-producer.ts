@@ -6,7 +6,7 @@ import { createQueue } from './create-queue.ts';
 import { NOTIFICATION_JOB_OPTIONS } from '../notifications/retry-policy.ts';
 import { MAINTENANCE_JOB_OPTIONS } from './maintenance-producer.ts';
 import { payloadProblem } from './payload-schemas.ts';
-import { dispatchJobId, notificationJobId, orderJobId, warmUpJobId, type JobName, type JobPayloads } from './payloads.ts';
+import { dispatchJobId, maintenanceJobId, notificationJobId, orderJobId, warmUpJobId, type JobName, type JobPayloads } from './payloads.ts';
 import { QUEUE_NAMES, type QueueName } from './queue-names.ts';
 
 export interface CourierProducerOptions {
@@ -23,12 +23,16 @@ const QUEUE_OF: Readonly<Record<JobName, QueueName>> = {
   'dispatch.zone': QUEUE_NAMES.orders,
   'notify.send': QUEUE_NAMES.notifications,
   'cache.warm-up': QUEUE_NAMES.maintenance,
+  'orders.compensate': QUEUE_NAMES.maintenance,
+  'orders.reconcile': QUEUE_NAMES.maintenance,
 };
 
 /** Job options beyond the queue's defaults (retries, how long a finished job is kept). */
 const OPTIONS_OF: Readonly<Partial<Record<JobName, JobsOptions>>> = {
   'notify.send': NOTIFICATION_JOB_OPTIONS,
   'cache.warm-up': MAINTENANCE_JOB_OPTIONS,
+  'orders.compensate': MAINTENANCE_JOB_OPTIONS,
+  'orders.reconcile': MAINTENANCE_JOB_OPTIONS,
 };
 
 /** The job id each job gets, so that adding the same work twice is a no-op while its job exists. */
@@ -40,6 +44,10 @@ function jobIdOf<N extends JobName>(name: N, payload: JobPayloads[N]): string {
       return dispatchJobId((payload as JobPayloads['dispatch.zone']).zoneId, Date.now());
     case 'cache.warm-up':
       return warmUpJobId((payload as JobPayloads['cache.warm-up']).reason, new Date());
+    case 'orders.compensate':
+      return maintenanceJobId('compensate', (payload as JobPayloads['orders.compensate']).reason, new Date());
+    case 'orders.reconcile':
+      return maintenanceJobId('reconcile', (payload as JobPayloads['orders.reconcile']).reason, new Date());
     default: {
       const { orderId, kind } = payload as JobPayloads['notify.send'];
       return notificationJobId(orderId, kind);

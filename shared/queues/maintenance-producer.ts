@@ -1,7 +1,7 @@
 import type { JobsOptions, Queue } from 'bullmq';
 import { withDeadline } from '../with-deadline.ts';
 import { parsePayload } from './payload-schemas.ts';
-import { warmUpJobId, type WarmUpReason } from './payloads.ts';
+import { maintenanceJobId, warmUpJobId, type MaintenanceReason, type WarmUpReason } from './payloads.ts';
 import { QUEUE_NAMES } from './queue-names.ts';
 
 /**
@@ -21,11 +21,34 @@ export const MAINTENANCE_JOB_OPTIONS: JobsOptions = {
  * its job exists (BullMQ does not tell the caller which add it was). Resolves with the job id.
  */
 export async function enqueueWarmUp(queue: Queue, reason: WarmUpReason, at: Date, timeoutMs: number): Promise<string> {
-  if (queue.name !== QUEUE_NAMES.maintenance) {
-    throw new TypeError(`warm-ups go on the ${QUEUE_NAMES.maintenance} queue, not "${queue.name}"`);
-  }
+  assertMaintenanceQueue(queue);
   const data = parsePayload('cache.warm-up', { reason });
   const jobId = warmUpJobId(reason, at);
   await withDeadline(queue.add('cache.warm-up', data, { ...MAINTENANCE_JOB_OPTIONS, jobId }), timeoutMs);
   return jobId;
+}
+
+/**
+ * Puts a compensation or reconciliation run on the maintenance queue, one per reason and second of
+ * `at` (the tick's slot): the same tick from another scheduler is a no-op while its job exists.
+ */
+export async function enqueueOrderMaintenance(
+  queue: Queue,
+  job: 'compensate' | 'reconcile',
+  reason: MaintenanceReason,
+  at: Date,
+  timeoutMs: number,
+): Promise<string> {
+  assertMaintenanceQueue(queue);
+  const name = job === 'compensate' ? ('orders.compensate' as const) : ('orders.reconcile' as const);
+  const data = parsePayload(name, { reason });
+  const jobId = maintenanceJobId(job, reason, at);
+  await withDeadline(queue.add(name, data, { ...MAINTENANCE_JOB_OPTIONS, jobId }), timeoutMs);
+  return jobId;
+}
+
+function assertMaintenanceQueue(queue: Queue): void {
+  if (queue.name !== QUEUE_NAMES.maintenance) {
+    throw new TypeError(`maintenance jobs go on the ${QUEUE_NAMES.maintenance} queue, not "${queue.name}"`);
+  }
 }

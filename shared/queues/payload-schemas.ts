@@ -1,7 +1,7 @@
 import { UnrecoverableError } from 'bullmq';
 import { Type, type TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
-import { NOTIFICATION_KINDS, WARM_UP_REASONS, type JobName, type JobPayloads } from './payloads.ts';
+import { MAINTENANCE_REASONS, NOTIFICATION_KINDS, WARM_UP_REASONS, type JobName, type JobPayloads } from './payloads.ts';
 
 const OrderId = Type.String({ pattern: '^[1-9][0-9]{0,18}$' });
 
@@ -15,6 +15,14 @@ const SCHEMAS = {
   ),
   'cache.warm-up': Type.Object(
     { reason: Type.Union(WARM_UP_REASONS.map((reason) => Type.Literal(reason))) },
+    { additionalProperties: false },
+  ),
+  'orders.compensate': Type.Object(
+    { reason: Type.Union(MAINTENANCE_REASONS.map((reason) => Type.Literal(reason))) },
+    { additionalProperties: false },
+  ),
+  'orders.reconcile': Type.Object(
+    { reason: Type.Union(MAINTENANCE_REASONS.map((reason) => Type.Literal(reason))) },
     { additionalProperties: false },
   ),
 } satisfies Record<JobName, TSchema>;

@@ -10,6 +10,10 @@ export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
 export const WARM_UP_REASONS = ['start', 'cron', 'cli'] as const;
 export type WarmUpReason = (typeof WARM_UP_REASONS)[number];
 
+/** Who asked for a compensation or reconciliation run: a scheduler tick or an operator. */
+export const MAINTENANCE_REASONS = ['cron', 'cli'] as const;
+export type MaintenanceReason = (typeof MAINTENANCE_REASONS)[number];
+
 export interface JobPayloads {
   /** Take a CREATED order through pricing. jobId `order-<id>` makes a repeat a no-op. */
   'order.price': { orderId: string };
@@ -19,6 +23,10 @@ export interface JobPayloads {
   'notify.send': { orderId: string; kind: NotificationKind };
   /** Preload active orders, merchants and rider positions into Redis (maintenance queue). jobId `<reason>-warmup-<yyyymmddhhmm>`. */
   'cache.warm-up': { reason: WarmUpReason };
+  /** Re-drive orders due in PRICING_FAILED / DISPATCH_FAILED, or escalate them (maintenance queue). jobId `<reason>-compensate-<yyyymmddhhmmss>`. */
+  'orders.compensate': { reason: MaintenanceReason };
+  /** Compare MySQL with the queues and put back what Redis lost (maintenance queue). jobId `<reason>-reconcile-<yyyymmddhhmmss>`. */
+  'orders.reconcile': { reason: MaintenanceReason };
 }
 
 export type JobName = keyof JobPayloads;
@@ -29,6 +37,15 @@ export type JobName = keyof JobPayloads;
  */
 export function orderJobId(orderId: string): string {
   return `order-${orderId}`;
+}
+
+/**
+ * The price job of an order's current stay in CREATED: `order-<id>` the first time, and
+ * `order-<id>-retry-<n>` after its n-th re-drive (the failed job of the earlier try is kept for
+ * inspection, and a job id only adds while no job of that id exists).
+ */
+export function priceJobId(orderId: string, attempts: number): string {
+  return attempts === 0 ? orderJobId(orderId) : `${orderJobId(orderId)}-retry-${attempts}`;
 }
 
 /** One dispatch run per zone per window: every priced order of the window joins the same job. */
@@ -46,4 +63,9 @@ export function notificationJobId(orderId: string, kind: NotificationKind): stri
  */
 export function warmUpJobId(reason: WarmUpReason, at: Date): string {
   return `${reason}-warmup-${at.toISOString().slice(0, 16).replace(/[-T:]/g, '')}`;
+}
+
+/** The maintenance runs of the scheduler's ticks: one per job and second (UTC) of the tick, whichever scheduler adds it. */
+export function maintenanceJobId(job: 'compensate' | 'reconcile', reason: MaintenanceReason, at: Date): string {
+  return `${reason}-${job}-${at.toISOString().slice(0, 19).replace(/[-T:]/g, '')}`;
 }
