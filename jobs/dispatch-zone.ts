@@ -16,6 +16,13 @@ export interface DispatchZoneDeps {
   readonly notifyDispatched: (orderIds: readonly string[]) => Promise<void>;
   /** Asks for another run of this zone at once (more orders were waiting than one batch takes). */
   readonly dispatchAgain: (zoneId: string) => Promise<void>;
+  /**
+   * One run per zone at a time (ZoneLocks); a run that finds its zone busy books the zone's next
+   * window instead. Without it, concurrent runs are still correct, only slower.
+   */
+  readonly zoneLock?: { tryRun<T>(zoneId: string, work: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }> };
+  /** Books the zone's next dispatch window (what a run that found its zone busy does). */
+  readonly dispatchLater?: (zoneId: string) => Promise<void>;
   readonly batchSize: number;
   readonly radiusMeters: number;
   /** When a DISPATCH_FAILED order is due for compensation's next re-drive. */
@@ -29,6 +36,8 @@ export interface DispatchOutcome {
   readonly failed: number;
   /** Lost to a concurrent run or a rider who filled up meanwhile; they stay PRICED for the next run. */
   readonly deferred: number;
+  /** Another run held the zone: this one did nothing and booked the next window. */
+  readonly busy?: boolean;
 }
 
 class RiderFull extends Error {
@@ -43,13 +52,26 @@ class RiderFull extends Error {
  * riders. An order no free rider in range can take goes to DISPATCH_FAILED with the reason.
  */
 export async function dispatchZoneJob(payload: JobPayloads['dispatch.zone'], deps: DispatchZoneDeps): Promise<DispatchOutcome> {
+  const run = deps.zoneLock ? await deps.zoneLock.tryRun(payload.zoneId, () => dispatchBatch(payload, deps)) : { ran: true as const, value: await dispatchBatch(payload, deps) };
+  if (!run.ran) {
+    await (deps.dispatchLater ?? deps.dispatchAgain)(payload.zoneId);
+    return { considered: 0, dispatched: 0, failed: 0, deferred: 0, busy: true };
+  }
+  const { outcome, again } = run.value;
+  // Booked once the zone is free again, so the next run does not find it busy.
+  if (again) await deps.dispatchAgain(payload.zoneId);
+  deps.logger.debug({ zoneId: payload.zoneId, ...outcome }, 'dispatch run');
+  return outcome;
+}
+
+async function dispatchBatch(payload: JobPayloads['dispatch.zone'], deps: DispatchZoneDeps): Promise<{ outcome: DispatchOutcome; again: boolean }> {
   const { db } = deps;
   const orderRows = await db('orders')
     .select('id', 'version', 'attempts', 'pickup_lat', 'pickup_lng')
     .where({ zone_id: payload.zoneId, status: 'PRICED' })
     .orderBy('id')
     .limit(deps.batchSize);
-  if (orderRows.length === 0) return { considered: 0, dispatched: 0, failed: 0, deferred: 0 };
+  if (orderRows.length === 0) return { outcome: { considered: 0, dispatched: 0, failed: 0, deferred: 0 }, again: false };
   const orders: WaitingOrder[] = orderRows.map((row) => ({
     id: String(row.id),
     version: Number(row.version),
@@ -82,10 +104,8 @@ export async function dispatchZoneJob(payload: JobPayloads['dispatch.zone'], dep
     if (dispatchedIds.length > 0) await deps.notifyDispatched(dispatchedIds);
   }
   const { failed, deferred } = counts;
-  if (orders.length === deps.batchSize || deferred > 0) await deps.dispatchAgain(payload.zoneId);
   const outcome = { considered: orders.length, dispatched: dispatchedIds.length, failed, deferred };
-  deps.logger.debug({ zoneId: payload.zoneId, ...outcome }, 'dispatch run');
-  return outcome;
+  return { outcome, again: orders.length === deps.batchSize || deferred > 0 };
 }
 
 /**

@@ -1,8 +1,10 @@
 import munkres from 'munkres';
 import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { dispatchZoneJob, type DispatchZoneDeps } from '../jobs/dispatch-zone.ts';
+import { ZoneLocks } from '../shared/cache/zone-locks.ts';
 import type { MatchInput } from '../shared/orders/dispatch-matching.ts';
 import { transitionOrder } from '../shared/orders/transition-order.ts';
 import { notificationJobId } from '../shared/queues/payloads.ts';
@@ -21,6 +23,7 @@ beforeAll(async () => {
   await web.database.db('merchants').insert([
     { id: '2001', name: 'Race Kitchen', zone_id: 'race-zone', lat: 31.2, lng: 121.4, address: 'x' },
     { id: '3001', name: 'Far Kitchen', zone_id: 'far-zone', lat: 31.9, lng: 121.9, address: 'x' },
+    { id: '4001', name: 'Lock Kitchen', zone_id: 'lock-zone', lat: 31.3, lng: 121.3, address: 'x' },
   ]);
   await web.database.db('riders').insert([
     { id: '8001', name: 'A', zone_id: 'test-zone', lat: 31.2398, lng: 121.4999, capacity: 3 },
@@ -28,6 +31,7 @@ beforeAll(async () => {
     { id: '8102', name: 'R2', zone_id: 'race-zone', lat: 31.2002, lng: 121.4002, capacity: 2 },
     { id: '8103', name: 'R3', zone_id: 'race-zone', lat: 31.2003, lng: 121.4003, capacity: 2 },
     { id: '8201', name: 'Far away', zone_id: 'far-zone', lat: 31.2, lng: 121.4, capacity: 3 },
+    { id: '8301', name: 'L1', zone_id: 'lock-zone', lat: 31.3001, lng: 121.3001, capacity: 10 },
   ]);
 });
 
@@ -83,6 +87,38 @@ describe('dispatch', () => {
     for (const order of orders.filter((o) => o.status !== 'DISPATCHED')) {
       expect(order.status).toBe('DISPATCH_FAILED');
       expect(order.last_error).toBe('no free rider in range');
+    }
+  });
+
+  it('one run per zone at a time: a run that finds its zone busy does nothing and books the next window', async () => {
+    const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
+    try {
+      const zoneLock = new ZoneLocks(redis, { prefix: web.config.cachePrefix, lockTimeoutMs: 5000 });
+      const ids = await Promise.all(Array.from({ length: 4 }, () => priced('4001')));
+      const later: string[] = [];
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let entered!: () => void;
+      const inside = new Promise<void>((resolve) => (entered = resolve));
+      // The first run holds the zone while it solves its assignment...
+      const slowMatch = async (input: MatchInput) => {
+        entered();
+        await held;
+        return matchTask(input);
+      };
+      const first = dispatchZoneJob({ zoneId: 'lock-zone' }, directDeps({ zoneLock, match: slowMatch }));
+      await inside;
+      // ...so a second run of the zone does nothing but book the next window.
+      const second = await dispatchZoneJob({ zoneId: 'lock-zone' }, directDeps({ zoneLock, dispatchLater: async (zoneId) => void later.push(zoneId) }));
+      expect(second).toEqual({ considered: 0, dispatched: 0, failed: 0, deferred: 0, busy: true });
+      expect(later).toEqual(['lock-zone']);
+      release();
+      expect(await first).toMatchObject({ considered: 4, dispatched: 4 });
+      expect(await web.database.db('orders').whereIn('id', ids).pluck('status')).toEqual(['DISPATCHED', 'DISPATCHED', 'DISPATCHED', 'DISPATCHED']);
+      // Free again: the next run takes the zone.
+      expect((await dispatchZoneJob({ zoneId: 'lock-zone' }, directDeps({ zoneLock }))).busy).toBeUndefined();
+    } finally {
+      redis.disconnect();
     }
   });
 

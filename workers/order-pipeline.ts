@@ -17,6 +17,7 @@ import { enqueueNotificationBatch } from '../shared/queues/notification-producer
 import { dispatchJobId, type NotificationKind } from '../shared/queues/payloads.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
 import { createProducerRedis } from '../shared/redis.ts';
+import { ZoneLocks } from '../shared/cache/zone-locks.ts';
 import { startSupervisedWorker } from './supervised-worker.ts';
 
 export interface OrderPipeline {
@@ -55,6 +56,7 @@ export async function startOrderPipeline(
   producerRedis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'producer redis error'));
   const { change } = createOrderWriter(db, producerRedis, config);
   const retry = retryPolicyFrom(config);
+  const zoneLock = new ZoneLocks(producerRedis, { prefix: config.cachePrefix, lockTimeoutMs: config.lockTtlMs });
   const ordersQueue = createQueue(QUEUE_NAMES.orders, { connection: producerRedis, prefix: config.queuePrefix });
   const notificationsQueue = createQueue(QUEUE_NAMES.notifications, { connection: producerRedis, prefix: config.queuePrefix });
   for (const queue of [ordersQueue, notificationsQueue]) {
@@ -88,6 +90,8 @@ export async function startOrderPipeline(
           match,
           notifyDispatched,
           dispatchAgain: (zoneId) => bookDispatch(zoneId, true),
+          dispatchLater: (zoneId) => bookDispatch(zoneId),
+          zoneLock,
           batchSize: config.dispatchBatchSize,
           radiusMeters: config.dispatchRadiusMeters,
           retry,
