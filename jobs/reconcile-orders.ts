@@ -1,4 +1,4 @@
-import { Job, type Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { Db } from '../shared/db.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Metrics } from '../shared/metrics.ts';
@@ -7,10 +7,13 @@ import { nextAttemptAt, type RetryPolicy } from '../shared/orders/retry-schedule
 import { enqueueNotificationBatch } from '../shared/queues/notification-producer.ts';
 import { enqueueDispatchRuns, enqueuePriceJobs } from '../shared/queues/order-producer.ts';
 import { notificationJobId, priceJobId, type JobPayloads, type NotificationKind } from '../shared/queues/payloads.ts';
+import type { Redis } from '../shared/redis.ts';
 import { withDeadline } from '../shared/with-deadline.ts';
 
 export interface ReconcileDeps {
   readonly db: Db;
+  /** The connection the queues use: jobs are looked up over it in one pipelined round trip per page. */
+  readonly redis: Redis;
   readonly ordersQueue: Queue;
   readonly notificationsQueue: Queue;
   /** The order writer (an order whose price job gave up is recorded PRICING_FAILED through it). */
@@ -138,6 +141,7 @@ async function reconcileCreated(
     afterId = String(rows.at(-1)!.id);
     const orders = rows.map((row) => ({ orderId: String(row.id), attempts: Number(row.attempts) }));
     const looks = await lookUpJobs(
+      deps.redis,
       deps.ordersQueue,
       orders.map((order) => priceJobId(order.orderId, order.attempts)),
       deps.redisTimeoutMs,
@@ -204,7 +208,7 @@ async function reconcileNotifications(
     after = { updatedAt: last.updated_at as Date, id: String(last.id) };
     const entries = rows.map((row) => ({ orderId: String(row.order_id), kind: row.kind as NotificationKind, attempts: Number(row.attempts) }));
     const jobIds = entries.map((entry) => notificationJobId(entry.orderId, entry.kind));
-    const looks = await lookUpJobs(deps.notificationsQueue, jobIds, deps.redisTimeoutMs);
+    const looks = await lookUpJobs(deps.redis, deps.notificationsQueue, jobIds, deps.redisTimeoutMs);
     const owed = entries.map((entry, index) => ({ entry, jobId: jobIds[index]!, look: looks[index]! })).filter(({ look }) => look !== 'live');
     const givenUp = owed.filter(({ entry }) => entry.attempts >= deps.notifyAttemptBudget);
     const resend = owed.filter(({ entry }) => entry.attempts < deps.notifyAttemptBudget);
@@ -228,14 +232,20 @@ async function reconcileNotifications(
   }
 }
 
-/** Whether each job exists and is still to run (waiting, delayed, active) or finished (completed or failed for good). */
-async function lookUpJobs(queue: Queue, jobIds: readonly string[], timeoutMs: number): Promise<JobLook[]> {
-  const jobs = await withDeadline(
-    Promise.all(jobIds.map((jobId) => Job.fromId(queue, jobId))),
-    timeoutMs * 5,
-  );
-  return jobs.map((job): JobLook => {
-    if (!job) return 'missing';
-    return job.finishedOn ? 'finished' : 'live';
+/**
+ * Whether each job exists and is still to run (waiting, delayed, active) or finished (completed or
+ * failed for good), from its hash alone: every job hash has `timestamp`, a finished one
+ * `finishedOn`. One pipelined HMGET per job, no job data parsed (a run may look at thousands).
+ */
+async function lookUpJobs(redis: Redis, queue: Queue, jobIds: readonly string[], timeoutMs: number): Promise<JobLook[]> {
+  if (jobIds.length === 0) return [];
+  const pipeline = redis.pipeline();
+  for (const jobId of jobIds) pipeline.hmget(queue.toKey(jobId), 'timestamp', 'finishedOn');
+  const results = (await withDeadline(pipeline.exec(), timeoutMs * 5)) ?? [];
+  return results.map(([error, fields]): JobLook => {
+    if (error) throw error;
+    const [timestamp, finishedOn] = fields as [string | null, string | null];
+    if (timestamp === null) return 'missing';
+    return finishedOn === null ? 'live' : 'finished';
   });
 }

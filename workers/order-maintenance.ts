@@ -56,6 +56,7 @@ export function createOrderMaintenance(
     reconcile: (payload, opts = {}) =>
       reconcileOrdersJob(payload, {
         db: deps.db,
+        redis: deps.redis,
         ordersQueue,
         notificationsQueue,
         change: writer.change,
