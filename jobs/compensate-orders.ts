@@ -54,6 +54,7 @@ export async function compensateOrdersJob(payload: JobPayloads['orders.compensat
         { ...deps.writer, policy: deps.policy },
         { status, limit: deps.batchSize, actor: `scheduler:compensate:${payload.reason}` },
       );
+      if (!batch.cacheReloaded) deps.logger.warn({ status }, 'compensation batch committed but not reloaded into the cache (Redis failed): reads of those orders go to MySQL');
       await enqueueRedriven(deps, batch);
       counts.found += batch.found;
       counts.redriven += batch.redriven.length;

@@ -143,6 +143,35 @@ describe('compensation', () => {
     );
   });
 
+  it('skips an order whose lock another writer holds, without waiting for it, and re-drives the rest', async () => {
+    const { db } = web.database;
+    const ids = await seedOrders(db, { clientId: web.clientId, status: 'PRICING_FAILED', count: 3, nextAttemptInMs: -1000 });
+    // Waiting for a lock would take a minute here (longer than this test may run).
+    const patient = { ...web.config, lockWaitMs: 60_000 };
+    const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
+    const maintenance = createOrderMaintenance(patient, { db, redis, logger: silent });
+    closers.push(async () => {
+      await maintenance.close();
+      redis.disconnect();
+    });
+    let release!: () => void;
+    const holding = new Promise<void>((resolve) => (release = resolve));
+    let held!: () => void;
+    const isHeld = new Promise<void>((resolve) => (held = resolve));
+    const holder = maintenance.writer.locks.withLock(ids[0]!, async () => {
+      held();
+      await holding;
+    });
+    await isHeld;
+    const outcome = await maintenance.compensate({ reason: 'cron' });
+    release();
+    await holder;
+    expect(outcome.byStatus.PRICING_FAILED).toMatchObject({ found: 3, redriven: 2, skipped: 1 });
+    expect(await db('orders').whereIn('id', ids).orderBy('id').pluck('status')).toEqual(['PRICING_FAILED', 'CREATED', 'CREATED']);
+    await queue(QUEUE_NAMES.orders).drain();
+    await db('orders').whereIn('id', ids).delete(); // the next tests count due orders
+  });
+
   it('two compensators at once re-drive each of 3,000 due orders exactly once', async () => {
     const { db } = web.database;
     const ids = await seedOrders(db, { clientId: web.clientId, status: 'PRICING_FAILED', count: 3000, nextAttemptInMs: -1000 });

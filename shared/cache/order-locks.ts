@@ -20,11 +20,13 @@ export class OrderLocks {
     private readonly opts: { prefix: string; lockTimeoutMs: number; acquireTimeoutMs: number },
   ) {}
 
-  private mutex(orderId: string, lost: AbortController): { mutex: Mutex; resource: string } {
+  private mutex(orderId: string, lost: AbortController, opts: { once?: boolean } = {}): { mutex: Mutex; resource: string } {
     const resource = `${this.opts.prefix}:lock:order:${orderId}`;
     const mutex = new Mutex(this.redis, resource, {
       lockTimeout: this.opts.lockTimeoutMs,
       acquireTimeout: this.opts.acquireTimeoutMs,
+      // redis-semaphore's tryAcquire() retries until acquireTimeout; one attempt is "without waiting".
+      ...(opts.once ? { acquireAttemptsLimit: 1 } : {}),
       refreshInterval: Math.floor(this.opts.lockTimeoutMs * 0.5),
       onLockLost: (error) => lost.abort(error),
     });
@@ -54,7 +56,7 @@ export class OrderLocks {
    */
   async tryLockMany(orderIds: readonly string[]): Promise<HeldLocks> {
     const lost = new AbortController();
-    const mutexes = orderIds.map((orderId) => ({ orderId, mutex: this.mutex(orderId, lost).mutex }));
+    const mutexes = orderIds.map((orderId) => ({ orderId, mutex: this.mutex(orderId, lost, { once: true }).mutex }));
     const taken = await Promise.allSettled(mutexes.map(({ mutex }) => mutex.tryAcquire()));
     const held = mutexes.filter((_, index) => {
       const outcome = taken[index]!;

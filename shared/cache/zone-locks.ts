@@ -17,6 +17,8 @@ export class ZoneLocks {
   async tryRun<T>(zoneId: string, work: () => Promise<T>): Promise<TryRun<T>> {
     const mutex = new Mutex(this.redis, `${this.opts.prefix}:lock:zone:${zoneId}`, {
       lockTimeout: this.opts.lockTimeoutMs,
+      // tryAcquire() retries until acquireTimeout unless told otherwise: one attempt, no waiting.
+      acquireAttemptsLimit: 1,
       refreshInterval: Math.floor(this.opts.lockTimeoutMs * 0.5),
       // Lost while held (Redis flushed or restarted): the run goes on; each order's own lock and
       // guarded UPDATE keep it correct, the zone lock only spares the contention.

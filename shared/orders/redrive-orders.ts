@@ -34,6 +34,11 @@ export interface RedriveBatch {
   readonly escalated: readonly string[];
   /** Claimed, but another writer held the order's Redis lock: left for the next run. */
   readonly skipped: number;
+  /**
+   * Whether the new versions went into the cache. When Redis failed after the commit they did not:
+   * the stale marks keep readers on MySQL, and the moved orders are still returned to be enqueued.
+   */
+  readonly cacheReloaded: boolean;
 }
 
 /**
@@ -64,7 +69,7 @@ export async function redriveOrders(deps: OrderChangeDeps & { readonly policy: R
         ? claim.whereIn('id', selection.orderIds)
         : claim.where('next_attempt_at', '<=', trx.raw('CURRENT_TIMESTAMP(3)')).orderBy('next_attempt_at');
       const rows = await claim.limit(selection.limit).forUpdate().skipLocked();
-      if (rows.length === 0) return { found: 0, redriven: [], escalated: [] };
+      if (rows.length === 0) return { found: 0, redriven: [] as RedrivenOrder[], escalated: [] as string[] };
       locks = await deps.locks.tryLockMany(rows.map((row) => String(row.id)));
       const held = new Set(locks.orderIds);
       const claimed = rows.filter((row) => held.has(String(row.id)));
@@ -73,8 +78,11 @@ export async function redriveOrders(deps: OrderChangeDeps & { readonly policy: R
       return { found: rows.length, ...(await move(trx, claimed)) };
     });
     const changed = [...outcome.redriven.map((order) => order.id), ...outcome.escalated];
-    if (changed.length > 0) await reloadIntoCache(deps, changed, epoch);
-    return { ...outcome, skipped: outcome.found - changed.length };
+    // If the transaction threw, its outcome may be unknown (a lost COMMIT answer): the stale marks
+    // stay, as in changeOrder. Once it committed, the caller must get the moved orders whatever
+    // the cache does.
+    const cacheReloaded = changed.length === 0 || (await reloadIntoCache(deps, changed, epoch).then(() => true, () => false));
+    return { ...outcome, skipped: outcome.found - changed.length, cacheReloaded };
   } finally {
     await locks?.release();
   }
