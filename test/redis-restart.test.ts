@@ -2,7 +2,7 @@ import { Queue, Worker } from 'bullmq';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startOrderPipeline, type OrderPipeline } from '../workers/order-pipeline.ts';
-import { startWatchdog } from '../workers/worker-watchdog.ts';
+import { startWatchdog, type WatchdogVerdict } from '../workers/worker-watchdog.ts';
 import { PrivateRedis } from './support/private-redis.ts';
 import { createTestWeb, type TestWeb } from './support/test-web.ts';
 
@@ -77,6 +77,67 @@ describe('Redis restarts', () => {
       expect(replacements).toBe(1);
     } finally {
       watchdog.stop();
+      await worker.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+    }
+  });
+
+  it('the watchdog leaves a full worker alone (a long run with the next job waiting), and a paused queue', async () => {
+    const connection = { url: redis.url };
+    const prefix = `${web.config.queuePrefix.slice(0, -1)}-watchdog-busy}`;
+    const queue = new Queue('watched', { connection, prefix });
+    let finishLongRun!: () => void;
+    const longRun = new Promise<void>((resolve) => (finishLongRun = resolve));
+    let started!: () => void;
+    const isStarted = new Promise<void>((resolve) => (started = resolve));
+    let inFlight = 0;
+    const processed: string[] = [];
+    const worker = new Worker(
+      'watched',
+      async (job) => {
+        inFlight += 1;
+        started();
+        if (job.id === 'long-run') await longRun;
+        processed.push(job.id!);
+        inFlight -= 1;
+      },
+      { connection, prefix, concurrency: 1 },
+    );
+    const verdicts: WatchdogVerdict[] = [];
+    let replacements = 0;
+    const watchdog = startWatchdog({
+      queue,
+      current: () => worker,
+      replace: async () => void (replacements += 1),
+      stuckAfterMs: 300,
+      busy: () => inFlight >= 1,
+      logger: silent,
+      onCheck: (verdict) => verdicts.push(verdict),
+    });
+    try {
+      await queue.add('job', {}, { jobId: 'long-run' });
+      await isStarted;
+      await queue.add('job', {}, { jobId: 'next' });
+      // Checks run every 100 ms: 8 busy verdicts span more than stuckAfterMs with a job waiting.
+      await vi.waitFor(() => expect(verdicts.filter((v) => v === 'busy').length).toBeGreaterThanOrEqual(8), { timeout: 10_000, interval: 20 });
+      expect(replacements).toBe(0);
+      finishLongRun();
+      await vi.waitFor(() => expect(processed).toEqual(['long-run', 'next']), { timeout: 10_000, interval: 20 });
+
+      // An operator pauses the whole queue: jobs wait, nobody is stuck.
+      await queue.pause();
+      await queue.add('job', {}, { jobId: 'while-paused' });
+      const before = verdicts.length;
+      await vi.waitFor(() => expect(verdicts.slice(before).filter((v) => v === 'paused').length).toBeGreaterThanOrEqual(8), {
+        timeout: 10_000,
+        interval: 20,
+      });
+      expect(replacements).toBe(0);
+      expect(verdicts).not.toContain('replaced');
+    } finally {
+      watchdog.stop();
+      finishLongRun();
       await worker.close();
       await queue.obliterate({ force: true });
       await queue.close();

@@ -33,10 +33,21 @@ export interface SupervisedWorkerOptions {
  */
 export function startSupervisedWorker(opts: SupervisedWorkerOptions): SupervisedWorker {
   const { config, logger } = opts;
+  // Jobs each worker is running now, so the watchdog can tell a full worker from a stuck one.
+  const running = new WeakMap<Worker, number>();
   const makeWorker = () => {
     const connection = createWorkerRedis(config);
     connection.on('error', (error) => logger.debug({ err: coerceError(error) }, 'worker redis error'));
-    const created = new Worker(opts.queue, opts.processor, {
+    let inFlight = 0;
+    const counted = async (job: Job, token?: string, signal?: AbortSignal) => {
+      running.set(created, ++inFlight);
+      try {
+        return await opts.processor(job, token, signal);
+      } finally {
+        running.set(created, --inFlight);
+      }
+    };
+    const created: Worker = new Worker(opts.queue, counted, {
       connection,
       prefix: config.queuePrefix,
       concurrency: opts.concurrency,
@@ -74,6 +85,7 @@ export function startSupervisedWorker(opts: SupervisedWorkerOptions): Supervised
       await withDeadline(stuck.close(true), config.jobLockMs).catch(() => undefined);
     },
     stuckAfterMs: config.workerWatchdogMs,
+    busy: () => (running.get(worker) ?? 0) >= opts.concurrency,
     logger,
   });
 
