@@ -189,7 +189,7 @@ describe('compensation', () => {
     expect(perOrder).toHaveLength(3000);
     expect(perOrder.every((row) => Number(row.n) === 1)).toBe(true);
     const orders = queue(QUEUE_NAMES.orders);
-    expect(await orders.getJobCountByTypes('waiting')).toBe(3000);
+    expect(await orders.getJobCountByTypes('prioritized')).toBe(3000);
     await orders.drain();
   });
 

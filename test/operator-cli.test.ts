@@ -465,7 +465,7 @@ describe('orders:reconcile', () => {
       expect(await ordersQueue.getJob(orderJobId(orphan))).toMatchObject({ name: 'order.price', data: { orderId: orphan } });
       expect(await ordersQueue.getJob(orderJobId(withJob))).toMatchObject({ data: { orderId: withJob } });
       expect(await ordersQueue.getJob(orderJobId(fresh))).toBeUndefined();
-      const priceJobs = (await ordersQueue.getJobs(['waiting'])).filter((job) => job.name === 'order.price');
+      const priceJobs = (await ordersQueue.getJobs(['waiting', 'prioritized'])).filter((job) => job.name === 'order.price');
       expect(priceJobs.map((job) => job.data.orderId).sort()).toEqual([orphan, withJob].sort());
       const dispatchJobs = (await ordersQueue.getJobs(['waiting', 'delayed'])).filter((job) => job.name === 'dispatch.zone');
       expect(dispatchJobs.map((job) => job.data)).toEqual([{ zoneId: TEST_MERCHANT.zone_id }]);

@@ -100,7 +100,7 @@ describe('the reconciler', () => {
     // Run again while the jobs wait: a live job is never doubled.
     const second = await maintenance.reconcile({ reason: 'cron' });
     expect(second.created).toEqual({ checked: 120, enqueued: 0, live: 120, finished: 0 });
-    expect(await orders.getJobCountByTypes('waiting')).toBe(120);
+    expect(await orders.getJobCountByTypes('prioritized')).toBe(120);
 
     const pipeline = await startOrderPipeline(web.config, silent);
     try {
@@ -182,6 +182,6 @@ describe('the reconciler', () => {
     const outcome = await maintenance.reconcile({ reason: 'cli' }, { dryRun: true });
     expect(outcome).toMatchObject({ dryRun: true, created: { enqueued: 4 }, priced: { stuck: 1, zones: 1 } });
     expect(await db('orders').select('id', 'status', 'version').orderBy('id')).toEqual(before);
-    expect(await orders.getJobCountByTypes('waiting', 'delayed', 'failed')).toBe(0);
+    expect(await orders.getJobCountByTypes('waiting', 'prioritized', 'delayed', 'failed')).toBe(0);
   });
 });

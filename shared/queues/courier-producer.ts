@@ -6,7 +6,16 @@ import { createQueue } from './create-queue.ts';
 import { NOTIFICATION_JOB_OPTIONS } from '../notifications/retry-policy.ts';
 import { MAINTENANCE_JOB_OPTIONS } from './maintenance-producer.ts';
 import { payloadProblem } from './payload-schemas.ts';
-import { dispatchJobId, maintenanceJobId, notificationJobId, orderJobId, warmUpJobId, type JobName, type JobPayloads } from './payloads.ts';
+import {
+  PRICE_JOB_OPTIONS,
+  dispatchJobId,
+  maintenanceJobId,
+  notificationJobId,
+  orderJobId,
+  warmUpJobId,
+  type JobName,
+  type JobPayloads,
+} from './payloads.ts';
 import { QUEUE_NAMES, type QueueName } from './queue-names.ts';
 
 export interface CourierProducerOptions {
@@ -29,6 +38,7 @@ const QUEUE_OF: Readonly<Record<JobName, QueueName>> = {
 
 /** Job options beyond the queue's defaults (retries, how long a finished job is kept). */
 const OPTIONS_OF: Readonly<Partial<Record<JobName, JobsOptions>>> = {
+  'order.price': PRICE_JOB_OPTIONS,
   'notify.send': NOTIFICATION_JOB_OPTIONS,
   'cache.warm-up': MAINTENANCE_JOB_OPTIONS,
   'orders.compensate': MAINTENANCE_JOB_OPTIONS,

@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import { isIdString } from '../ids.ts';
 import { withDeadline } from '../with-deadline.ts';
-import { dispatchJobId, orderJobId, priceJobId, type JobPayloads } from './payloads.ts';
+import { PRICE_JOB_OPTIONS, dispatchJobId, orderJobId, priceJobId, type JobPayloads } from './payloads.ts';
 
 /**
  * Puts committed orders on the orders queue in one round trip. The job id is derived from the
@@ -13,7 +13,7 @@ export async function enqueueNewOrders(queue: Queue, orderIds: readonly string[]
   }
   const jobs = orderIds.map((orderId) => {
     const data: JobPayloads['order.price'] = { orderId };
-    return { name: 'order.price' as const, data, opts: { jobId: orderJobId(orderId) } };
+    return { name: 'order.price' as const, data, opts: { ...PRICE_JOB_OPTIONS, jobId: orderJobId(orderId) } };
   });
   await withDeadline(queue.addBulk(jobs), timeoutMs);
 }
@@ -31,7 +31,7 @@ export async function enqueuePriceJobs(
   const jobs = orders.map(({ orderId, attempts }) => {
     if (!isIdString(orderId)) throw new TypeError(`not an order id: ${JSON.stringify(orderId)}`);
     const data: JobPayloads['order.price'] = { orderId };
-    return { name: 'order.price' as const, data, opts: { jobId: priceJobId(orderId, attempts) } };
+    return { name: 'order.price' as const, data, opts: { ...PRICE_JOB_OPTIONS, jobId: priceJobId(orderId, attempts) } };
   });
   await withDeadline(queue.addBulk(jobs), timeoutMs);
 }

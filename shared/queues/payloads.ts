@@ -40,6 +40,14 @@ export function orderJobId(orderId: string): string {
 }
 
 /**
+ * Price jobs carry a priority, dispatch runs none: BullMQ runs jobs without a priority before
+ * prioritized ones, so under a backlog the orders queue finishes the orders already priced
+ * (their zone's dispatch run) before it starts pricing new ones. Without it a dispatch run waits
+ * behind every price job queued before it, and a backlog of priced orders grows without end.
+ */
+export const PRICE_JOB_OPTIONS = { priority: 10 } as const;
+
+/**
  * The price job of an order's current stay in CREATED: `order-<id>` the first time, and
  * `order-<id>-retry-<n>` after its n-th re-drive (the failed job of the earlier try is kept for
  * inspection, and a job id only adds while no job of that id exists).
