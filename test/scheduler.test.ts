@@ -28,7 +28,7 @@ describe('two scheduler processes at once', () => {
     const env = {
       REDIS_URL: TEST_REDIS_URL,
       QUEUE_PREFIX: prefix,
-      LOG_LEVEL: 'info',
+      LOG_LEVEL: 'debug', // the compensation and reconciliation ticks log at debug
       LOG_FORMAT: 'json',
       WARMUP_CRON: '',
       COMPENSATE_CRON: '* * * * * *',

@@ -22,8 +22,11 @@ export interface SchedulerTicks {
 
 /** What each tick does: enqueue, nothing more (the workers run the job). */
 export function createSchedulerTicks(deps: { maintenanceQueue: Queue; timeoutMs: number; logger: Logger }): SchedulerTicks {
+  // Compensation and reconciliation tick every few seconds: their runs log what they found, the
+  // ticks themselves only at debug. A warm-up tick (twice a day) is worth a line.
   const enqueued = (jobId: string, due: Date, job: string) => {
-    deps.logger.info({ jobId, due: due.toISOString() }, `${job} tick: enqueued (a no-op if another scheduler did first)`);
+    const log = job === 'warm-up' ? deps.logger.info.bind(deps.logger) : deps.logger.debug.bind(deps.logger);
+    log({ jobId, due: due.toISOString() }, `${job} tick: enqueued (a no-op if another scheduler did first)`);
     return jobId;
   };
   return {
