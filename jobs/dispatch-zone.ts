@@ -1,15 +1,15 @@
 import type { Db } from '../shared/db.ts';
 import type { Logger } from '../shared/logger.ts';
 import { buildCostMatrix, type FreeRider, type MatchInput, type MatchOutput, type WaitingOrder } from '../shared/orders/dispatch-matching.ts';
-import { openLedgerEntriesIn } from '../shared/notifications/notification-ledger.ts';
-import type { ChangeOrder } from '../shared/orders/order-writer.ts';
-import { nextAttemptAt, type RetryPolicy } from '../shared/orders/retry-schedule.ts';
+import type { OrderChangeDeps } from '../shared/orders/change-order.ts';
+import { commitDispatchBatch, type DispatchDecision } from '../shared/orders/dispatch-batch.ts';
+import type { RetryPolicy } from '../shared/orders/retry-schedule.ts';
 import type { JobPayloads } from '../shared/queues/payloads.ts';
 
 export interface DispatchZoneDeps {
   readonly db: Db;
-  /** Writes through the lock-mark-update-reload routine. */
-  readonly change: ChangeOrder;
+  /** The order writer's parts: the batch commits through the lock-mark-update-reload steps. */
+  readonly writer: OrderChangeDeps;
   /** Solves the assignment problem off the event loop (a piscina thread). */
   readonly match: (input: MatchInput) => Promise<MatchOutput>;
   /** Tells the customer and the merchant (the notifications queue); must not throw for a repeat. */
@@ -40,16 +40,13 @@ export interface DispatchOutcome {
   readonly busy?: boolean;
 }
 
-class RiderFull extends Error {
-  override readonly name = 'RiderFull';
-}
-
 /**
  * One dispatch batch of a zone: the zone's PRICED orders are matched to free riders at once (the
- * optimal assignment of the cost matrix, solved in a thread). Each assignment commits on its own
- * and only if the order is still PRICED and the rider still has a free slot (a guarded UPDATE on
- * each), so concurrent runs never give a rider more orders than its capacity nor an order two
- * riders. An order no free rider in range can take goes to DISPATCH_FAILED with the reason.
+ * optimal assignment of the cost matrix, solved in a thread), and the batch commits in one
+ * transaction (shared/orders/dispatch-batch.ts) where each order is still PRICED at the version
+ * read and its rider still has a free slot (both rows locked and re-read), so concurrent runs
+ * never give a rider more orders than its capacity nor an order two riders. An order no free
+ * rider in range can take goes to DISPATCH_FAILED with the reason.
  */
 export async function dispatchZoneJob(payload: JobPayloads['dispatch.zone'], deps: DispatchZoneDeps): Promise<DispatchOutcome> {
   const run = deps.zoneLock ? await deps.zoneLock.tryRun(payload.zoneId, () => dispatchBatch(payload, deps)) : { ran: true as const, value: await dispatchBatch(payload, deps) };
@@ -94,78 +91,21 @@ async function dispatchBatch(payload: JobPayloads['dispatch.zone'], deps: Dispat
   const { pairs } = riders.length > 0 ? await deps.match({ costs }) : { pairs: [] as [number, number][] };
 
   const assigned = new Map<number, string>(pairs.map(([order, slot]) => [order, slotRider[slot]!]));
-  const dispatchedIds: string[] = [];
-  let counts: { failed: number; deferred: number };
-  try {
-    counts = await commitAssignments(orders, assigned, inRange, deps, dispatchedIds);
-  } finally {
-    // Whatever committed is told, even if a later order of the batch failed: a retry of this job
-    // would not see those orders again (they are no longer PRICED).
-    if (dispatchedIds.length > 0) await deps.notifyDispatched(dispatchedIds);
-  }
-  const { failed, deferred } = counts;
-  const outcome = { considered: orders.length, dispatched: dispatchedIds.length, failed, deferred };
-  return { outcome, again: orders.length === deps.batchSize || deferred > 0 };
-}
-
-/**
- * Commits the batch's outcome order by order: DISPATCHED where the assignment still holds,
- * DISPATCH_FAILED where no rider could take the order. Fills dispatchedIds as it goes.
- */
-async function commitAssignments(
-  orders: readonly WaitingOrder[],
-  assigned: ReadonlyMap<number, string>,
-  inRange: readonly boolean[],
-  deps: DispatchZoneDeps,
-  dispatchedIds: string[],
-): Promise<{ failed: number; deferred: number }> {
-  let failed = 0;
-  let deferred = 0;
-  for (const [index, order] of orders.entries()) {
-    const expected = { id: order.id, status: 'PRICED' as const, version: order.version, riderId: null, attempts: order.attempts };
+  const decisions: DispatchDecision[] = orders.map((order, index) => {
     const riderId = assigned.get(index);
-    if (riderId === undefined) {
-      const reason = inRange[index] ? 'no free rider in range' : `no rider within ${deps.radiusMeters} m`;
-      const result = await deps.change({
-        orderId: order.id,
-        to: 'DISPATCH_FAILED',
-        from: ['PRICED'],
-        expected,
-        actor: 'worker:dispatch',
-        reason,
-        patch: (current) => ({ last_error: reason, next_attempt_at: nextAttemptAt(deps.retry, current.attempts) }),
-      });
-      if (result.kind === 'done') failed += 1;
-      continue;
-    }
-    try {
-      const result = await deps.change({
-        orderId: order.id,
-        to: 'DISPATCHED',
-        from: ['PRICED'],
-        expected,
-        actor: 'worker:dispatch',
-        reason: `rider ${riderId}`,
-        patch: { rider_id: riderId, attempts: 0, last_error: null },
-        alsoDo: async (trx) => {
-          const taken = await trx('riders')
-            .where({ id: riderId, status: 'AVAILABLE' })
-            .whereRaw('active_orders < capacity')
-            .increment('active_orders', 1);
-          if (taken !== 1) throw new RiderFull(`rider ${riderId} has no free slot any more`);
-          // The notifications this dispatch owes, recorded with it: the outbox the reconciler reads.
-          await openLedgerEntriesIn(trx, [
-            { orderId: order.id, kind: 'customer.dispatched' },
-            { orderId: order.id, kind: 'merchant.dispatched' },
-          ]);
-        },
-      });
-      if (result.kind === 'done') dispatchedIds.push(order.id);
-      else deferred += 1;
-    } catch (error) {
-      if (!(error instanceof RiderFull)) throw error;
-      deferred += 1; // rolled back: the order stays PRICED and joins the next run
-    }
-  }
-  return { failed, deferred };
+    if (riderId !== undefined) return { orderId: order.id, version: order.version, riderId };
+    const failure = inRange[index] ? 'no free rider in range' : `no rider within ${deps.radiusMeters} m`;
+    return { orderId: order.id, version: order.version, failure };
+  });
+  const committed = await commitDispatchBatch({ ...deps.writer, retry: deps.retry, actor: 'worker:dispatch' }, decisions);
+  // A retry of this job would not see the dispatched orders again (they are no longer PRICED):
+  // their notifications go now (their ledger rows committed with them, for the reconciler if not).
+  if (committed.dispatched.length > 0) await deps.notifyDispatched(committed.dispatched);
+  const outcome = {
+    considered: orders.length,
+    dispatched: committed.dispatched.length,
+    failed: committed.failed.length,
+    deferred: committed.deferred,
+  };
+  return { outcome, again: orders.length === deps.batchSize || committed.deferred > 0 };
 }

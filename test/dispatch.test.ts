@@ -50,7 +50,7 @@ async function priced(merchantId: string): Promise<string> {
 function directDeps(overrides: Partial<DispatchZoneDeps> = {}): DispatchZoneDeps {
   return {
     db: web.database.db,
-    change: web.runtime.writer.change,
+    writer: web.runtime.writer.deps,
     match: async (input: MatchInput) => matchTask(input),
     notifyDispatched: async () => undefined,
     dispatchAgain: async () => undefined,

@@ -54,7 +54,7 @@ export async function startOrderPipeline(
   const zoneLoad = new ZoneLoad(db);
   const producerRedis = createProducerRedis(config);
   producerRedis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'producer redis error'));
-  const { change } = createOrderWriter(db, producerRedis, config);
+  const { change, deps: writer } = createOrderWriter(db, producerRedis, config);
   const retry = retryPolicyFrom(config);
   const zoneLock = new ZoneLocks(producerRedis, { prefix: config.cachePrefix, lockTimeoutMs: config.lockTtlMs });
   const ordersQueue = createQueue(QUEUE_NAMES.orders, { connection: producerRedis, prefix: config.queuePrefix });
@@ -86,7 +86,7 @@ export async function startOrderPipeline(
       case 'dispatch.zone':
         return dispatchZoneJob(parsePayload('dispatch.zone', job.data), {
           db,
-          change,
+          writer,
           match,
           notifyDispatched,
           dispatchAgain: (zoneId) => bookDispatch(zoneId, true),

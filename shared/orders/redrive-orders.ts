@@ -149,7 +149,7 @@ interface ClaimedRow {
 }
 
 /** The cache's half of the routine for a batch: fill the new versions (compare-and-set), then tell every process. */
-async function reloadIntoCache(deps: OrderChangeDeps, orderIds: readonly string[], epoch: string): Promise<void> {
+export async function reloadIntoCache(deps: OrderChangeDeps, orderIds: readonly string[], epoch: string): Promise<void> {
   const records = await readOrders(deps.db, orderIds);
   await deps.cache.fillMany(records, epoch);
   for (const record of records) deps.onChanged?.(record);
