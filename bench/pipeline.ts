@@ -58,6 +58,7 @@ import { openBenchDatabase } from './lib/bench-database.ts';
 import { exitNow, freePort, httpOk, runBench, startBenchProcess, stopBenchProcess, type BenchProcess, type Exit } from './lib/child-processes.ts';
 import { benchMysqlUrl, intEnv, REDIS_URL } from './lib/env.ts';
 import { intakeBatchesBetween, scrapeIntakeMetrics } from './lib/intake-metrics.ts';
+import { RiderSimulator } from './lib/rider-simulator.ts';
 import { fmt, log, printTable, progress } from './lib/log.ts';
 import { LOAD_DRAIN_BOUND_S, newLoadCounters, runOrderLoad } from './lib/order-load.ts';
 import { summaryHead, writeResultsFile } from './lib/results-file.ts';
@@ -519,37 +520,6 @@ class Sampler {
   }
 }
 
-/**
- * The rider simulator (bench-only): every RIDER_RESET_MS every rider finishes what it carries, so
- * riders of a realistic capacity never run out over a run of 100,000 orders.
- */
-class RiderSimulator {
-  resets = 0;
-  ridersFreed = 0;
-  private stopped = false;
-  private loop: Promise<void> | undefined;
-
-  constructor(private readonly db: Db) {}
-
-  start(): void {
-    this.loop = (async () => {
-      while (!this.stopped) {
-        try {
-          this.ridersFreed += await this.db('riders').where('active_orders', '>', 0).update({ active_orders: 0 });
-          this.resets += 1;
-        } catch (error) {
-          log(`  bench: the rider simulator's reset failed: ${error instanceof Error ? error.message : String(error)}`);
-        }
-        await sleep(RIDER_RESET_MS);
-      }
-    })();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.loop;
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Figures
@@ -791,7 +761,7 @@ async function main(): Promise<number> {
       );
     };
     sampler = new Sampler({ db, redis, ordersQueue, notificationsQueue, accepted: () => counters.status202, loadStart }, show);
-    riders = new RiderSimulator(db);
+    riders = new RiderSimulator(db, RIDER_RESET_MS);
     riders.start();
     sampler.start();
     const cpuLoadStart = cpuSnapshot();

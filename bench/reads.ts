@@ -85,6 +85,7 @@ import { exitNow, freePort, httpOk, runBench, startBenchProcess, stopBenchProces
 import { intEnv, REDIS_URL, serversFromEnv } from './lib/env.ts';
 import { stopCleanlyAfter } from './lib/clean-stop.ts';
 import { fmt, log, printTable, progress } from './lib/log.ts';
+import { prng } from './lib/prng.ts';
 import { summaryHead, writeResultsFile } from './lib/results-file.ts';
 import { childPids, pidsNamed, readMachineCpuMs, readProcCpuMs, sumCpuMs } from './proc-stats.ts';
 
@@ -126,17 +127,6 @@ const TARGET = { minCachedOverUncached: 3, minCachedOverHello: 0.7, maxWarmupS: 
 
 const round = (_key: string, value: unknown) => (typeof value === 'number' && !Number.isInteger(value) ? Math.round(value * 100) / 100 : value);
 
-/** A seeded PRNG (mulberry32): the same sequence every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // The data: one client, one merchant, ORDER_COUNT active orders and a quarter as many finished ones

@@ -82,7 +82,9 @@ import { createProducerRedis } from '../shared/redis.ts';
 import { openBenchDatabase } from './lib/bench-database.ts';
 import { exitNow, freePort, httpOk, ROOT, runBench, startBenchProcess, stopBenchProcess, type BenchProcess, type Exit } from './lib/child-processes.ts';
 import { benchMysqlUrl, intEnv } from './lib/env.ts';
+import { RiderSimulator } from './lib/rider-simulator.ts';
 import { fmt, log, printTable, progress } from './lib/log.ts';
+import { prng } from './lib/prng.ts';
 import { newLoadCounters, runOrderLoad } from './lib/order-load.ts';
 import { startPrivateRedis, type PrivateRedisServer } from './lib/private-redis.ts';
 import { summaryHead } from './lib/results-file.ts';
@@ -188,17 +190,6 @@ type Stats = ReturnType<typeof stats>;
 const fmtStats = (s: Stats, unit = 'ms') =>
   s.n === 0 ? 'none' : `n ${fmt(s.n)}: p50 ${fmt(s.p50)} ${unit}, p95 ${fmt(s.p95)}, p99 ${fmt(s.p99)}, max ${fmt(s.max)} ${unit}`;
 
-/** A deterministic PRNG (mulberry32): the same seed, the same mix. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function mysqlNow(db: Db): Promise<string> {
   return ((await db.raw("SELECT DATE_FORMAT(NOW(3), '%Y-%m-%d %H:%i:%s.%f') AS t")) as [{ t: string }[]])[0][0]!.t;
@@ -713,20 +704,21 @@ async function part1(): Promise<Record<string, unknown>> {
       const t = seconds(t0);
       const failedLeft = (status.PRICING_FAILED ?? 0) + (status.DISPATCH_FAILED ?? 0);
       const moved = ORDERS - failedLeft - seeded.byKind.orphan; // the failed ones moved so far
-      samples.push({ t: +t.toFixed(2), status, ordersWait: ordersQ.wait, notificationsWait: notificationsQ.wait, compensate, reconcile });
+      samples.push({ t: +t.toFixed(2), status, ordersWait: ordersQ.wait + ordersQ.prioritized, notificationsWait: notificationsQ.wait, compensate, reconcile });
       const force = t - lastForced >= 2;
       if (force) lastForced = t;
       progress(
         `  [${fmt(t, 1)} s] failed left ${fmt(failedLeft)} (re-driven or escalated ${fmt(moved)}, ${fmt(moved / Math.max(t, 0.001))}/s) | ` +
           `CREATED ${fmt(status.CREATED ?? 0)} PRICED ${fmt(status.PRICED ?? 0)} CANCELLED ${fmt(status.CANCELLED ?? 0)} | ` +
-          `orders q wait ${fmt(ordersQ.wait)} | notif q wait ${fmt(notificationsQ.wait)} | compensate ${compensate}, reconcile ${reconcile}`,
+          `orders q wait ${fmt(ordersQ.wait + ordersQ.prioritized)} | notif q wait ${fmt(notificationsQ.wait)} | compensate ${compensate}, reconcile ${reconcile}`,
         force,
       );
       // The counts first (cheap); the exact check once they say it can pass.
       if (
         failedLeft === 0 &&
         (status.CREATED ?? 0) === expectedCounts.CREATED &&
-        ordersQ.wait >= expectedCounts.CREATED &&
+        // Price jobs are prioritized (dispatch runs first), so they wait in the prioritized set.
+        ordersQ.wait + ordersQ.prioritized >= expectedCounts.CREATED &&
         notificationsQ.wait >= expectedCounts.CANCELLED
       ) {
         exactChecks += 1;
@@ -812,7 +804,7 @@ async function part1(): Promise<Record<string, unknown>> {
     );
     log(`    order_events by the compensation: ${events.map((e) => `${e.from_status} -> ${e.to_status} ${fmt(Number(e.n))}`).join(', ')}`);
     log(
-      `    Redis after: orders queue ${fmt(finalQueues.orders.wait)} waiting (paused), notifications queue ${fmt(finalQueues.notifications.wait)} waiting; ` +
+      `    Redis after: orders queue ${fmt(finalQueues.orders.wait + finalQueues.orders.prioritized)} waiting (paused; price jobs prioritized), notifications queue ${fmt(finalQueues.notifications.wait)} waiting; ` +
         `exact check: ${check?.ok ? 'every order in its next state with its job waiting' : `FAILED ${JSON.stringify(check)}`}` +
         (check && check.strayPriceJobs ? `; ${fmt(check.strayPriceJobs)} price jobs of orders not CREATED` : ''),
     );
@@ -980,33 +972,6 @@ async function baseline(
 // ---------------------------------------------------------------------------------------------
 // Part 2: recovery after a FLUSHALL under load
 
-/** Bench-only stand-in for deliveries (as in bench/pipeline.ts): frees every rider's slots every RIDER_RESET_MS. */
-class RiderSimulator {
-  resets = 0;
-  private stopped = false;
-  private loop: Promise<void> | undefined;
-
-  constructor(private readonly db: Db) {}
-
-  start(): void {
-    this.loop = (async () => {
-      while (!this.stopped) {
-        try {
-          await this.db('riders').where('active_orders', '>', 0).update({ active_orders: 0 });
-          this.resets += 1;
-        } catch (error) {
-          log(`  bench: the rider simulator's reset failed: ${error instanceof Error ? error.message : String(error)}`);
-        }
-        await sleep(RIDER_RESET_MS);
-      }
-    })();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.loop;
-  }
-}
 
 const DONE_STATUSES = ['DISPATCHED', 'PICKED_UP', 'DELIVERED', 'CANCELLED'];
 
@@ -1184,7 +1149,7 @@ async function part2(): Promise<Record<string, unknown>> {
     maintenance: new Queue(QUEUE_NAMES.maintenance, { connection: redis, prefix: PREFIX_2 }),
   };
   for (const q of Object.values(queues)) q.on('error', () => undefined);
-  const riders = new RiderSimulator(db);
+  const riders = new RiderSimulator(db, RIDER_RESET_MS);
   let tracker: FlushTracker | undefined;
   try {
     const merchants = benchMerchants();
