@@ -64,7 +64,7 @@ export async function dispatchZoneJob(payload: JobPayloads['dispatch.zone'], dep
 async function dispatchBatch(payload: JobPayloads['dispatch.zone'], deps: DispatchZoneDeps): Promise<{ outcome: DispatchOutcome; again: boolean }> {
   const { db } = deps;
   const orderRows = await db('orders')
-    .select('id', 'version', 'attempts', 'pickup_lat', 'pickup_lng')
+    .select('id', 'version', 'pickup_lat', 'pickup_lng')
     .where({ zone_id: payload.zoneId, status: 'PRICED' })
     .orderBy('id')
     .limit(deps.batchSize);
@@ -72,7 +72,6 @@ async function dispatchBatch(payload: JobPayloads['dispatch.zone'], deps: Dispat
   const orders: WaitingOrder[] = orderRows.map((row) => ({
     id: String(row.id),
     version: Number(row.version),
-    attempts: Number(row.attempts),
     pickup: { lat: Number(row.pickup_lat), lng: Number(row.pickup_lng) },
   }));
   const riderRows = await db('riders')

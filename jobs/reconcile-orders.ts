@@ -81,10 +81,7 @@ export async function reconcileOrdersJob(payload: JobPayloads['orders.reconcile'
   };
 
   await reconcileCreated(deps, dryRun, (page) => {
-    outcome.created.checked += page.checked;
-    outcome.created.enqueued += page.enqueued;
-    outcome.created.live += page.live;
-    outcome.created.finished += page.finished;
+    addUp(outcome.created, page);
     count('created', 'enqueued', page.enqueued);
     count('created', 'failed', page.finished);
     progress();
@@ -97,10 +94,7 @@ export async function reconcileOrdersJob(payload: JobPayloads['orders.reconcile'
   progress();
 
   await reconcileNotifications(deps, dryRun, (page) => {
-    outcome.notifications.checked += page.checked;
-    outcome.notifications.enqueued += page.enqueued;
-    outcome.notifications.live += page.live;
-    outcome.notifications.givenUp += page.givenUp;
+    addUp(outcome.notifications, page);
     count('notification', 'enqueued', page.enqueued);
     count('notification', 'given_up', page.givenUp);
     progress();
@@ -117,6 +111,11 @@ export async function reconcileOrdersJob(payload: JobPayloads['orders.reconcile'
       `${outcome.notifications.enqueued} notifications enqueued again, ${outcome.notifications.givenUp} left to an operator`,
   );
   return outcome;
+}
+
+/** Adds a page's counts into the run's. */
+function addUp<K extends string>(total: Record<K, number>, page: Record<K, number>): void {
+  for (const key of Object.keys(page) as K[]) total[key] += page[key];
 }
 
 async function reconcileCreated(

@@ -64,3 +64,19 @@ export function createDb(
     acquireConnectionTimeout: config.dbTimeoutMs,
   });
 }
+
+const ER_LOCK_DEADLOCK = 1213;
+
+/**
+ * A transaction that InnoDB chose as a deadlock victim was rolled back whole; running it again is
+ * safe and is what MySQL asks for (at most three tries). Other errors go to the caller.
+ */
+export async function transactionRetryingDeadlocks<T>(db: Db, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.transaction(work);
+    } catch (error) {
+      if ((error as { errno?: number }).errno !== ER_LOCK_DEADLOCK || attempt >= 3) throw error;
+    }
+  }
+}

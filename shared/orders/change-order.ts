@@ -2,7 +2,7 @@ import type { OrderCache } from '../cache/order-cache.ts';
 import type { HeldLock, OrderLocks } from '../cache/order-locks.ts';
 import type { Db } from '../db.ts';
 import type { Redis } from '../redis.ts';
-import { readOrder, type OrderRecord } from './read-order.ts';
+import { readOrder, readOrders, type OrderRecord } from './read-order.ts';
 import { transitionOrder, type TransitionRequest, type TransitionResult } from './transition-order.ts';
 
 export interface OrderChangeDeps {
@@ -46,12 +46,21 @@ export async function changeOrder(deps: OrderChangeDeps, request: TransitionRequ
       await deps.cache.forget(before.id);
       return result;
     }
-    const after = await readOrder(deps.db, request.orderId);
-    if (after) {
-      await deps.cache.fill(after, epoch);
-      deps.onChanged?.(after);
-      await deps.publisher.publish(deps.invalidationChannel, `${after.order.id}:${after.order.version}`);
-    }
+    await reloadIntoCache(deps, [request.orderId], epoch);
     return result;
   });
+}
+
+/**
+ * The cache's half of the routine, for one order or a batch: read the new versions, fill them
+ * (compare-and-set, refused if Redis was emptied since `epoch`), tell this process, then publish
+ * the invalidations for every other process.
+ */
+export async function reloadIntoCache(deps: OrderChangeDeps, orderIds: readonly string[], epoch: string): Promise<void> {
+  const records = await readOrders(deps.db, orderIds);
+  await deps.cache.fillMany(records, epoch);
+  for (const record of records) deps.onChanged?.(record);
+  const pipeline = deps.publisher.pipeline();
+  for (const { order } of records) pipeline.publish(deps.invalidationChannel, `${order.id}:${order.version}`);
+  await pipeline.exec();
 }

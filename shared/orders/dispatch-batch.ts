@@ -1,8 +1,8 @@
 import type { Knex } from 'knex';
 import type { HeldLocks } from '../cache/order-locks.ts';
 import { openLedgerEntriesIn } from '../notifications/notification-ledger.ts';
-import type { OrderChangeDeps } from './change-order.ts';
-import { reloadIntoCache } from './redrive-orders.ts';
+import { transactionRetryingDeadlocks } from '../db.ts';
+import { reloadIntoCache, type OrderChangeDeps } from './change-order.ts';
 import { nextAttemptAt, type RetryPolicy } from './retry-schedule.ts';
 import { canTransition } from './state-machine.ts';
 
@@ -17,8 +17,6 @@ export interface DispatchCommit {
   /** Left PRICED for the next run: busy elsewhere, changed meanwhile, or their rider filled up. */
   readonly deferred: number;
 }
-
-const ER_LOCK_DEADLOCK = 1213;
 
 /**
  * Commits one dispatch batch through the steps of changeOrder, for all its orders at once:
@@ -45,7 +43,7 @@ export async function commitDispatchBatch(
     const mine = decisions.filter((decision) => held.has(decision.orderId));
     await cache.invalidateMany(mine.map((decision) => ({ id: decision.orderId, version: decision.version })));
     locks.signal.throwIfAborted();
-    const outcome = await withDeadlockRetry(() => db.transaction((trx) => commitIn(trx, deps, mine)));
+    const outcome = await transactionRetryingDeadlocks(db, (trx) => commitIn(trx, deps, mine));
     const changed = [...outcome.dispatched, ...outcome.failed];
     // Not changed by us (moved on, or no slot left): the versions we marked are still theirs.
     const changedIds = new Set(changed);
@@ -131,15 +129,4 @@ async function commitIn(
   ];
   if (events.length > 0) await trx('order_events').insert(events);
   return { dispatched: taken.map((order) => order.orderId), failed: failing.map((order) => order.orderId) };
-}
-
-/** A transaction InnoDB rolled back as a deadlock victim is safe to run again, as MySQL asks. */
-async function withDeadlockRetry<T>(work: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await work();
-    } catch (error) {
-      if ((error as { errno?: number }).errno !== ER_LOCK_DEADLOCK || attempt >= 3) throw error;
-    }
-  }
 }

@@ -3,8 +3,6 @@ import { haversineMeters } from './pricing.ts';
 export interface WaitingOrder {
   readonly id: string;
   readonly version: number;
-  /** Compensation re-drives so far (how long the next failure backs off). */
-  readonly attempts: number;
   readonly pickup: { readonly lat: number; readonly lng: number };
 }
 

@@ -1,8 +1,7 @@
 import type { Knex } from 'knex';
 import { openLedgerEntriesIn } from '../notifications/notification-ledger.ts';
 import type { HeldLocks } from '../cache/order-locks.ts';
-import type { OrderChangeDeps } from './change-order.ts';
-import { readOrders } from './read-order.ts';
+import { reloadIntoCache, type OrderChangeDeps } from './change-order.ts';
 import { budgetSpent, type RetryPolicy } from './retry-schedule.ts';
 import { RETRY_STATE, canTransition, type FailedStatus } from './state-machine.ts';
 
@@ -146,14 +145,4 @@ interface ClaimedRow {
   readonly attempts: number;
   readonly zone_id: string;
   readonly last_error: string | null;
-}
-
-/** The cache's half of the routine for a batch: fill the new versions (compare-and-set), then tell every process. */
-export async function reloadIntoCache(deps: OrderChangeDeps, orderIds: readonly string[], epoch: string): Promise<void> {
-  const records = await readOrders(deps.db, orderIds);
-  await deps.cache.fillMany(records, epoch);
-  for (const record of records) deps.onChanged?.(record);
-  const pipeline = deps.publisher.pipeline();
-  for (const { order } of records) pipeline.publish(deps.invalidationChannel, `${order.id}:${order.version}`);
-  await pipeline.exec();
 }

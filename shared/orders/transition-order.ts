@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { Db } from '../db.ts';
+import { transactionRetryingDeadlocks, type Db } from '../db.ts';
 import { canTransition } from './state-machine.ts';
 import type { OrderStatus } from './status.ts';
 
@@ -47,7 +47,6 @@ export type TransitionResult =
   | { readonly kind: 'not_found' };
 
 const MAX_RACES = 5;
-const ER_LOCK_DEADLOCK = 1213;
 
 /**
  * Moves an order to a new status: a guarded UPDATE (`WHERE id AND status AND version`) and its
@@ -73,7 +72,7 @@ export async function transitionOrder(db: Db, request: TransitionRequest): Promi
       riderId: patch.rider_id !== undefined ? patch.rider_id : current.riderId,
       attempts: patch.attempts ?? current.attempts,
     };
-    const won = await runTransaction(db, async (trx) => {
+    const won = await transactionRetryingDeadlocks(db, async (trx) => {
       const updated = await trx('orders')
         .where({ id: current.id, status: current.status, version: current.version })
         .update({ ...patch, status: next.status, version: next.version, updated_at: trx.raw('CURRENT_TIMESTAMP(3)') });
@@ -92,20 +91,6 @@ export async function transitionOrder(db: Db, request: TransitionRequest): Promi
     if (won) return { kind: 'done', order: next, previous: current };
   }
   throw new Error(`order ${request.orderId}: lost ${MAX_RACES} races in a row to other writers`);
-}
-
-/**
- * A transaction that InnoDB chose as a deadlock victim was rolled back whole; running it again is
- * safe and is what MySQL asks for. Other errors go to the caller.
- */
-async function runTransaction<T>(db: Db, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await db.transaction(work);
-    } catch (error) {
-      if ((error as { errno?: number }).errno !== ER_LOCK_DEADLOCK || attempt >= 3) throw error;
-    }
-  }
 }
 
 async function readCurrent(db: Db, orderId: string): Promise<CurrentOrder | undefined> {
