@@ -59,6 +59,7 @@ import { exitNow, freePort, httpOk, runBench, startBenchProcess, stopBenchProces
 import { benchMysqlUrl, intEnv, REDIS_URL } from './lib/env.ts';
 import { intakeBatchesBetween, scrapeIntakeMetrics } from './lib/intake-metrics.ts';
 import { RiderSimulator } from './lib/rider-simulator.ts';
+import { countWarning } from './lib/warnings.ts';
 import { fmt, log, printTable, progress } from './lib/log.ts';
 import { LOAD_DRAIN_BOUND_S, newLoadCounters, runOrderLoad } from './lib/order-load.ts';
 import { summaryHead, writeResultsFile } from './lib/results-file.ts';
@@ -155,14 +156,7 @@ async function startFleetProcess(name: FleetName, env: NodeJS.ProcessEnv, probe:
       probe,
       timeoutMs: START_TIMEOUT_MS,
       suppressedNote: `more output suppressed; ${name} keeps counting its warnings`,
-      onLine: (p, stream, line) => {
-        const level = /"level":(\d+)/.exec(line)?.[1];
-        if (stream === 'err' || (level !== undefined && Number(level) >= 40)) {
-          p.warnings += 1;
-          const kind = warningKind(line);
-          p.warningKinds.set(kind, (p.warningKinds.get(kind) ?? 0) + 1);
-        }
-      },
+      onLine: countWarning,
     },
     { name, warnings: 0, warningKinds: new Map() },
   );
@@ -174,19 +168,6 @@ async function startFleetProcess(name: FleetName, env: NodeJS.ProcessEnv, probe:
   return proc;
 }
 
-/**
- * What a warning is about: its msg and its error's own text (knex puts the SQL first, then " - "
- * and MySQL's message), numbers blanked so one cause counts once.
- */
-function warningKind(line: string): string {
-  try {
-    const entry = JSON.parse(line) as { msg?: unknown; err?: { message?: unknown } };
-    const errText = typeof entry.err?.message === 'string' ? (entry.err.message.split(' - ').at(-1) ?? '') : '';
-    return `${String(entry.msg ?? '')}${errText ? `: ${errText}` : ''}`.replace(/\d+/g, '#').slice(0, 160);
-  } catch {
-    return line.replace(/\d+/g, '#').slice(0, 160);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Database, bench data and Redis keys

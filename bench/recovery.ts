@@ -83,6 +83,7 @@ import { openBenchDatabase } from './lib/bench-database.ts';
 import { exitNow, freePort, httpOk, ROOT, runBench, startBenchProcess, stopBenchProcess, type BenchProcess, type Exit } from './lib/child-processes.ts';
 import { benchMysqlUrl, intEnv } from './lib/env.ts';
 import { RiderSimulator } from './lib/rider-simulator.ts';
+import { countWarning } from './lib/warnings.ts';
 import { fmt, log, printTable, progress } from './lib/log.ts';
 import { prng } from './lib/prng.ts';
 import { newLoadCounters, runOrderLoad } from './lib/order-load.ts';
@@ -293,17 +294,6 @@ const exitedNotes: Record<string, { at: number; msg: string }[]> = {};
 /** Set when a process dies on its own: the bench stops. */
 let fleetFailure: string | null = null;
 
-function warningKind(line: string): string {
-  try {
-    // pino's own "name" (the process) comes first; a job's name, logged after it, wins the parse.
-    const entry = JSON.parse(line) as { msg?: unknown; name?: unknown; err?: { message?: unknown } };
-    const errText = typeof entry.err?.message === 'string' ? (entry.err.message.split(' - ').at(-1) ?? '') : '';
-    const job = typeof entry.name === 'string' && entry.name.includes('.') ? ` [${entry.name}]` : '';
-    return `${String(entry.msg ?? '')}${job}${errText ? `: ${errText}` : ''}`.replace(/\d+/g, '#').slice(0, 160);
-  } catch {
-    return line.replace(/\d+/g, '#').slice(0, 160);
-  }
-}
 
 const NOTABLE = /compensation:|reconcile:|worker stuck|maintenance job failed/;
 
@@ -324,12 +314,7 @@ async function startProcess(
       timeoutMs: START_TIMEOUT_MS,
       suppressedNote: `more output suppressed; ${name} keeps counting its warnings`,
       onLine: (p, stream, line) => {
-        const level = /"level":(\d+)/.exec(line)?.[1];
-        if (stream === 'err' || (level !== undefined && Number(level) >= 40)) {
-          p.warnings += 1;
-          const kind = warningKind(line);
-          p.warningKinds.set(kind, (p.warningKinds.get(kind) ?? 0) + 1);
-        }
+        countWarning(p, stream, line);
         if (NOTABLE.test(line) && p.notable.length < 200) {
           try {
             const entry = JSON.parse(line) as { msg?: unknown; time?: unknown; queue?: unknown };
