@@ -402,6 +402,7 @@ interface Sample {
   readonly open: number;
   readonly dispatched: number;
   readonly ordersQueue: QueueCounts;
+  readonly dispatchQueue: QueueCounts;
   readonly notificationsQueue: QueueCounts;
   readonly redisUsedMemory: number;
   readonly rss: Record<FleetName, number | null>;
@@ -433,7 +434,7 @@ class Sampler {
   private lastMachine = readMachineCpuMs();
 
   constructor(
-    private readonly deps: { db: Db; redis: Redis; ordersQueue: Queue; notificationsQueue: Queue; accepted: () => number; loadStart: number },
+    private readonly deps: { db: Db; redis: Redis; ordersQueue: Queue; dispatchQueue: Queue; notificationsQueue: Queue; accepted: () => number; loadStart: number },
     private readonly onSample: (sample: Sample) => void,
   ) {}
 
@@ -459,10 +460,11 @@ class Sampler {
   }
 
   async take(): Promise<Sample> {
-    const { db, redis, ordersQueue, notificationsQueue } = this.deps;
+    const { db, redis, ordersQueue, dispatchQueue, notificationsQueue } = this.deps;
     const started = performance.now();
-    const [ordersCounts, notificationCounts, status, used] = await Promise.all([
+    const [ordersCounts, dispatchCounts, notificationCounts, status, used] = await Promise.all([
       queueCounts(ordersQueue),
+      queueCounts(dispatchQueue),
       queueCounts(notificationsQueue),
       statusCounts(db),
       redisUsedMemory(redis),
@@ -487,6 +489,7 @@ class Sampler {
       open: (status.CREATED ?? 0) + (status.PRICED ?? 0),
       dispatched: status.DISPATCHED ?? 0,
       ordersQueue: ordersCounts,
+      dispatchQueue: dispatchCounts,
       notificationsQueue: notificationCounts,
       redisUsedMemory: used,
       rss,
@@ -556,6 +559,7 @@ function samplesTable(samples: readonly Sample[]): SeriesTable {
       'accepted202',
       ...statuses.map((s) => `orders.${s}`),
       ...queueColumns('ordersQueue'),
+      ...queueColumns('dispatchQueue'),
       ...queueColumns('notificationsQueue'),
       'redisUsedMemory',
       ...FLEET.map((n) => `rss.${n}`),
@@ -568,6 +572,7 @@ function samplesTable(samples: readonly Sample[]): SeriesTable {
       s.accepted,
       ...statuses.map((status) => s.status[status] ?? 0),
       ...queueValues(s.ordersQueue),
+      ...queueValues(s.dispatchQueue),
       ...queueValues(s.notificationsQueue),
       s.redisUsedMemory,
       ...FLEET.map((n) => s.rss[n]),
@@ -640,6 +645,7 @@ async function main(): Promise<number> {
   );
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 3 });
   const ordersQueue = new Queue(QUEUE_NAMES.orders, { connection: redis, prefix: QUEUE_PREFIX });
+  const dispatchQueue = new Queue(QUEUE_NAMES.dispatch, { connection: redis, prefix: QUEUE_PREFIX });
   const notificationsQueue = new Queue(QUEUE_NAMES.notifications, { connection: redis, prefix: QUEUE_PREFIX });
   const deletedBefore = await deleteBenchKeys(redis);
   log(`bench: Redis keys under ${QUEUE_PREFIX}: ${fmt(deletedBefore)} deleted (SCAN + DEL)`);
@@ -730,18 +736,19 @@ async function main(): Promise<number> {
       previous = s;
       const head = s.phase === 'load' ? `[load ${fmt(Math.min(s.t, DURATION_S))}/${DURATION_S} s]` : `[drain ${fmt(s.t - DURATION_S)} s]`;
       const o = s.ordersQueue;
+      const d = s.dispatchQueue;
       const n = s.notificationsQueue;
       const force = s.t - lastPrinted >= 5;
       if (force) lastPrinted = s.t;
       progress(
         `  ${head} 202 ${fmt(s.accepted)} (${fmt(acceptedPerSec)}/s) | dispatched ${fmt(s.dispatched)} (${fmt(dispatchedPerSec)}/s) | ` +
-          `open ${fmt(s.open)} (C ${fmt(s.status.CREATED ?? 0)} P ${fmt(s.status.PRICED ?? 0)}) | orders q w/a/d ${fmt(o.wait)}/${fmt(o.active)}/${fmt(o.delayed)} | ` +
+          `open ${fmt(s.open)} (C ${fmt(s.status.CREATED ?? 0)} P ${fmt(s.status.PRICED ?? 0)}) | orders q w/a/d ${fmt(o.wait)}/${fmt(o.active)}/${fmt(o.delayed)} | dispatch q ${fmt(d.wait)}/${fmt(d.active)}/${fmt(d.delayed)} | ` +
           `notif q w/a/d ${fmt(n.wait)}/${fmt(n.active)}/${fmt(n.delayed)} | redis ${mb(s.redisUsedMemory)} MB | ` +
           `RSS web/worker/notifier ${mb(s.rss.web, 0)}/${mb(s.rss.worker, 0)}/${mb(s.rss.notifier, 0)} MB | cpu ${fmt(s.machineBusyPercent)}%`,
         force,
       );
     };
-    sampler = new Sampler({ db, redis, ordersQueue, notificationsQueue, accepted: () => counters.status202, loadStart }, show);
+    sampler = new Sampler({ db, redis, ordersQueue, dispatchQueue, notificationsQueue, accepted: () => counters.status202, loadStart }, show);
     riders = new RiderSimulator(db, RIDER_RESET_MS);
     riders.start();
     sampler.start();
@@ -820,7 +827,7 @@ async function main(): Promise<number> {
     await stopFleet(['provider']);
     progress('bench: reading the figures from MySQL', true);
     const finalStatus = await statusCounts(db);
-    const finalQueues = { orders: await queueCounts(ordersQueue), notifications: await queueCounts(notificationsQueue) };
+    const finalQueues = { orders: await queueCounts(ordersQueue), dispatch: await queueCounts(dispatchQueue), notifications: await queueCounts(notificationsQueue) };
     const rssPeak = {} as Record<FleetName, number | null>;
     for (const name of FLEET) {
       const values = [...sampler.samples, endSample].map((s) => s.rss[name]).filter((v): v is number => v !== null);
@@ -951,6 +958,7 @@ async function main(): Promise<number> {
         rate(s.dispatched, prev5?.dispatched ?? 0),
         fmt(s.open),
         `${fmt(s.ordersQueue.wait)}/${fmt(s.ordersQueue.active)}/${fmt(s.ordersQueue.delayed)}`,
+        `${fmt(s.dispatchQueue.wait)}/${fmt(s.dispatchQueue.active)}/${fmt(s.dispatchQueue.delayed)}`,
         `${fmt(s.notificationsQueue.wait)}/${fmt(s.notificationsQueue.active)}/${fmt(s.notificationsQueue.delayed)}`,
         mb(s.redisUsedMemory),
         mb(s.rss.worker, 0),
@@ -961,7 +969,7 @@ async function main(): Promise<number> {
       prev5 = s;
     }
     printTable(
-      ['t s', 'phase', '202s', '/s', 'dispatched', '/s', 'open', 'orders q', 'notif q', 'redis MB', 'worker MB', 'notifier MB', 'web MB', 'cpu %'],
+      ['t s', 'phase', '202s', '/s', 'dispatched', '/s', 'open', 'orders q', 'dispatch q', 'notif q', 'redis MB', 'worker MB', 'notifier MB', 'web MB', 'cpu %'],
       table,
     );
     const growthLine = (label: string, g: Growth) =>
@@ -1175,7 +1183,7 @@ async function main(): Promise<number> {
     await riders?.stop().catch(() => undefined);
     await stopFleet().catch(() => undefined);
     await deleteBenchKeys(redis).catch(() => undefined);
-    await Promise.all([ordersQueue.close(), notificationsQueue.close()]).catch(() => undefined);
+    await Promise.all([ordersQueue.close(), dispatchQueue.close(), notificationsQueue.close()]).catch(() => undefined);
     redis.disconnect();
     await db.destroy();
   }

@@ -11,7 +11,7 @@
  *     tests, nothing left behind), under a queue prefix and a cache prefix of the bench.
  *   - Recovery as production runs it: a real worker process (workers/orders.ts) takes one
  *     `orders.compensate` and one `orders.reconcile` job, enqueued on the maintenance queue as the
- *     scheduler's ticks do (reason `cli`). The orders queue is paused (BullMQ's global pause) for
+ *     scheduler's ticks do (reason `cli`). The orders and dispatch queues are paused (BullMQ's global pause) for
  *     this part: otherwise the same worker's order pipeline would start pricing the re-driven
  *     orders at once, taking the CPU the measurement is about and moving orders past the state
  *     being measured. The maintenance queue is not paused.
@@ -516,18 +516,22 @@ interface Part1Check {
 }
 
 /** The exact check: every seeded order in its next state, with its job waiting. */
-async function checkPart1(db: Db, redis: Redis, queues: { orders: Queue; notifications: Queue }, seeded: Seeded): Promise<Part1Check> {
+async function checkPart1(db: Db, redis: Redis, queues: { orders: Queue; dispatch: Queue; notifications: Queue }, seeded: Seeded): Promise<Part1Check> {
   const t0 = performance.now();
   const rows = (await db('orders').select('id', 'status', 'attempts', 'zone_id')) as { id: string; status: string; attempts: number; zone_id: string }[];
   const byId = new Map(rows.map((row) => [String(row.id), row]));
-  const [ordersWait, notificationsWait] = await Promise.all([liveJobIds(redis, queues.orders), liveJobIds(redis, queues.notifications)]);
+  const [ordersWait, dispatchWait, notificationsWait] = await Promise.all([
+    liveJobIds(redis, queues.orders),
+    liveJobIds(redis, queues.dispatch),
+    liveJobIds(redis, queues.notifications),
+  ]);
   const pendingLedger = new Set(
     ((await db('notifications').select('order_id').where({ kind: 'customer.cancelled', status: 'PENDING' })) as { order_id: string }[]).map((r) =>
       String(r.order_id),
     ),
   );
   const dispatchZones = new Set<string>();
-  for (const jobId of ordersWait) {
+  for (const jobId of dispatchWait) {
     const match = /^dispatch-(.+)-\d+$/.exec(jobId);
     if (match) dispatchZones.add(match[1]!);
   }
@@ -623,6 +627,7 @@ async function part1(): Promise<Record<string, unknown>> {
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: 3 });
   const queues = {
     orders: new Queue(QUEUE_NAMES.orders, { connection: redis, prefix: PREFIX_1 }),
+    dispatch: new Queue(QUEUE_NAMES.dispatch, { connection: redis, prefix: PREFIX_1 }),
     notifications: new Queue(QUEUE_NAMES.notifications, { connection: redis, prefix: PREFIX_1 }),
     maintenance: new Queue(QUEUE_NAMES.maintenance, { connection: redis, prefix: PREFIX_1 }),
   };
@@ -643,13 +648,13 @@ async function part1(): Promise<Record<string, unknown>> {
         SEED_KINDS.map((k) => `${k} ${fmt(seeded.byKind[k])}`).join(', '),
     );
 
-    // -- the worker, with the orders queue paused (see the head of this file)
-    await queues.orders.pause();
+    // -- the worker, with the orders and dispatch queues paused (see the head of this file)
+    await Promise.all([queues.orders.pause(), queues.dispatch.pause()]);
     const worker = await startProcess('worker', 'workers/orders.ts', env, /worker ready/, async () => {
       const [a, b] = await Promise.all([queues.orders.getWorkersCount(), queues.maintenance.getWorkersCount()]);
       return a >= 1 && b >= 1;
     });
-    log(`  worker (workers/orders.ts) ready: pid ${worker.pid}, ${fmt(seconds(worker.startMs), 1)} s; orders queue paused`);
+    log(`  worker (workers/orders.ts) ready: pid ${worker.pid}, ${fmt(seconds(worker.startMs), 1)} s; orders and dispatch queues paused`);
     await sleep(1000);
 
     const cpuPids = {
@@ -689,21 +694,20 @@ async function part1(): Promise<Record<string, unknown>> {
       const t = seconds(t0);
       const failedLeft = (status.PRICING_FAILED ?? 0) + (status.DISPATCH_FAILED ?? 0);
       const moved = ORDERS - failedLeft - seeded.byKind.orphan; // the failed ones moved so far
-      samples.push({ t: +t.toFixed(2), status, ordersWait: ordersQ.wait + ordersQ.prioritized, notificationsWait: notificationsQ.wait, compensate, reconcile });
+      samples.push({ t: +t.toFixed(2), status, ordersWait: ordersQ.wait, notificationsWait: notificationsQ.wait, compensate, reconcile });
       const force = t - lastForced >= 2;
       if (force) lastForced = t;
       progress(
         `  [${fmt(t, 1)} s] failed left ${fmt(failedLeft)} (re-driven or escalated ${fmt(moved)}, ${fmt(moved / Math.max(t, 0.001))}/s) | ` +
           `CREATED ${fmt(status.CREATED ?? 0)} PRICED ${fmt(status.PRICED ?? 0)} CANCELLED ${fmt(status.CANCELLED ?? 0)} | ` +
-          `orders q wait ${fmt(ordersQ.wait + ordersQ.prioritized)} | notif q wait ${fmt(notificationsQ.wait)} | compensate ${compensate}, reconcile ${reconcile}`,
+          `orders q wait ${fmt(ordersQ.wait)} | notif q wait ${fmt(notificationsQ.wait)} | compensate ${compensate}, reconcile ${reconcile}`,
         force,
       );
       // The counts first (cheap); the exact check once they say it can pass.
       if (
         failedLeft === 0 &&
         (status.CREATED ?? 0) === expectedCounts.CREATED &&
-        // Price jobs are prioritized (dispatch runs first), so they wait in the prioritized set.
-        ordersQ.wait + ordersQ.prioritized >= expectedCounts.CREATED &&
+        ordersQ.wait >= expectedCounts.CREATED &&
         notificationsQ.wait >= expectedCounts.CANCELLED
       ) {
         exactChecks += 1;
@@ -736,7 +740,7 @@ async function part1(): Promise<Record<string, unknown>> {
 
     // -- what is in MySQL and Redis now
     const finalStatus = await statusCounts(db);
-    const finalQueues = { orders: await queueCounts(queues.orders), notifications: await queueCounts(queues.notifications) };
+    const finalQueues = { orders: await queueCounts(queues.orders), dispatch: await queueCounts(queues.dispatch), notifications: await queueCounts(queues.notifications) };
     const events = (await db('order_events')
       .select('from_status', 'to_status')
       .count({ n: '*' })
@@ -789,7 +793,7 @@ async function part1(): Promise<Record<string, unknown>> {
     );
     log(`    order_events by the compensation: ${events.map((e) => `${e.from_status} -> ${e.to_status} ${fmt(Number(e.n))}`).join(', ')}`);
     log(
-      `    Redis after: orders queue ${fmt(finalQueues.orders.wait + finalQueues.orders.prioritized)} waiting (paused; price jobs prioritized), notifications queue ${fmt(finalQueues.notifications.wait)} waiting; ` +
+      `    Redis after: orders queue ${fmt(finalQueues.orders.wait)} waiting (paused), notifications queue ${fmt(finalQueues.notifications.wait)} waiting; ` +
         `exact check: ${check?.ok ? 'every order in its next state with its job waiting' : `FAILED ${JSON.stringify(check)}`}` +
         (check && check.strayPriceJobs ? `; ${fmt(check.strayPriceJobs)} price jobs of orders not CREATED` : ''),
     );
@@ -896,6 +900,7 @@ async function baseline(
   // A producer connection refuses commands until it is connected (no offline queue).
   if (redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve));
   const ordersQueue = createQueue(QUEUE_NAMES.orders, { connection: redis, prefix: config.queuePrefix });
+  const dispatchQueue = createQueue(QUEUE_NAMES.dispatch, { connection: redis, prefix: config.queuePrefix });
   const notificationsQueue = createQueue(QUEUE_NAMES.notifications, { connection: redis, prefix: config.queuePrefix });
   const pool = createDb({ ...config, dbPoolMax: Math.max(4, Math.min(opts.concurrency, 10)) });
   const writer = createOrderWriter(pool, redis, config);
@@ -926,7 +931,7 @@ async function baseline(
         } else if (to === 'CREATED') {
           await ordersQueue.add('order.price', { orderId: order.id }, { jobId: priceJobId(order.id, result.order.attempts) });
         } else if (to === 'PRICED') {
-          await ordersQueue.add('dispatch.zone', { zoneId: order.zoneId }, { jobId: dispatchJobId(order.zoneId, Date.now()) });
+          await dispatchQueue.add('dispatch.zone', { zoneId: order.zoneId }, { jobId: dispatchJobId(order.zoneId, Date.now()) });
         } else {
           const jobId = notificationJobId(order.id, 'customer.cancelled');
           await notificationsQueue.add('notify.send', { orderId: order.id, kind: 'customer.cancelled' }, { ...NOTIFICATION_JOB_OPTIONS, jobId });
@@ -948,7 +953,7 @@ async function baseline(
     );
     return { concurrency: opts.concurrency, orders: BASELINE_ORDERS, byKind: seeded.byKind, seconds: s, ordersPerSec: rate, extrapolatedSeconds: ORDERS / rate, stillFailed, notMoved };
   } finally {
-    await Promise.all([ordersQueue.close(), notificationsQueue.close()]).catch(() => undefined);
+    await Promise.all([ordersQueue.close(), dispatchQueue.close(), notificationsQueue.close()]).catch(() => undefined);
     redis.disconnect();
     await pool.destroy();
   }
@@ -988,6 +993,7 @@ class FlushTracker {
       db: Db;
       redis: Redis;
       ordersQueue: Queue;
+      dispatchQueue: Queue;
       notificationsQueue: Queue;
       zones: readonly string[];
       mainStart: string;
@@ -1047,7 +1053,7 @@ class FlushTracker {
   async take(): Promise<FlushSample> {
     const { db, redis, mainStart, flushAt } = this.deps;
     const t = +seconds(this.deps.flushPerf).toFixed(3);
-    const [rows, pending, ordersLive, notificationsLive] = await Promise.all([
+    const [rows, pending, ordersLive, dispatchLive, notificationsLive] = await Promise.all([
       db('orders')
         .select('id', 'status', 'attempts', 'zone_id', 'next_attempt_at')
         .where('created_at', '>=', db.raw('?', [mainStart]))
@@ -1060,9 +1066,10 @@ class FlushTracker {
         .where('n.created_at', '<', db.raw('?', [flushAt]))
         .where('o.created_at', '>=', db.raw('?', [mainStart])) as Promise<{ order_id: string; kind: string }[]>,
       liveJobIds(redis, this.deps.ordersQueue),
+      liveJobIds(redis, this.deps.dispatchQueue),
       liveJobIds(redis, this.deps.notificationsQueue),
     ]);
-    const zonesWithRun = new Set(this.deps.zones.filter((zone) => [...ordersLive].some((id) => id.startsWith(`dispatch-${zone}-`))));
+    const zonesWithRun = new Set(this.deps.zones.filter((zone) => [...dispatchLive].some((id) => id.startsWith(`dispatch-${zone}-`))));
     let uncovered = 0;
     let owed = 0;
     for (const row of rows) {
@@ -1130,6 +1137,7 @@ async function part2(): Promise<Record<string, unknown>> {
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: 3 });
   const queues = {
     orders: new Queue(QUEUE_NAMES.orders, { connection: redis, prefix: PREFIX_2 }),
+    dispatch: new Queue(QUEUE_NAMES.dispatch, { connection: redis, prefix: PREFIX_2 }),
     notifications: new Queue(QUEUE_NAMES.notifications, { connection: redis, prefix: PREFIX_2 }),
     maintenance: new Queue(QUEUE_NAMES.maintenance, { connection: redis, prefix: PREFIX_2 }),
   };
@@ -1281,7 +1289,7 @@ async function part2(): Promise<Record<string, unknown>> {
         const perf = performance.now();
         const wall = Date.now();
         const accepted202 = counters.status202;
-        tracker = new FlushTracker({ db, redis, ordersQueue: queues.orders, notificationsQueue: queues.notifications, zones: merchants.map((m) => m.zoneId), mainStart, flushAt: at, flushPerf: perf });
+        tracker = new FlushTracker({ db, redis, ordersQueue: queues.orders, dispatchQueue: queues.dispatch, notificationsQueue: queues.notifications, zones: merchants.map((m) => m.zoneId), mainStart, flushAt: at, flushPerf: perf });
         tracker.start();
         const statusAt = await statusCounts(db, (q) => void q.where('created_at', '>=', mainStart).where('created_at', '<', at));
         const pendingAt = Number(

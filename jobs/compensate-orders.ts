@@ -14,6 +14,7 @@ export interface CompensateDeps {
   readonly writer: OrderChangeDeps;
   readonly policy: RetryPolicy;
   readonly ordersQueue: Queue;
+  readonly dispatchQueue: Queue;
   readonly notificationsQueue: Queue;
   readonly batchSize: number;
   /** Bound on one enqueue, in ms. */
@@ -85,14 +86,14 @@ export async function compensateOrdersJob(payload: JobPayloads['orders.compensat
  * the reconciler enqueues it.
  */
 export async function enqueueRedriven(
-  deps: Pick<CompensateDeps, 'ordersQueue' | 'notificationsQueue' | 'redisTimeoutMs'>,
+  deps: Pick<CompensateDeps, 'ordersQueue' | 'dispatchQueue' | 'notificationsQueue' | 'redisTimeoutMs'>,
   batch: RedriveBatch,
 ): Promise<void> {
   const toPrice = batch.redriven.filter((order) => order.to === 'CREATED').map((order) => ({ orderId: order.id, attempts: order.attempts }));
   const zones = batch.redriven.filter((order) => order.to === 'PRICED').map((order) => order.zoneId);
   await Promise.all([
     enqueuePriceJobs(deps.ordersQueue, toPrice, deps.redisTimeoutMs),
-    enqueueDispatchRuns(deps.ordersQueue, zones, deps.redisTimeoutMs),
+    enqueueDispatchRuns(deps.dispatchQueue, zones, deps.redisTimeoutMs),
     enqueueNotificationBatch(
       deps.notificationsQueue,
       batch.escalated.map((orderId) => ({ orderId, kind: 'customer.cancelled' as const })),

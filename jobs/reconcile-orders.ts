@@ -15,6 +15,7 @@ export interface ReconcileDeps {
   /** The connection the queues use: jobs are looked up over it in one pipelined round trip per page. */
   readonly redis: Redis;
   readonly ordersQueue: Queue;
+  readonly dispatchQueue: Queue;
   readonly notificationsQueue: Queue;
   /** The order writer (an order whose price job gave up is recorded PRICING_FAILED through it). */
   readonly change: ChangeOrder;
@@ -180,7 +181,7 @@ async function reconcilePriced(deps: ReconcileDeps, dryRun: boolean): Promise<{ 
     .where('updated_at', '<', deps.db.raw('CURRENT_TIMESTAMP(3) - INTERVAL ? MICROSECOND', [deps.stuckAfterMs * 1000]))
     .groupBy('zone_id')) as unknown as { zone_id: string; n: number | string }[];
   const zones = rows.map((row) => String(row.zone_id));
-  if (!dryRun) await enqueueDispatchRuns(deps.ordersQueue, zones, deps.redisTimeoutMs);
+  if (!dryRun) await enqueueDispatchRuns(deps.dispatchQueue, zones, deps.redisTimeoutMs);
   return { stuck: rows.reduce((sum, row) => sum + Number(row.n), 0), zones: zones.length };
 }
 

@@ -40,6 +40,12 @@ export interface Config {
   readonly authCacheTtlSeconds: number;
   /** Order jobs one worker process runs at once. Default 64 */
   readonly orderWorkerConcurrency: number;
+  /** Dispatch runs one worker process runs at once (one per zone at a time; more zones run side by side). */
+  readonly dispatchWorkerConcurrency: number;
+  /** Price jobs in flight priced together: one read, one thread call, one commit per batch. */
+  readonly priceBatchMax: number;
+  /** How long the first price job of a batch waits for others, in ms. */
+  readonly priceBatchWaitMs: number;
   /** piscina threads for CPU-bound steps (pricing, matching). Default 1 */
   readonly cpuThreads: number;
   /** BullMQ job lock: a job whose worker died is taken over after about this long, in ms. Default 30000 */
@@ -214,6 +220,9 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 65_536, 1024, 10_485_760),
     authCacheTtlSeconds: int(env, 'AUTH_CACHE_TTL_SECONDS', 30, 0, 3600),
     orderWorkerConcurrency: int(env, 'ORDER_WORKER_CONCURRENCY', 64, 1, 1000),
+    dispatchWorkerConcurrency: int(env, 'DISPATCH_WORKER_CONCURRENCY', 8, 1, 1000),
+    priceBatchMax: int(env, 'PRICE_BATCH_MAX', 100, 1, 1000),
+    priceBatchWaitMs: int(env, 'PRICE_BATCH_WAIT_MS', 5, 0, 1000),
     cpuThreads: int(env, 'CPU_THREADS', 1, 1, 64),
     jobLockMs: int(env, 'JOB_LOCK_MS', 30_000, 500, 600_000),
     mysqlReplicaUrl: env.MYSQL_REPLICA_URL ? url(env, 'MYSQL_REPLICA_URL', '', ['mysql:', 'mariadb:']) : '',

@@ -94,10 +94,11 @@ describe('compensation', () => {
     expect(history.every((event) => event.actor === 'scheduler:compensate:cron' && /re-drive 1 of 2/.test(event.reason))).toBe(true);
 
     const orders = queue(QUEUE_NAMES.orders);
+    const dispatch = queue(QUEUE_NAMES.dispatch);
     for (const id of due) expect((await orders.getJob(priceJobId(id, 1)))?.data).toEqual({ orderId: id });
-    const dispatchJobs = (await orders.getJobs(['waiting'])).filter((job) => job.name === 'dispatch.zone');
-    expect(dispatchJobs.map((job) => job.data)).toEqual([{ zoneId: 'far-zone' }]);
-    await orders.drain();
+    const dispatchJobs = await dispatch.getJobs(['waiting']);
+    expect(dispatchJobs.map((job) => `${job.name} ${job.data.zoneId}`)).toEqual(['dispatch.zone far-zone']);
+    await Promise.all([orders.drain(), dispatch.drain()]);
   });
 
   it('escalates an order past its budget: CANCELLED with the reason, an event, and the customer told (ledger row + job)', async () => {
@@ -189,7 +190,7 @@ describe('compensation', () => {
     expect(perOrder).toHaveLength(3000);
     expect(perOrder.every((row) => Number(row.n) === 1)).toBe(true);
     const orders = queue(QUEUE_NAMES.orders);
-    expect(await orders.getJobCountByTypes('prioritized')).toBe(3000);
+    expect(await orders.getJobCountByTypes('waiting')).toBe(3000);
     await orders.drain();
   });
 

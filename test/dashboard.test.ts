@@ -23,7 +23,7 @@ describe('the queue dashboard at /admin/queues', () => {
     expect(page.body).toMatch(/<!DOCTYPE html>/i);
     const api = await open.runtime.app.inject({ method: 'GET', url: '/admin/queues/api/queues' });
     expect(api.statusCode).toBe(200);
-    expect(api.json().queues.map((q: { name: string }) => q.name).sort()).toEqual(['maintenance', 'notifications', 'orders']);
+    expect(api.json().queues.map((q: { name: string }) => q.name).sort()).toEqual(['dispatch', 'maintenance', 'notifications', 'orders']);
   });
 
   it('asks for basic auth when DASHBOARD_PASSWORD is set, and lets the admin in', async () => {

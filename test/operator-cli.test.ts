@@ -34,6 +34,7 @@ interface Env {
   readonly queuePrefix: string;
   readonly cachePrefix: string;
   readonly ordersQueue: Queue;
+  readonly dispatchQueue: Queue;
   readonly notificationsQueue: Queue;
 }
 
@@ -59,6 +60,7 @@ async function createEnv(): Promise<Env> {
     queuePrefix,
     cachePrefix: `courier-test-opcli-${randomBytes(5).toString('hex')}`,
     ordersQueue: createQueue(QUEUE_NAMES.orders, { connection: redis, prefix: queuePrefix }),
+    dispatchQueue: createQueue(QUEUE_NAMES.dispatch, { connection: redis, prefix: queuePrefix }),
     notificationsQueue: createQueue(QUEUE_NAMES.notifications, { connection: redis, prefix: queuePrefix }),
   };
 }
@@ -66,6 +68,7 @@ async function createEnv(): Promise<Env> {
 async function closeEnv(env: Env | undefined): Promise<void> {
   if (!env) return;
   await env.ordersQueue.close();
+  await env.dispatchQueue.close();
   await env.notificationsQueue.close();
   await env.database.drop();
   await deleteKeysWithPrefix(env.queuePrefix);
@@ -163,6 +166,7 @@ async function redisSnapshot(env: Env) {
   }
   return {
     orders: await env.ordersQueue.getJobCounts(),
+    dispatch: await env.dispatchQueue.getJobCounts(),
     notifications: await env.notificationsQueue.getJobCounts(),
     keys: keys.sort(),
   };
@@ -355,8 +359,8 @@ describe('orders:redrive', () => {
       expect(priceJobId(pricing, 8)).toBe(`order-${pricing}-retry-8`);
       const priceJob = await main.ordersQueue.getJob(`order-${pricing}-retry-8`);
       expect(priceJob).toMatchObject({ name: 'order.price', data: { orderId: pricing } });
-      const dispatchJobs = (await main.ordersQueue.getJobs(['waiting', 'delayed'])).filter((job) => job.name === 'dispatch.zone');
-      expect(dispatchJobs.map((job) => job.data)).toEqual([{ zoneId: TEST_MERCHANT.zone_id }]);
+      const dispatchJobs = await main.dispatchQueue.getJobs(['waiting', 'delayed']);
+      expect(dispatchJobs.map((job) => `${job.name} ${job.data.zoneId}`)).toEqual([`dispatch.zone ${TEST_MERCHANT.zone_id}`]);
       expect(await main.ordersQueue.getJob(orderJobId(notChosen))).toBeUndefined();
 
       // Through the order writer's routine: the cache holds the new versions.
@@ -368,7 +372,7 @@ describe('orders:redrive', () => {
       expect(pricingRun.stdout).toContain(`skipped ${delivered}: it is DISPATCHED, not PRICING_FAILED`);
       expect(pricingRun.stdout).toMatch(/orders:redrive: 2 chosen by id; re-driven 1 \(PRICING_FAILED -> CREATED, past any attempt budget, jobs enqueued\), skipped 1/);
       expect(dispatchRun.stdout).toMatch(/orders:redrive: 1 chosen by id; re-driven 1 \(DISPATCH_FAILED -> PRICED.*skipped 0/);
-      await main.ordersQueue.drain(true);
+      await Promise.all([main.ordersQueue.drain(true), main.dispatchQueue.drain(true)]);
     },
     CLI_TIMEOUT,
   );
@@ -461,14 +465,14 @@ describe('orders:reconcile', () => {
         /orders:reconcile in \d+ ms: 1 CREATED orders enqueued again, 0 recorded PRICING_FAILED, 1 zones' dispatch re-booked for 1 PRICED orders, 1 notifications enqueued again, 0 left to an operator/,
       );
 
-      const { ordersQueue, notificationsQueue } = reconcileEnv;
+      const { ordersQueue, dispatchQueue, notificationsQueue } = reconcileEnv;
       expect(await ordersQueue.getJob(orderJobId(orphan))).toMatchObject({ name: 'order.price', data: { orderId: orphan } });
       expect(await ordersQueue.getJob(orderJobId(withJob))).toMatchObject({ data: { orderId: withJob } });
       expect(await ordersQueue.getJob(orderJobId(fresh))).toBeUndefined();
-      const priceJobs = (await ordersQueue.getJobs(['waiting', 'prioritized'])).filter((job) => job.name === 'order.price');
+      const priceJobs = (await ordersQueue.getJobs(['waiting'])).filter((job) => job.name === 'order.price');
       expect(priceJobs.map((job) => job.data.orderId).sort()).toEqual([orphan, withJob].sort());
-      const dispatchJobs = (await ordersQueue.getJobs(['waiting', 'delayed'])).filter((job) => job.name === 'dispatch.zone');
-      expect(dispatchJobs.map((job) => job.data)).toEqual([{ zoneId: TEST_MERCHANT.zone_id }]);
+      const dispatchJobs = await dispatchQueue.getJobs(['waiting', 'delayed']);
+      expect(dispatchJobs.map((job) => `${job.name} ${job.data.zoneId}`)).toEqual([`dispatch.zone ${TEST_MERCHANT.zone_id}`]);
       expect(await notificationsQueue.getJob(notificationJobId(notified, 'customer.dispatched'))).toMatchObject({
         data: { orderId: notified, kind: 'customer.dispatched' },
       });

@@ -2,6 +2,7 @@ import { Queue, QueueEvents } from 'bullmq';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { priceOrderJob } from '../jobs/price-order.ts';
+import { priceOrders } from '../shared/orders/price-batch.ts';
 import { priceOrder } from '../shared/orders/pricing.ts';
 import { ZoneLoad } from '../shared/orders/zone-load.ts';
 import { startOrderPipeline, type OrderPipeline } from '../workers/order-pipeline.ts';
@@ -57,13 +58,14 @@ describe('pricing', () => {
       timeout: 15_000,
       interval: 50,
     });
-    const deps = {
-      db: web.database.db,
+    const batchDeps = {
+      ...web.runtime.writer.deps,
       change: web.runtime.writer.change,
-      price: async (input: Parameters<typeof priceOrder>[0]) => priceOrder(input),
+      priceMany: async (inputs: readonly Parameters<typeof priceOrder>[0][]) => inputs.map(priceOrder),
       zoneLoad: new ZoneLoad(web.database.db),
-      logger: pino({ level: 'silent' }),
+      actor: 'worker:price',
     };
+    const deps = { priceOrder: async (orderId: string) => (await priceOrders(batchDeps, [orderId]))[0]! };
     expect(await priceOrderJob({ orderId: id }, deps)).toEqual({ outcome: 'already-moved-on' });
     const row = await web.database.db('orders').where({ id }).first();
     expect(row.version).toBe(2);

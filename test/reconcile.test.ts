@@ -15,6 +15,7 @@ let web: TestWeb;
 let redis: Redis;
 let maintenance: OrderMaintenance;
 let orders: Queue;
+let dispatch: Queue;
 let notifications: Queue;
 const silent = pino({ level: 'silent' });
 
@@ -31,6 +32,7 @@ beforeAll(async () => {
   redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
   maintenance = createOrderMaintenance(web.config, { db: web.database.db, redis, logger: silent });
   orders = queue(QUEUE_NAMES.orders);
+  dispatch = queue(QUEUE_NAMES.dispatch);
   notifications = queue(QUEUE_NAMES.notifications);
 });
 
@@ -54,6 +56,7 @@ beforeEach(async () => {
   await web.database.db('order_events').delete();
   await web.database.db('orders').delete();
   await orders.obliterate({ force: true });
+  await dispatch.obliterate({ force: true });
   await notifications.obliterate({ force: true });
 });
 
@@ -100,7 +103,7 @@ describe('the reconciler', () => {
     // Run again while the jobs wait: a live job is never doubled.
     const second = await maintenance.reconcile({ reason: 'cron' });
     expect(second.created).toEqual({ checked: 120, enqueued: 0, live: 120, finished: 0 });
-    expect(await orders.getJobCountByTypes('prioritized')).toBe(120);
+    expect(await orders.getJobCountByTypes('waiting')).toBe(120);
 
     const pipeline = await startOrderPipeline(web.config, silent);
     try {
@@ -144,7 +147,8 @@ describe('the reconciler', () => {
     await seedOrders(db, { clientId: web.clientId, status: 'PRICED', count: 2, merchant: { id: '2001', zoneId: 'fresh-zone', lat: 31.2, lng: 121.4 } });
     const outcome = await maintenance.reconcile({ reason: 'cron' });
     expect(outcome.priced).toEqual({ stuck: 7, zones: 2 });
-    const runs = await orders.getJobs(['waiting']);
+    const runs = await dispatch.getJobs(['waiting']);
+    expect(await orders.getJobCountByTypes('waiting', 'delayed')).toBe(0);
     expect(runs.map((job) => `${job.name} ${job.data.zoneId}`).sort()).toEqual(['dispatch.zone other-zone', 'dispatch.zone test-zone']);
   });
 
@@ -182,6 +186,7 @@ describe('the reconciler', () => {
     const outcome = await maintenance.reconcile({ reason: 'cli' }, { dryRun: true });
     expect(outcome).toMatchObject({ dryRun: true, created: { enqueued: 4 }, priced: { stuck: 1, zones: 1 } });
     expect(await db('orders').select('id', 'status', 'version').orderBy('id')).toEqual(before);
-    expect(await orders.getJobCountByTypes('waiting', 'prioritized', 'delayed', 'failed')).toBe(0);
+    expect(await orders.getJobCountByTypes('waiting', 'delayed', 'failed')).toBe(0);
+    expect(await dispatch.getJobCountByTypes('waiting', 'delayed', 'failed')).toBe(0);
   });
 });

@@ -288,7 +288,7 @@ program
           throw new Error(`${reasonOf(error)} (${redriven.length} of ${chosen.length} chosen orders were re-driven and enqueued before this batch)`);
         }
         try {
-          await enqueueRedriven({ ordersQueue: maintenance.ordersQueue, notificationsQueue: maintenance.notificationsQueue, redisTimeoutMs: config.redisTimeoutMs }, batch);
+          await enqueueRedriven({ ordersQueue: maintenance.ordersQueue, dispatchQueue: maintenance.dispatchQueue, notificationsQueue: maintenance.notificationsQueue, redisTimeoutMs: config.redisTimeoutMs }, batch);
         } catch (error) {
           throw new Error(
             `${batch.redriven.length} orders were re-driven in MySQL (now ${to}) but their jobs could not be enqueued (${reasonOf(error)}); ` +

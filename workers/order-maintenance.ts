@@ -18,6 +18,7 @@ type RunOptions<D> = Partial<Pick<D, Extract<keyof D, 'signal' | 'onProgress' | 
 export interface OrderMaintenance {
   readonly writer: OrderWriter;
   readonly ordersQueue: Queue;
+  readonly dispatchQueue: Queue;
   readonly notificationsQueue: Queue;
   compensate(payload: JobPayloads['orders.compensate'], opts?: RunOptions<CompensateDeps>): Promise<CompensationOutcome>;
   reconcile(payload: JobPayloads['orders.reconcile'], opts?: RunOptions<ReconcileDeps>): Promise<ReconcileOutcome>;
@@ -32,20 +33,23 @@ export function createOrderMaintenance(
 ): OrderMaintenance {
   const writer = createOrderWriter(deps.db, deps.redis, config);
   const ordersQueue = createQueue(QUEUE_NAMES.orders, { connection: deps.redis, prefix: config.queuePrefix });
+  const dispatchQueue = createQueue(QUEUE_NAMES.dispatch, { connection: deps.redis, prefix: config.queuePrefix });
   const notificationsQueue = createQueue(QUEUE_NAMES.notifications, { connection: deps.redis, prefix: config.queuePrefix });
-  for (const queue of [ordersQueue, notificationsQueue]) {
+  for (const queue of [ordersQueue, dispatchQueue, notificationsQueue]) {
     queue.on('error', (error) => deps.logger.debug({ err: coerceError(error) }, 'queue error'));
   }
   const policy = retryPolicyFrom(config);
   return {
     writer,
     ordersQueue,
+    dispatchQueue,
     notificationsQueue,
     compensate: (payload, opts = {}) =>
       compensateOrdersJob(payload, {
         writer: writer.deps,
         policy,
         ordersQueue,
+        dispatchQueue,
         notificationsQueue,
         batchSize: config.maintenanceBatchSize,
         redisTimeoutMs: config.redisTimeoutMs,
@@ -58,6 +62,7 @@ export function createOrderMaintenance(
         db: deps.db,
         redis: deps.redis,
         ordersQueue,
+        dispatchQueue,
         notificationsQueue,
         change: writer.change,
         retry: policy,
@@ -72,7 +77,7 @@ export function createOrderMaintenance(
         ...opts,
       }),
     async close() {
-      await Promise.all([ordersQueue.close(), notificationsQueue.close()]);
+      await Promise.all([ordersQueue.close(), dispatchQueue.close(), notificationsQueue.close()]);
     },
   };
 }

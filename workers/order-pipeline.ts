@@ -9,6 +9,8 @@ import type { Logger } from '../shared/logger.ts';
 import type { MatchInput, MatchOutput } from '../shared/orders/dispatch-matching.ts';
 import type { PricingInput, PricingResult } from '../shared/orders/pricing.ts';
 import { createOrderWriter } from '../shared/orders/order-writer.ts';
+import { priceOrders, type PriceOutcome } from '../shared/orders/price-batch.ts';
+import { MicroBatcher } from '../shared/micro-batcher.ts';
 import { nextAttemptAt, retryPolicyFrom } from '../shared/orders/retry-schedule.ts';
 import { ZoneLoad } from '../shared/orders/zone-load.ts';
 import { createQueue } from '../shared/queues/create-queue.ts';
@@ -21,8 +23,10 @@ import { ZoneLocks } from '../shared/cache/zone-locks.ts';
 import { startSupervisedWorker } from './supervised-worker.ts';
 
 export interface OrderPipeline {
-  /** The current BullMQ worker (the watchdog may replace a stuck one). */
+  /** The current BullMQ worker of price jobs (the watchdog may replace a stuck one). */
   readonly worker: Worker;
+  /** The current BullMQ worker of dispatch runs. */
+  readonly dispatchWorker: Worker;
   /** Stops taking jobs, waits for the ones in flight, then closes the thread pool and every connection. */
   close(): Promise<void>;
 }
@@ -32,9 +36,11 @@ const MATCH_TASK = new URL('./tasks/match-task.ts', import.meta.url).href;
 const DISPATCHED_NOTIFICATIONS: readonly NotificationKind[] = ['customer.dispatched', 'merchant.dispatched'];
 
 /**
- * The critical order pipeline of one worker process: a BullMQ worker on the orders queue whose
- * CPU-bound steps (pricing, matching) run in piscina threads, so its event loop, and with it the
- * job locks, never stalls. Pricing an order books its zone's next dispatch window.
+ * The critical order pipeline of one worker process: a BullMQ worker on the orders queue (price
+ * jobs) and one on the dispatch queue (zone runs), whose CPU-bound steps (pricing, matching) run
+ * in piscina threads, so the event loop, and with it the job locks, never stalls. Pricing an
+ * order books its zone's next dispatch window. The two queues keep a backlog of orders to price
+ * from delaying the matching of those already priced, without priorities (which cost the intake).
  */
 export async function startOrderPipeline(
   config: Config,
@@ -49,7 +55,7 @@ export async function startOrderPipeline(
     // The threads load TypeScript task files the way the process does.
     execArgv: ['--import', 'tsx'],
   });
-  const price = (input: PricingInput) => pool.run(input) as Promise<PricingResult>;
+  const priceMany = (inputs: readonly PricingInput[]) => pool.run(inputs) as Promise<PricingResult[]>;
   const match = (input: MatchInput) => pool.run(input, { filename: MATCH_TASK }) as Promise<MatchOutput>;
   const zoneLoad = new ZoneLoad(db);
   const producerRedis = createProducerRedis(config);
@@ -57,9 +63,9 @@ export async function startOrderPipeline(
   const { change, deps: writer } = createOrderWriter(db, producerRedis, config);
   const retry = retryPolicyFrom(config);
   const zoneLock = new ZoneLocks(producerRedis, { prefix: config.cachePrefix, lockTimeoutMs: config.lockTtlMs });
-  const ordersQueue = createQueue(QUEUE_NAMES.orders, { connection: producerRedis, prefix: config.queuePrefix });
+  const dispatchQueue = createQueue(QUEUE_NAMES.dispatch, { connection: producerRedis, prefix: config.queuePrefix });
   const notificationsQueue = createQueue(QUEUE_NAMES.notifications, { connection: producerRedis, prefix: config.queuePrefix });
-  for (const queue of [ordersQueue, notificationsQueue]) {
+  for (const queue of [dispatchQueue, notificationsQueue]) {
     queue.on('error', (error) => logger.debug({ err: coerceError(error) }, 'queue error'));
   }
 
@@ -68,38 +74,42 @@ export async function startOrderPipeline(
     const now = Date.now();
     const windowStart = atOnce ? now : now - (now % config.dispatchWindowMs);
     const delay = atOnce ? 0 : windowStart + config.dispatchWindowMs - now;
-    await ordersQueue.add('dispatch.zone', { zoneId }, { jobId: dispatchJobId(zoneId, windowStart), delay });
+    await dispatchQueue.add('dispatch.zone', { zoneId }, { jobId: dispatchJobId(zoneId, windowStart), delay });
   };
   const notifyDispatched = async (orderIds: readonly string[]) => {
     const notifications = orderIds.flatMap((orderId) => DISPATCHED_NOTIFICATIONS.map((kind) => ({ orderId, kind })));
     await enqueueNotificationBatch(notificationsQueue, notifications, config.redisTimeoutMs);
   };
 
-  const processor = async (job: Job) => {
-    const jobLogger = logger.child({ job: job.id, name: job.name });
-    switch (job.name) {
-      case 'order.price': {
-        const priced = await priceOrderJob(parsePayload('order.price', job.data), { db, change, price, zoneLoad, logger: jobLogger });
-        if (priced.outcome === 'priced') await bookDispatch(priced.zoneId);
-        return priced;
-      }
-      case 'dispatch.zone':
-        return dispatchZoneJob(parsePayload('dispatch.zone', job.data), {
-          db,
-          writer,
-          match,
-          notifyDispatched,
-          dispatchAgain: (zoneId) => bookDispatch(zoneId, true),
-          dispatchLater: (zoneId) => bookDispatch(zoneId),
-          zoneLock,
-          batchSize: config.dispatchBatchSize,
-          radiusMeters: config.dispatchRadiusMeters,
-          retry,
-          logger: jobLogger,
-        });
-      default:
-        throw new UnrecoverableError(`unknown job name "${job.name}" on the orders queue`);
-    }
+  // The price jobs in flight are priced together; each batch books its zones' dispatch windows once.
+  const pricing = new MicroBatcher<string, PriceOutcome>(
+    async (orderIds) => {
+      const outcomes = await priceOrders({ ...writer, change, priceMany, zoneLoad, actor: 'worker:price' }, orderIds);
+      const zones = new Set(outcomes.flatMap((outcome) => (outcome.outcome === 'priced' ? [outcome.zoneId] : [])));
+      await Promise.all([...zones].map((zoneId) => bookDispatch(zoneId)));
+      return outcomes.map((value) => ({ ok: true, value }));
+    },
+    { maxSize: config.priceBatchMax, maxWaitMs: config.priceBatchWaitMs, maxInFlight: 2 },
+  );
+  const priceProcessor = async (job: Job) => {
+    if (job.name !== 'order.price') throw new UnrecoverableError(`unknown job name "${job.name}" on the orders queue`);
+    return priceOrderJob(parsePayload('order.price', job.data), { priceOrder: (orderId) => pricing.submit(orderId) });
+  };
+  const dispatchProcessor = async (job: Job) => {
+    if (job.name !== 'dispatch.zone') throw new UnrecoverableError(`unknown job name "${job.name}" on the dispatch queue`);
+    return dispatchZoneJob(parsePayload('dispatch.zone', job.data), {
+      db,
+      writer,
+      match,
+      notifyDispatched,
+      dispatchAgain: (zoneId) => bookDispatch(zoneId, true),
+      dispatchLater: (zoneId) => bookDispatch(zoneId),
+      zoneLock,
+      batchSize: config.dispatchBatchSize,
+      radiusMeters: config.dispatchRadiusMeters,
+      retry,
+      logger: logger.child({ job: job.id, name: job.name }),
+    });
   };
 
   const recording = new Set<Promise<unknown>>();
@@ -122,7 +132,7 @@ export async function startOrderPipeline(
 
   const supervised = startSupervisedWorker({
     queue: QUEUE_NAMES.orders,
-    processor,
+    processor: priceProcessor,
     concurrency: config.orderWorkerConcurrency,
     config,
     logger,
@@ -131,16 +141,28 @@ export async function startOrderPipeline(
       if (final && job.name === 'order.price' && error.name !== 'UnrecoverableError') recordPricingFailed(job, error);
     },
   });
+  // A failed run leaves its orders PRICED: the next run of the zone, or the reconciler, takes them.
+  const dispatching = startSupervisedWorker({
+    queue: QUEUE_NAMES.dispatch,
+    processor: dispatchProcessor,
+    concurrency: config.dispatchWorkerConcurrency,
+    config,
+    logger,
+    onFailed: (job, error, final) => logger.warn({ job: job.id, name: job.name, attemptsMade: job.attemptsMade, final, err: error }, 'dispatch run failed'),
+  });
 
   return {
     get worker() {
       return supervised.worker;
     },
+    get dispatchWorker() {
+      return dispatching.worker;
+    },
     async close() {
-      await supervised.close();
+      await Promise.all([supervised.close(), dispatching.close()]);
       await Promise.all(recording);
       await pool.destroy();
-      await Promise.all([ordersQueue.close(), notificationsQueue.close()]);
+      await Promise.all([dispatchQueue.close(), notificationsQueue.close()]);
       producerRedis.disconnect();
       await db.destroy();
     },

@@ -21,8 +21,8 @@ onShutdown(logger, config.shutdownTimeoutMs, async () => {
 pipeline = await startOrderPipeline(config, logger);
 maintenance = await startMaintenance(config, logger, { metrics });
 if (config.metricsPort > 0) metricsServer = await serveMetrics(metrics, { port: config.metricsPort, host: config.host, logger });
-await Promise.all([pipeline.worker.waitUntilReady(), maintenance.worker.waitUntilReady()]);
+await Promise.all([pipeline.worker.waitUntilReady(), pipeline.dispatchWorker.waitUntilReady(), maintenance.worker.waitUntilReady()]);
 logger.info(
-  { concurrency: config.orderWorkerConcurrency, cpuThreads: config.cpuThreads },
+  { concurrency: config.orderWorkerConcurrency, dispatchConcurrency: config.dispatchWorkerConcurrency, cpuThreads: config.cpuThreads },
   'worker ready: pricing and dispatching orders, running maintenance jobs (cache warm-up, compensation, reconciliation)',
 );

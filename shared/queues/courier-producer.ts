@@ -7,7 +7,6 @@ import { NOTIFICATION_JOB_OPTIONS } from '../notifications/retry-policy.ts';
 import { MAINTENANCE_JOB_OPTIONS } from './maintenance-producer.ts';
 import { payloadProblem } from './payload-schemas.ts';
 import {
-  PRICE_JOB_OPTIONS,
   dispatchJobId,
   maintenanceJobId,
   notificationJobId,
@@ -29,7 +28,7 @@ export interface CourierProducerOptions {
 
 const QUEUE_OF: Readonly<Record<JobName, QueueName>> = {
   'order.price': QUEUE_NAMES.orders,
-  'dispatch.zone': QUEUE_NAMES.orders,
+  'dispatch.zone': QUEUE_NAMES.dispatch,
   'notify.send': QUEUE_NAMES.notifications,
   'cache.warm-up': QUEUE_NAMES.maintenance,
   'orders.compensate': QUEUE_NAMES.maintenance,
@@ -38,7 +37,6 @@ const QUEUE_OF: Readonly<Record<JobName, QueueName>> = {
 
 /** Job options beyond the queue's defaults (retries, how long a finished job is kept). */
 const OPTIONS_OF: Readonly<Partial<Record<JobName, JobsOptions>>> = {
-  'order.price': PRICE_JOB_OPTIONS,
   'notify.send': NOTIFICATION_JOB_OPTIONS,
   'cache.warm-up': MAINTENANCE_JOB_OPTIONS,
   'orders.compensate': MAINTENANCE_JOB_OPTIONS,

@@ -3,7 +3,7 @@ import { NOTIFICATION_JOB_OPTIONS } from '../notifications/retry-policy.ts';
 import { withDeadline } from '../with-deadline.ts';
 import { parsePayload } from './payload-schemas.ts';
 import { notificationJobId, type JobPayloads, type NotificationKind } from './payloads.ts';
-import { QUEUE_NAMES } from './queue-names.ts';
+import { QUEUE_NAMES, assertQueue } from './queue-names.ts';
 
 /**
  * Puts an order's notifications on the notifications queue in one round trip. The job id is
@@ -32,9 +32,7 @@ export async function enqueueNotificationBatch(
   notifications: readonly JobPayloads['notify.send'][],
   timeoutMs: number,
 ): Promise<void> {
-  if (queue.name !== QUEUE_NAMES.notifications) {
-    throw new TypeError(`notifications go on the ${QUEUE_NAMES.notifications} queue, not "${queue.name}"`);
-  }
+  assertQueue(queue, QUEUE_NAMES.notifications, 'notifications');
   const byJobId = new Map<string, { name: 'notify.send'; data: JobPayloads['notify.send']; opts: BulkJobOptions }>();
   for (const notification of notifications) {
     const data = parsePayload('notify.send', { orderId: notification.orderId, kind: notification.kind });

@@ -17,7 +17,7 @@ export type MaintenanceReason = (typeof MAINTENANCE_REASONS)[number];
 export interface JobPayloads {
   /** Take a CREATED order through pricing. jobId `order-<id>` makes a repeat a no-op. */
   'order.price': { orderId: string };
-  /** Match the priced orders of one zone to free riders, in one batch. */
+  /** Match the priced orders of one zone to free riders, in one batch (dispatch queue). jobId `dispatch-<zone>-<windowStartMs>`. */
   'dispatch.zone': { zoneId: string };
   /** Send one notification (notifications queue). jobId `notify-<orderId>-<kind>`. */
   'notify.send': { orderId: string; kind: NotificationKind };
@@ -38,14 +38,6 @@ export type JobName = keyof JobPayloads;
 export function orderJobId(orderId: string): string {
   return `order-${orderId}`;
 }
-
-/**
- * Price jobs carry a priority, dispatch runs none: BullMQ runs jobs without a priority before
- * prioritized ones, so under a backlog the orders queue finishes the orders already priced
- * (their zone's dispatch run) before it starts pricing new ones. Without it a dispatch run waits
- * behind every price job queued before it, and a backlog of priced orders grows without end.
- */
-export const PRICE_JOB_OPTIONS = { priority: 10 } as const;
 
 /**
  * The price job of an order's current stay in CREATED: `order-<id>` the first time, and

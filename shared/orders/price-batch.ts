@@ -1,0 +1,170 @@
+import type { Knex } from 'knex';
+import type { HeldLocks } from '../cache/order-locks.ts';
+import { transactionRetryingDeadlocks } from '../db.ts';
+import { reloadIntoCache, type OrderChangeDeps } from './change-order.ts';
+import type { ChangeOrder } from './order-writer.ts';
+import type { PricingInput, PricingResult } from './pricing.ts';
+import { canTransition } from './state-machine.ts';
+import type { ZoneLoad } from './zone-load.ts';
+
+export interface PriceBatchDeps extends OrderChangeDeps {
+  /** Prices many orders in one call off the event loop (a piscina thread). */
+  readonly priceMany: (inputs: readonly PricingInput[]) => Promise<readonly PricingResult[]>;
+  readonly zoneLoad: Pick<ZoneLoad, 'get'>;
+  /** The one-order routine, which waits for a held lock: for the orders another writer holds now. */
+  readonly change: ChangeOrder;
+  readonly actor: string;
+}
+
+export type PriceOutcome =
+  | { readonly outcome: 'priced'; readonly zoneId: string }
+  | { readonly outcome: 'already-moved-on' }
+  | { readonly outcome: 'not-found' };
+
+interface CreatedOrder {
+  readonly id: string;
+  readonly version: number;
+  readonly zoneId: string;
+  readonly input: Omit<PricingInput, 'openOrdersInZone' | 'freeRidersInZone'>;
+}
+
+interface Priced {
+  readonly order: CreatedOrder;
+  readonly price: PricingResult;
+}
+
+/**
+ * CREATED -> PRICED for many orders at once, through the steps of changeOrder for all of them:
+ * one read, one call into the pricing thread, the orders' Redis locks taken without waiting, their
+ * cached versions marked stale, then one transaction that locks the rows (FOR UPDATE, in key order),
+ * moves those still CREATED at the version read to PRICED (fee, ETA, an order_events row each) and
+ * commits; the cache reloaded and the change published. Run twice (a duplicate job, a retry after a
+ * crash), the second run finds the orders no longer CREATED and changes nothing. An order another
+ * writer holds at the moment (a cancel) goes through changeOrder on its own, which waits its turn.
+ * Answers each order id asked, in order (the same answer for an id asked twice).
+ */
+export async function priceOrders(deps: PriceBatchDeps, orderIds: readonly string[]): Promise<PriceOutcome[]> {
+  if (!canTransition('CREATED', 'PRICED')) throw new Error('the state machine forbids pricing');
+  const ids = [...new Set(orderIds)];
+  const outcomes = new Map<string, PriceOutcome>(ids.map((id) => [id, { outcome: 'not-found' }]));
+  const rows = await deps
+    .db('orders')
+    .select('id', 'status', 'version', 'zone_id', 'pickup_lat', 'pickup_lng', 'dropoff_lat', 'dropoff_lng', 'items')
+    .whereIn('id', ids);
+  const created: CreatedOrder[] = [];
+  for (const row of rows) {
+    const id = String(row.id);
+    if (row.status !== 'CREATED') {
+      outcomes.set(id, { outcome: 'already-moved-on' });
+      continue;
+    }
+    const items: unknown = typeof row.items === 'string' ? JSON.parse(row.items) : row.items;
+    created.push({
+      id,
+      version: Number(row.version),
+      zoneId: String(row.zone_id),
+      input: {
+        pickup: { lat: Number(row.pickup_lat), lng: Number(row.pickup_lng) },
+        dropoff: { lat: Number(row.dropoff_lat), lng: Number(row.dropoff_lng) },
+        itemCount: Array.isArray(items) ? items.length : 1,
+      },
+    });
+  }
+  if (created.length === 0) return orderIds.map((id) => outcomes.get(id)!);
+
+  const zones = [...new Set(created.map((order) => order.zoneId))];
+  const loads = new Map(await Promise.all(zones.map(async (zoneId) => [zoneId, await deps.zoneLoad.get(zoneId)] as const)));
+  const prices = await deps.priceMany(
+    created.map((order) => {
+      const load = loads.get(order.zoneId)!;
+      return { ...order.input, openOrdersInZone: load.openOrders, freeRidersInZone: load.freeRiders };
+    }),
+  );
+  const priced: Priced[] = created.map((order, index) => ({ order, price: prices[index]! }));
+
+  const { changed, movedOn } = await commitPricing(deps, priced);
+  for (const id of movedOn) outcomes.set(id, { outcome: 'already-moved-on' });
+  for (const { order, price } of priced) {
+    if (changed.has(order.id)) {
+      outcomes.set(order.id, { outcome: 'priced', zoneId: order.zoneId });
+    } else if (!movedOn.has(order.id)) {
+      // Held by another writer, or changed since the read without leaving CREATED: on its own,
+      // through the routine that waits for the lock and re-reads.
+      const result = await deps.change({ orderId: order.id, to: 'PRICED', from: ['CREATED'], actor: deps.actor, reason: reasonOf(price), patch: patchOf(price) });
+      outcomes.set(order.id, result.kind === 'done' ? { outcome: 'priced', zoneId: order.zoneId } : result.kind === 'not_found' ? { outcome: 'not-found' } : { outcome: 'already-moved-on' });
+    }
+  }
+  return orderIds.map((id) => outcomes.get(id)!);
+}
+
+const reasonOf = (price: PricingResult) => `${price.distanceMeters} m, surge ${price.surge}`;
+// Moving forward ends the failure streak: the next failure state starts its own budget.
+const patchOf = (price: PricingResult) => ({ fee_cents: price.feeCents, eta_seconds: price.etaSeconds, attempts: 0, last_error: null });
+
+/** The orders this batch moved to PRICED, and of those it locked, the ones found no longer CREATED. */
+async function commitPricing(deps: PriceBatchDeps, priced: readonly Priced[]): Promise<{ changed: ReadonlySet<string>; movedOn: ReadonlySet<string> }> {
+  const { cache } = deps;
+  const epoch = await cache.epoch();
+  let locks: HeldLocks | undefined;
+  try {
+    locks = await deps.locks.tryLockMany(priced.map(({ order }) => order.id));
+    const held = new Set(locks.orderIds);
+    const mine = priced.filter(({ order }) => held.has(order.id));
+    await cache.invalidateMany(mine.map(({ order }) => ({ id: order.id, version: order.version })));
+    locks.signal.throwIfAborted();
+    const { changed, movedOn } = await transactionRetryingDeadlocks(deps.db, (trx) => commitIn(trx, deps.actor, mine));
+    // Not changed by us: the versions we marked are still theirs.
+    await cache.forgetMany(mine.map(({ order }) => order.id).filter((id) => !changed.has(id)));
+    if (changed.size > 0) await reloadIntoCache(deps, [...changed], epoch).catch(() => undefined); // stale marks keep readers on MySQL
+    return { changed, movedOn };
+  } finally {
+    await locks?.release();
+  }
+}
+
+async function commitIn(trx: Knex.Transaction, actor: string, priced: readonly Priced[]): Promise<{ changed: Set<string>; movedOn: Set<string> }> {
+  if (priced.length === 0) return { changed: new Set(), movedOn: new Set() };
+  const rows = await trx('orders')
+    .select('id', 'status', 'version')
+    .whereIn(
+      'id',
+      priced.map(({ order }) => order.id),
+    )
+    .orderBy('id')
+    .forUpdate();
+  const current = new Map(rows.map((row) => [String(row.id), { status: String(row.status), version: Number(row.version) }]));
+  const movedOn = new Set(priced.map(({ order }) => order.id).filter((id) => current.get(id)?.status !== 'CREATED'));
+  const valid = priced.filter(({ order }) => {
+    const now = current.get(order.id);
+    return now?.status === 'CREATED' && now.version === order.version;
+  });
+  if (valid.length === 0) return { changed: new Set(), movedOn };
+
+  const caseOf = (value: (p: Priced) => number) =>
+    trx.raw(`CASE id ${valid.map(() => 'WHEN ? THEN ?').join(' ')} END`, valid.flatMap((p) => [p.order.id, value(p)]));
+  await trx('orders')
+    .whereIn(
+      'id',
+      valid.map(({ order }) => order.id),
+    )
+    .update({
+      status: 'PRICED',
+      fee_cents: caseOf((p) => p.price.feeCents),
+      eta_seconds: caseOf((p) => p.price.etaSeconds),
+      version: trx.raw('version + 1'),
+      attempts: 0,
+      last_error: null,
+      updated_at: trx.raw('CURRENT_TIMESTAMP(3)'),
+    });
+  await trx('order_events').insert(
+    valid.map(({ order, price }) => ({
+      order_id: order.id,
+      from_status: 'CREATED',
+      to_status: 'PRICED',
+      version: order.version + 1,
+      reason: reasonOf(price),
+      actor: actor.slice(0, 64),
+    })),
+  );
+  return { changed: new Set(valid.map(({ order }) => order.id)), movedOn };
+}

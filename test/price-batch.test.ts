@@ -1,0 +1,126 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { priceOrders, type PriceBatchDeps } from '../shared/orders/price-batch.ts';
+import { priceOrder, type PricingInput } from '../shared/orders/pricing.ts';
+import { ZoneLoad } from '../shared/orders/zone-load.ts';
+import { seedOrders } from './support/seed-orders.ts';
+import { createTestWeb, TEST_MERCHANT, type TestWeb } from './support/test-web.ts';
+
+let web: TestWeb;
+
+beforeAll(async () => {
+  web = await createTestWeb();
+});
+
+afterAll(async () => {
+  await web?.close();
+});
+
+/** The worker's batch pricing, wired to the test web's order writer; `beforeCommit` runs between the read and the commit. */
+function batchDeps(beforeCommit?: () => Promise<void>): PriceBatchDeps & { threadCalls: number[] } {
+  const threadCalls: number[] = [];
+  return {
+    ...web.runtime.writer.deps,
+    change: web.runtime.writer.change,
+    priceMany: async (inputs: readonly PricingInput[]) => {
+      threadCalls.push(inputs.length);
+      await beforeCommit?.();
+      return inputs.map(priceOrder);
+    },
+    zoneLoad: new ZoneLoad(web.database.db),
+    actor: 'worker:price',
+    threadCalls,
+  };
+}
+
+const rowsOf = (ids: readonly string[]) => web.database.db('orders').whereIn('id', ids).orderBy('id');
+const pricedEvents = (ids: readonly string[]) => web.database.db('order_events').whereIn('order_id', ids).where({ to_status: 'PRICED' });
+
+describe('pricing orders in a batch', () => {
+  it('moves every CREATED order of the batch to PRICED once, with fee, ETA and its event, in one thread call; the cache holds the new versions', async () => {
+    const { db } = web.database;
+    const ids = await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 200 });
+    const deps = batchDeps();
+    const outcomes = await priceOrders(deps, ids);
+    expect(outcomes).toEqual(ids.map(() => ({ outcome: 'priced', zoneId: TEST_MERCHANT.zone_id })));
+    expect(deps.threadCalls).toEqual([200]);
+
+    const rows = await rowsOf(ids);
+    expect(rows.every((row) => row.status === 'PRICED' && row.version === 2 && row.fee_cents > 300 && row.eta_seconds > 600)).toBe(true);
+    const events = await pricedEvents(ids);
+    expect(events).toHaveLength(200);
+    expect(new Set(events.map((event) => String(event.order_id))).size).toBe(200);
+    expect(events.every((event) => event.from_status === 'CREATED' && event.version === 2 && event.actor === 'worker:price')).toBe(true);
+
+    const { cache } = web.runtime.writer;
+    for (const id of [ids[0]!, ids[199]!]) {
+      expect(await cache.get(id)).toMatchObject({ kind: 'hit', record: { order: { id, status: 'PRICED', version: 2 } } });
+    }
+  });
+
+  it('run again (a duplicate job, a retry after a crash) changes nothing', async () => {
+    const { db } = web.database;
+    const ids = await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 20 });
+    await priceOrders(batchDeps(), ids);
+    const before = await rowsOf(ids);
+    const deps = batchDeps();
+    expect(await priceOrders(deps, ids)).toEqual(ids.map(() => ({ outcome: 'already-moved-on' })));
+    expect(deps.threadCalls).toEqual([]); // nothing left to price: no thread call, no commit
+    expect(await rowsOf(ids)).toEqual(before);
+    expect(await pricedEvents(ids)).toHaveLength(20);
+  });
+
+  it('answers each id asked, in order: an unknown order, one moved on, and an id asked twice', async () => {
+    const { db } = web.database;
+    const [fresh] = await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 1 });
+    const [cancelled] = await seedOrders(db, { clientId: web.clientId, status: 'CANCELLED', count: 1 });
+    const outcomes = await priceOrders(batchDeps(), [fresh!, '999999999', cancelled!, fresh!]);
+    expect(outcomes).toEqual([
+      { outcome: 'priced', zoneId: TEST_MERCHANT.zone_id },
+      { outcome: 'not-found' },
+      { outcome: 'already-moved-on' },
+      { outcome: 'priced', zoneId: TEST_MERCHANT.zone_id },
+    ]);
+    expect(await pricedEvents([fresh!])).toHaveLength(1);
+    expect((await rowsOf([cancelled!]))[0]).toMatchObject({ status: 'CANCELLED', version: 1 });
+  });
+
+  it('an order cancelled between the read and the commit stays CANCELLED; the rest of the batch is priced', async () => {
+    const { db } = web.database;
+    const ids = await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 10 });
+    const victim = ids[4]!;
+    const deps = batchDeps(async () => {
+      const result = await web.runtime.writer.change({ orderId: victim, to: 'CANCELLED', actor: 'client', reason: 'changed my mind' });
+      expect(result.kind).toBe('done');
+    });
+    const outcomes = await priceOrders(deps, ids);
+    expect(outcomes[4]).toEqual({ outcome: 'already-moved-on' });
+    expect(outcomes.filter((outcome) => outcome.outcome === 'priced')).toHaveLength(9);
+    expect((await rowsOf([victim]))[0]).toMatchObject({ status: 'CANCELLED', version: 2, fee_cents: null });
+    expect(await pricedEvents([victim])).toHaveLength(0);
+    expect(await pricedEvents(ids)).toHaveLength(9);
+  });
+
+  it('an order another writer holds is not skipped: it is priced, once, as soon as the holder lets go', async () => {
+    const { db } = web.database;
+    const [free, held] = (await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 2 })) as [string, string];
+    let letGo!: () => void;
+    let isHeld!: () => void;
+    const holding = new Promise<void>((resolve) => (isHeld = resolve));
+    const holder = web.runtime.writer.deps.locks.withLock(held, async () => {
+      isHeld();
+      await new Promise<void>((resolve) => (letGo = resolve));
+    });
+    await holding;
+    const pricing = priceOrders(batchDeps(), [free, held]);
+    // The batch commits the order it could lock and leaves the held one waiting for its lock.
+    await vi.waitFor(async () => expect((await rowsOf([free]))[0].status).toBe('PRICED'), { timeout: 5000, interval: 20 });
+    expect((await rowsOf([held]))[0].status).toBe('CREATED');
+    letGo();
+    await holder;
+    expect(await pricing).toEqual([
+      { outcome: 'priced', zoneId: TEST_MERCHANT.zone_id },
+      { outcome: 'priced', zoneId: TEST_MERCHANT.zone_id },
+    ]);
+    expect(await pricedEvents([free, held])).toHaveLength(2);
+  });
+});
