@@ -1,14 +1,14 @@
 import { UnrecoverableError } from 'bullmq';
-import type { Db } from '../shared/db.ts';
 import { ProviderRejectedError, ProviderUnavailableError, coerceError } from '../shared/errors/index.ts';
 import type { Logger } from '../shared/logger.ts';
-import { composeNotification, loadNotificationContext } from '../shared/notifications/compose-notification.ts';
-import { markSent, openLedgerEntry, recordAttempt, recordFailure } from '../shared/notifications/notification-ledger.ts';
+import { composeNotification } from '../shared/notifications/compose-notification.ts';
+import type { NotificationLedgerSteps } from '../shared/notifications/ledger-steps.ts';
 import type { NotificationSender, ProviderReceipt } from '../shared/notifications/provider-client.ts';
 import type { JobPayloads } from '../shared/queues/payloads.ts';
 
 export interface SendNotificationDeps {
-  readonly db: Db;
+  /** The ledger's steps (the notifier takes those of its jobs in flight together). */
+  readonly ledger: NotificationLedgerSteps;
   /** The provider behind its timeout and circuit breaker (one per process). */
   readonly provider: NotificationSender;
   readonly logger: Logger;
@@ -36,17 +36,16 @@ export async function sendNotificationJob(
   deps: SendNotificationDeps,
 ): Promise<SendNotificationOutcome> {
   const { orderId, kind } = payload;
-  const entry = await openLedgerEntry(deps.db, orderId, kind);
-  if (entry.status === 'SENT') return 'already-sent';
-
-  const context = await loadNotificationContext(deps.db, orderId);
+  const begun = await deps.ledger.begin(orderId, kind);
+  if (begun.status === 'SENT') return 'already-sent';
+  const { entry, context } = begun;
   if (!context) {
-    await recordFailure(deps.db, entry.id, `order ${orderId} or its merchant does not exist`, { takeBackAttempt: false });
+    await deps.ledger.recordFailure(entry.id, `order ${orderId} or its merchant does not exist`, { takeBackAttempt: false });
     throw new UnrecoverableError(`order ${orderId} or its merchant does not exist`);
   }
   const message = { orderId, kind, ...composeNotification(kind, context) };
 
-  await recordAttempt(deps.db, entry.id);
+  // begin() counted this call: a crash during it is still counted.
   let receipt: ProviderReceipt;
   try {
     receipt = await deps.provider.send(message, deps.signal ? { signal: deps.signal } : {});
@@ -54,7 +53,7 @@ export async function sendNotificationJob(
     const error = coerceError(thrown);
     // The open breaker refused the call at once: it never reached the provider, so it is no attempt.
     const takeBackAttempt = error instanceof ProviderUnavailableError;
-    await recordFailure(deps.db, entry.id, error.message, { takeBackAttempt }).catch((e: unknown) =>
+    await deps.ledger.recordFailure(entry.id, error.message, { takeBackAttempt }).catch((e: unknown) =>
       deps.logger.warn({ err: coerceError(e), orderId, kind }, 'could not record the notification failure'),
     );
     // The provider refused this very message: sending it again would be refused again.
@@ -62,7 +61,7 @@ export async function sendNotificationJob(
     throw error;
   }
 
-  const marked = await markSent(deps.db, entry.id, receipt.messageId);
+  const marked = await deps.ledger.markSent(entry.id, receipt.messageId);
   deps.logger.info(
     { orderId, kind, messageId: receipt.messageId, replayed: receipt.replayed, attempt: entry.attempts + 1 },
     marked ? 'notification sent' : 'notification was marked sent by another run',

@@ -90,6 +90,10 @@ export interface Config {
   readonly notifyTimeoutMs: number;
   /** Notification jobs one notifier process runs at once. Default 32 */
   readonly notifierConcurrency: number;
+  /** Notification jobs in flight whose ledger steps share a round trip (and a commit). */
+  readonly notifyBatchMax: number;
+  /** How long the first ledger step of a batch waits for others, in ms. */
+  readonly notifyBatchWaitMs: number;
   /** Circuit breaker: open when this share of recent calls failed, in percent. Default 50 */
   readonly notifyBreakerErrorPercent: number;
   /** Circuit breaker: try again (half-open) after this long, in ms. Default 10000 */
@@ -245,6 +249,8 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     notifyProviderUrl: url(env, 'NOTIFY_PROVIDER_URL', 'http://127.0.0.1:3100', ['http:', 'https:']),
     notifyTimeoutMs: int(env, 'NOTIFY_TIMEOUT_MS', 2000, 10, 60_000),
     notifierConcurrency: int(env, 'NOTIFIER_CONCURRENCY', 32, 1, 1000),
+    notifyBatchMax: int(env, 'NOTIFY_BATCH_MAX', 64, 1, 1000),
+    notifyBatchWaitMs: int(env, 'NOTIFY_BATCH_WAIT_MS', 2, 0, 1000),
     notifyBreakerErrorPercent: int(env, 'NOTIFY_BREAKER_ERROR_PERCENT', 50, 1, 100),
     notifyBreakerResetMs: int(env, 'NOTIFY_BREAKER_RESET_MS', 10_000, 100, 600_000),
     metricsPort: int(env, 'METRICS_PORT', 0, 0, 65535),

@@ -7,7 +7,8 @@ import { sendNotificationJob } from '../jobs/send-notification.ts';
 import { loadConfig, type Config } from '../shared/config.ts';
 import { ProviderUnavailableError } from '../shared/errors/index.ts';
 import { IdGenerator } from '../shared/ids.ts';
-import { composeNotification, loadNotificationContext } from '../shared/notifications/compose-notification.ts';
+import { composeNotification, loadNotificationContexts } from '../shared/notifications/compose-notification.ts';
+import { BatchedNotificationLedger } from '../shared/notifications/ledger-steps.ts';
 import {
   buildDevProvider,
   type DeliveredMessage,
@@ -198,7 +199,7 @@ describe('notifications', () => {
     expect((await outcome).result).toBe('already-sent');
 
     // Run directly, twice.
-    const deps = { db: database.db, provider: notifier.provider, logger: silent };
+    const deps = { ledger: new BatchedNotificationLedger(database.db), provider: notifier.provider, logger: silent };
     expect(await sendNotificationJob({ orderId, kind }, deps)).toBe('already-sent');
     expect(await sendNotificationJob({ orderId, kind }, deps)).toBe('already-sent');
 
@@ -211,7 +212,7 @@ describe('notifications', () => {
   it('two runs of one notification at once send one message', async () => {
     const orderId = await newOrder();
     const kind = 'customer.cancelled';
-    const deps = { db: database.db, provider: notifier.provider, logger: silent };
+    const deps = { ledger: new BatchedNotificationLedger(database.db), provider: notifier.provider, logger: silent };
     const outcomes = await Promise.all([sendNotificationJob({ orderId, kind }, deps), sendNotificationJob({ orderId, kind }, deps)]);
     expect(outcomes.sort()).toEqual(['already-sent', 'sent']);
     const messages = await delivered(orderId);
@@ -220,13 +221,43 @@ describe('notifications', () => {
     expect(await ledger(orderId, kind)).toMatchObject({ status: 'SENT', provider_message_id: messages[0]!.id });
   });
 
+  it('the ledger steps of notifications sent at once share their round trips, and each is still sent once', async () => {
+    const orderIds: string[] = [];
+    for (let i = 0; i < 50; i++) orderIds.push(await newOrder());
+    const kinds: NotificationKind[] = ['customer.dispatched', 'merchant.dispatched'];
+    const statements: string[] = [];
+    const onQuery = (query: { sql: string }) => statements.push(query.sql);
+    const deps = { ledger: new BatchedNotificationLedger(database.db, { maxSize: 100 }), provider: notifier.provider, logger: silent };
+    const before = await providerStats();
+    database.db.on('query', onQuery);
+    let outcomes: string[];
+    try {
+      outcomes = await Promise.all(orderIds.flatMap((orderId) => kinds.map((kind) => sendNotificationJob({ orderId, kind }, deps))));
+    } finally {
+      database.db.off('query', onQuery);
+    }
+    expect(outcomes).toEqual(Array(100).fill('sent'));
+    const after = await providerStats();
+    expect(after.deliveries - before.deliveries).toBe(100);
+    expect(after.duplicates).toBe(before.duplicates);
+    const rows = await database.db('notifications').whereIn('order_id', orderIds);
+    expect(rows).toHaveLength(100);
+    expect(rows.every((row) => row.status === 'SENT' && row.attempts === 1 && row.provider_message_id)).toBe(true);
+    // One at a time: 5 statements a notification (500). Together: the 100 begins, submitted at
+    // once, are one batch (INSERT, two SELECTs, one UPDATE of the attempts); the SENT marks follow
+    // the provider's answers in a few transactions.
+    expect(statements.filter((sql) => /^insert into notifications/i.test(sql.replaceAll('`', '')))).toHaveLength(1);
+    expect(statements.filter((sql) => /^update notifications set attempts/i.test(sql.replaceAll('`', '')))).toHaveLength(1);
+    expect(statements.length).toBeLessThan(250);
+  });
+
   it('a retry after a crash between the provider call and marking SENT notifies once', async () => {
     const orderId = await newOrder();
     const kind = 'customer.dispatched';
     // The run that crashed: it opened the ledger row, counted its attempt, and the provider accepted
     // the message; the process died before the row said SENT.
     await database.db('notifications').insert({ order_id: orderId, kind, status: 'PENDING', attempts: 1 });
-    const context = (await loadNotificationContext(database.db, orderId))!;
+    const context = (await loadNotificationContexts(database.db, [orderId])).get(orderId)!;
     const client = new ProviderClient(config);
     let first;
     try {
@@ -238,7 +269,7 @@ describe('notifications', () => {
     const before = await providerStats();
 
     // The retry calls the provider again with the same key; the provider drops the repeat.
-    const outcome = await sendNotificationJob({ orderId, kind }, { db: database.db, provider: notifier.provider, logger: silent });
+    const outcome = await sendNotificationJob({ orderId, kind }, { ledger: new BatchedNotificationLedger(database.db), provider: notifier.provider, logger: silent });
     expect(outcome).toBe('sent');
 
     const after = await providerStats();
@@ -296,7 +327,7 @@ describe('notifications', () => {
     client.onStateChange((state) => states.push(state));
     const orderId = await newOrder();
     const kind = 'customer.dispatched';
-    const deps = { db: database.db, provider: client, logger: silent };
+    const deps = { ledger: new BatchedNotificationLedger(database.db), provider: client, logger: silent };
     try {
       await control({ down: true });
       for (let i = 0; i < 3; i++) {

@@ -4,6 +4,7 @@ import type { Config } from '../shared/config.ts';
 import { createDb } from '../shared/db.ts';
 import { ProviderUnavailableError } from '../shared/errors/index.ts';
 import type { Logger } from '../shared/logger.ts';
+import { BatchedNotificationLedger } from '../shared/notifications/ledger-steps.ts';
 import { ProviderClient, type ProviderClientOptions } from '../shared/notifications/provider-client.ts';
 import { MAX_WAIT_FOR_PROVIDER_MS, notificationBackoff, waitForProviderMs } from '../shared/notifications/retry-policy.ts';
 import { parsePayload } from '../shared/queues/payload-schemas.ts';
@@ -30,6 +31,7 @@ export async function startNotifier(
   opts: { provider?: ProviderClientOptions } = {},
 ): Promise<Notifier> {
   const db = createDb(config, { logger });
+  const ledger = new BatchedNotificationLedger(db, { maxSize: config.notifyBatchMax, maxWaitMs: config.notifyBatchWaitMs });
   const provider = new ProviderClient(config, opts.provider);
   provider.onStateChange((state) => {
     const fields = { breaker: state, stats: provider.stats, provider: config.notifyProviderUrl };
@@ -43,7 +45,7 @@ export async function startNotifier(
     if (job.name !== 'notify.send') throw new UnrecoverableError(`unknown job name "${job.name}" on the notifications queue`);
     const payload = parsePayload('notify.send', job.data);
     try {
-      return await sendNotificationJob(payload, { db, provider, logger: jobLogger, ...(signal ? { signal } : {}) });
+      return await sendNotificationJob(payload, { ledger, provider, logger: jobLogger, ...(signal ? { signal } : {}) });
     } catch (error) {
       // The breaker is open: nothing reached the provider. Wait until it may let a call through,
       // without spending one of the job's attempts (whatever options its producer gave it), for

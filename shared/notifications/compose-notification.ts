@@ -11,29 +11,25 @@ export interface NotificationContext {
   readonly merchantName: string;
 }
 
-/** The order and its merchant, or undefined when either is missing. */
-export async function loadNotificationContext(db: Db, orderId: string): Promise<NotificationContext | undefined> {
-  const row = await db('orders')
+/** The orders with their merchants, in one query; an order missing (or its merchant) is missing from the map. */
+export async function loadNotificationContexts(db: Db, orderIds: readonly string[]): Promise<Map<string, NotificationContext>> {
+  const contexts = new Map<string, NotificationContext>();
+  if (orderIds.length === 0) return contexts;
+  const rows = await db('orders')
     .join('merchants', 'merchants.id', 'orders.merchant_id')
-    .select(
-      'orders.id',
-      'orders.dropoff_phone',
-      'orders.eta_seconds',
-      'orders.rider_id',
-      'merchants.id as merchant_id',
-      'merchants.name as merchant_name',
-    )
-    .where('orders.id', orderId)
-    .first();
-  if (!row) return undefined;
-  return {
-    orderId: String(row.id),
-    dropoffPhone: String(row.dropoff_phone),
-    etaSeconds: row.eta_seconds === null ? null : Number(row.eta_seconds),
-    riderId: row.rider_id === null ? null : String(row.rider_id),
-    merchantId: String(row.merchant_id),
-    merchantName: String(row.merchant_name),
-  };
+    .select('orders.id', 'orders.dropoff_phone', 'orders.eta_seconds', 'orders.rider_id', 'merchants.id as merchant_id', 'merchants.name as merchant_name')
+    .whereIn('orders.id', [...new Set(orderIds)]);
+  for (const row of rows) {
+    contexts.set(String(row.id), {
+      orderId: String(row.id),
+      dropoffPhone: String(row.dropoff_phone),
+      etaSeconds: row.eta_seconds === null ? null : Number(row.eta_seconds),
+      riderId: row.rider_id === null ? null : String(row.rider_id),
+      merchantId: String(row.merchant_id),
+      merchantName: String(row.merchant_name),
+    });
+  }
+  return contexts;
 }
 
 /**

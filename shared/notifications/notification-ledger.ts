@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { Db } from '../db.ts';
+import { transactionRetryingDeadlocks, type Db } from '../db.ts';
 import type { NotificationKind } from '../queues/payloads.ts';
 
 /**
@@ -15,24 +15,49 @@ export interface LedgerEntry {
   readonly providerMessageId: string | null;
 }
 
-/** The entry for (order, kind), created PENDING if missing; the unique key makes concurrent calls agree on one row. */
-export async function openLedgerEntry(db: Db, orderId: string, kind: NotificationKind): Promise<LedgerEntry> {
-  await db.raw('INSERT INTO notifications (order_id, kind, status, attempts) VALUES (?, ?, ?, 0) ON DUPLICATE KEY UPDATE id = id', [
-    orderId,
-    kind,
-    'PENDING',
-  ]);
-  const row = await db('notifications')
-    .select('id', 'status', 'attempts', 'provider_message_id')
-    .where({ order_id: orderId, kind })
-    .first();
-  if (!row) throw new Error(`notification ledger row for order ${orderId} ${kind} vanished`);
-  return {
-    id: String(row.id),
-    status: row.status as LedgerStatus,
-    attempts: Number(row.attempts),
-    providerMessageId: row.provider_message_id ?? null,
-  };
+/**
+ * The entries for these (order, kind) pairs, each created PENDING if missing, in two statements
+ * for all of them; the unique key makes concurrent callers agree on one row each. Keyed by
+ * ledgerKey(orderId, kind).
+ */
+export async function openLedgerEntries(
+  db: Db,
+  pairs: readonly { readonly orderId: string; readonly kind: NotificationKind }[],
+): Promise<Map<string, LedgerEntry>> {
+  const entries = new Map<string, LedgerEntry>();
+  if (pairs.length === 0) return entries;
+  const values = pairs.map(() => "(?, ?, 'PENDING', 0)").join(', ');
+  const params = pairs.flatMap((pair) => [pair.orderId, pair.kind]);
+  await db.raw(`INSERT INTO notifications (order_id, kind, status, attempts) VALUES ${values} ON DUPLICATE KEY UPDATE id = id`, params);
+  const rows = (await db('notifications')
+    .select('id', 'order_id', 'kind', 'status', 'attempts', 'provider_message_id')
+    // Not a row constructor `(order_id, kind) IN (('<id>', '<kind>'), ...)`: with the BIGINT ids
+    // bound as strings MariaDB 10.11 answers it wrongly (two tuples asked, one row back).
+    .whereIn('order_id', [...new Set(pairs.map((pair) => pair.orderId))])
+    .whereIn('kind', [...new Set(pairs.map((pair) => pair.kind))])) as {
+    id: string | number;
+    order_id: string | number;
+    kind: NotificationKind;
+    status: LedgerStatus;
+    attempts: number;
+    provider_message_id: string | null;
+  }[];
+  for (const row of rows) {
+    entries.set(ledgerKey(String(row.order_id), row.kind), {
+      id: String(row.id),
+      status: row.status,
+      attempts: Number(row.attempts),
+      providerMessageId: row.provider_message_id ?? null,
+    });
+  }
+  for (const pair of pairs) {
+    if (!entries.has(ledgerKey(pair.orderId, pair.kind))) throw new Error(`notification ledger row for order ${pair.orderId} ${pair.kind} vanished`);
+  }
+  return entries;
+}
+
+export function ledgerKey(orderId: string, kind: NotificationKind): string {
+  return `${orderId}:${kind}`;
 }
 
 /**
@@ -51,25 +76,46 @@ export async function openLedgerEntriesIn(
   ]);
 }
 
-/** Counts one call to the provider, before it is made, so a crash during the call is still counted. */
-export async function recordAttempt(db: Db, entryId: string): Promise<void> {
-  await db('notifications')
-    .where({ id: entryId, status: 'PENDING' })
-    .update({ attempts: db.raw('attempts + 1'), updated_at: db.raw('CURRENT_TIMESTAMP(3)') });
+/**
+ * Counts calls to the provider, before they are made, so a crash during a call is still counted:
+ * `calls` maps a PENDING entry's id to the calls about to be made (one, unless two runs meet).
+ */
+export async function recordAttempts(db: Db, calls: ReadonlyMap<string, number>): Promise<void> {
+  if (calls.size === 0) return;
+  const ids = [...calls.keys()];
+  const increment = db.raw(`attempts + CASE id ${ids.map(() => 'WHEN ? THEN ?').join(' ')} END`, ids.flatMap((id) => [id, calls.get(id)!]));
+  await db('notifications').whereIn('id', ids).where({ status: 'PENDING' }).update({ attempts: increment, updated_at: db.raw('CURRENT_TIMESTAMP(3)') });
 }
 
-/** PENDING -> SENT with the provider's message id; false when another run marked it first. */
-export async function markSent(db: Db, entryId: string, providerMessageId: string): Promise<boolean> {
-  const updated = await db('notifications')
-    .where({ id: entryId, status: 'PENDING' })
-    .update({
+/**
+ * PENDING -> SENT with the provider's message ids, in one transaction; answers the ids this call
+ * marked (an entry another run marked first, or listed twice, is marked once).
+ */
+export async function markSentMany(db: Db, sent: readonly { readonly entryId: string; readonly providerMessageId: string }[]): Promise<Set<string>> {
+  const messageIds = new Map<string, string>();
+  for (const { entryId, providerMessageId } of sent) if (!messageIds.has(entryId)) messageIds.set(entryId, providerMessageId);
+  if (messageIds.size === 0) return new Set();
+  return transactionRetryingDeadlocks(db, async (trx) => {
+    const pending = ((await trx('notifications')
+      .select('id')
+      .whereIn('id', [...messageIds.keys()])
+      .where({ status: 'PENDING' })
+      .orderBy('id')
+      .forUpdate()) as { id: string | number }[]).map((row) => String(row.id));
+    if (pending.length === 0) return new Set<string>();
+    const messageIdCase = trx.raw(
+      `CASE id ${pending.map(() => 'WHEN ? THEN ?').join(' ')} END`,
+      pending.flatMap((id) => [id, messageIds.get(id)!.slice(0, 128)]),
+    );
+    await trx('notifications').whereIn('id', pending).update({
       status: 'SENT',
-      provider_message_id: providerMessageId.slice(0, 128),
+      provider_message_id: messageIdCase,
       last_error: null,
-      sent_at: db.raw('CURRENT_TIMESTAMP(3)'),
-      updated_at: db.raw('CURRENT_TIMESTAMP(3)'),
+      sent_at: trx.raw('CURRENT_TIMESTAMP(3)'),
+      updated_at: trx.raw('CURRENT_TIMESTAMP(3)'),
     });
-  return updated === 1;
+    return new Set(pending);
+  });
 }
 
 /**
