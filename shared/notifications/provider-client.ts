@@ -1,4 +1,5 @@
 import CircuitBreaker from 'opossum';
+import { Pool } from 'undici';
 import type { Config } from '../config.ts';
 import { ProviderRejectedError, ProviderUnavailableError, coerceError } from '../errors/index.ts';
 import type { NotificationKind } from '../queues/payloads.ts';
@@ -36,6 +37,8 @@ export interface ProviderClientOptions {
   readonly volumeThreshold?: number;
   /** Length of the breaker's rolling statistics window, in ms. Default 10000 */
   readonly rollingWindowMs?: number;
+  /** Keep-alive connections to the provider at most. Default 64 */
+  readonly connections?: number;
 }
 
 /**
@@ -54,7 +57,7 @@ const RETRYABLE_4XX = new Set([408, 409, 425, 429]);
 const CALLER_ABORTS = new WeakSet<object>();
 
 /**
- * Sends notifications to the provider over HTTP: one POST per message with an Idempotency-Key,
+ * Sends notifications to the provider over HTTP (keep-alive connections): one POST per message with an Idempotency-Key,
  * bounded by notifyTimeoutMs (the request is aborted, not just abandoned), inside a circuit
  * breaker. When enough recent calls failed the breaker opens and calls fail at once with
  * ProviderUnavailableError, without reaching the provider, until notifyBreakerResetMs has passed;
@@ -62,7 +65,9 @@ const CALLER_ABORTS = new WeakSet<object>();
  * One client per process: every job of the process shares its breaker.
  */
 export class ProviderClient implements NotificationSender {
-  private readonly endpoint: string;
+  /** Keep-alive connections to the provider; undici's request API, without fetch's web streams and signals per call. */
+  private readonly pool: Pool;
+  private readonly path: string;
   private readonly breaker: CircuitBreaker<[NotificationMessage, AbortSignal | undefined], ProviderReceipt>;
   private readonly listeners = new Set<(state: BreakerState) => void>();
   private openedAt = 0;
@@ -71,11 +76,18 @@ export class ProviderClient implements NotificationSender {
     private readonly config: ProviderClientConfig,
     opts: ProviderClientOptions = {},
   ) {
-    this.endpoint = `${config.notifyProviderUrl.replace(/\/+$/, '')}/v1/messages`;
+    const base = new URL(config.notifyProviderUrl);
+    this.path = `${base.pathname.replace(/\/+$/, '')}/v1/messages`;
+    // The request is aborted at notifyTimeoutMs without an answer (not just abandoned).
+    this.pool = new Pool(base.origin, {
+      connections: opts.connections ?? 64,
+      headersTimeout: config.notifyTimeoutMs,
+      bodyTimeout: config.notifyTimeoutMs,
+    });
     this.breaker = new CircuitBreaker((message: NotificationMessage, signal: AbortSignal | undefined) => this.post(message, signal), {
       name: 'notify-provider',
-      // The request aborts itself at notifyTimeoutMs (AbortSignal.timeout); the breaker's own timer
-      // is the same bound, counted as a failure.
+      // The request aborts itself at notifyTimeoutMs (the pool's headers timeout); the breaker's own
+      // timer is the same bound, counted as a failure.
       timeout: config.notifyTimeoutMs,
       errorThresholdPercentage: config.notifyBreakerErrorPercent,
       resetTimeout: config.notifyBreakerResetMs,
@@ -142,56 +154,60 @@ export class ProviderClient implements NotificationSender {
     }
   }
 
-  /** Stops the breaker's timers; later calls fail with ProviderUnavailableError. */
+  /** Stops the breaker's timers and closes the connections; later calls fail with ProviderUnavailableError. */
   close(): void {
     this.listeners.clear();
     this.breaker.shutdown();
+    void this.pool.destroy().catch(() => undefined);
   }
 
   private async post(message: NotificationMessage, callerSignal: AbortSignal | undefined): Promise<ProviderReceipt> {
-    const timeout = AbortSignal.timeout(this.config.notifyTimeoutMs);
-    const signal = callerSignal ? AbortSignal.any([timeout, callerSignal]) : timeout;
-    let response: Response;
+    let statusCode: number;
+    let replayed: boolean;
     let body: string;
     try {
-      response = await fetch(this.endpoint, {
+      const response = await this.pool.request({
+        path: this.path,
         method: 'POST',
         headers: {
           'content-type': 'application/json',
           'idempotency-key': notificationIdempotencyKey(message.orderId, message.kind),
         },
         body: JSON.stringify({ orderId: message.orderId, kind: message.kind, to: message.to, text: message.text }),
-        signal,
+        ...(callerSignal ? { signal: callerSignal } : {}),
       });
-      body = await response.text();
+      statusCode = response.statusCode;
+      replayed = response.headers['idempotent-replayed'] === 'true';
+      body = await response.body.text();
     } catch (thrown) {
-      throw this.describeFailure(thrown, timeout, callerSignal);
+      throw this.describeFailure(thrown, callerSignal);
     }
 
-    if (response.ok) {
+    if (statusCode >= 200 && statusCode < 300) {
       const messageId = parseMessageId(body);
-      if (!messageId) throw new Error(`the notification provider answered ${response.status} without a message id`);
-      return { messageId, replayed: response.headers.get('idempotent-replayed') === 'true' };
+      if (!messageId) throw new Error(`the notification provider answered ${statusCode} without a message id`);
+      return { messageId, replayed };
     }
-    const detail = `${response.status}${body ? `: ${body.slice(0, 200)}` : ''}`;
-    if (response.status >= 400 && response.status < 500 && !RETRYABLE_4XX.has(response.status)) {
-      throw new ProviderRejectedError(response.status, `the notification provider refused the message (${detail})`);
+    const detail = `${statusCode}${body ? `: ${body.slice(0, 200)}` : ''}`;
+    if (statusCode >= 400 && statusCode < 500 && !RETRYABLE_4XX.has(statusCode)) {
+      throw new ProviderRejectedError(statusCode, `the notification provider refused the message (${detail})`);
     }
     throw new Error(`the notification provider answered ${detail}`);
   }
 
-  private describeFailure(thrown: unknown, timeout: AbortSignal, callerSignal: AbortSignal | undefined): Error {
+  private describeFailure(thrown: unknown, callerSignal: AbortSignal | undefined): Error {
     if (callerSignal?.aborted) {
       const error = new Error('the notification was abandoned by its caller', { cause: callerSignal.reason });
       CALLER_ABORTS.add(error);
       return error;
     }
-    if (timeout.aborted) {
-      return new Error(`the notification provider did not answer within ${this.config.notifyTimeoutMs} ms`, { cause: thrown });
-    }
     const error = coerceError(thrown);
+    const code = (error as { code?: unknown }).code;
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+      return new Error(`the notification provider did not answer within ${this.config.notifyTimeoutMs} ms`, { cause: error });
+    }
     const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
-    const reason = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : error.message;
+    const reason = typeof code === 'string' ? code : typeof cause?.code === 'string' ? cause.code : error.message;
     return new Error(`could not reach the notification provider: ${reason}`, { cause: error });
   }
 
