@@ -24,6 +24,8 @@ export interface DispatchZoneDeps {
   /** Books the zone's next dispatch window (what a run that found its zone busy does). */
   readonly dispatchLater?: (zoneId: string) => Promise<void>;
   readonly batchSize: number;
+  /** Batches one run may commit while a full batch keeps waiting. Default 1 */
+  readonly maxBatchesPerRun?: number;
   readonly radiusMeters: number;
   /** When a DISPATCH_FAILED order is due for compensation's next re-drive. */
   readonly retry: Pick<RetryPolicy, 'baseMs' | 'maxMs'>;
@@ -41,15 +43,16 @@ export interface DispatchOutcome {
 }
 
 /**
- * One dispatch batch of a zone: the zone's PRICED orders are matched to free riders at once (the
- * optimal assignment of the cost matrix, solved in a thread), and the batch commits in one
+ * A dispatch run of a zone, in batches: each batch of the zone's PRICED orders is matched to free
+ * riders at once (the optimal assignment of the cost matrix, solved in a thread), and the batch commits in one
  * transaction (shared/orders/dispatch-batch.ts) where each order is still PRICED at the version
  * read and its rider still has a free slot (both rows locked and re-read), so concurrent runs
  * never give a rider more orders than its capacity nor an order two riders. An order no free
  * rider in range can take goes to DISPATCH_FAILED with the reason.
  */
 export async function dispatchZoneJob(payload: JobPayloads['dispatch.zone'], deps: DispatchZoneDeps): Promise<DispatchOutcome> {
-  const run = deps.zoneLock ? await deps.zoneLock.tryRun(payload.zoneId, () => dispatchBatch(payload, deps)) : { ran: true as const, value: await dispatchBatch(payload, deps) };
+  const drain = () => drainZone(payload, deps);
+  const run = deps.zoneLock ? await deps.zoneLock.tryRun(payload.zoneId, drain) : { ran: true as const, value: await drain() };
   if (!run.ran) {
     await (deps.dispatchLater ?? deps.dispatchAgain)(payload.zoneId);
     return { considered: 0, dispatched: 0, failed: 0, deferred: 0, busy: true };
@@ -61,14 +64,34 @@ export async function dispatchZoneJob(payload: JobPayloads['dispatch.zone'], dep
   return outcome;
 }
 
-async function dispatchBatch(payload: JobPayloads['dispatch.zone'], deps: DispatchZoneDeps): Promise<{ outcome: DispatchOutcome; again: boolean }> {
+/**
+ * Batch after batch while the zone has a full batch waiting and the last one moved orders, up to
+ * maxBatchesPerRun: a backlog is drained by one run (one job, one zone lock) rather than by a
+ * chain of jobs. Orders left over (the budget spent, or deferred) are owed another run.
+ */
+async function drainZone(payload: JobPayloads['dispatch.zone'], deps: DispatchZoneDeps): Promise<{ outcome: DispatchOutcome; again: boolean }> {
+  const total = { considered: 0, dispatched: 0, failed: 0, deferred: 0 };
+  const budget = Math.max(1, deps.maxBatchesPerRun ?? 1);
+  for (let batch = 1; ; batch++) {
+    const { outcome, full } = await dispatchBatch(payload, deps);
+    total.considered += outcome.considered;
+    total.dispatched += outcome.dispatched;
+    total.failed += outcome.failed;
+    total.deferred += outcome.deferred;
+    const moved = outcome.dispatched + outcome.failed > 0;
+    if (full && moved && batch < budget) continue;
+    return { outcome: total, again: full || outcome.deferred > 0 };
+  }
+}
+
+async function dispatchBatch(payload: JobPayloads['dispatch.zone'], deps: DispatchZoneDeps): Promise<{ outcome: DispatchOutcome; full: boolean }> {
   const { db } = deps;
   const orderRows = await db('orders')
     .select('id', 'version', 'pickup_lat', 'pickup_lng')
     .where({ zone_id: payload.zoneId, status: 'PRICED' })
     .orderBy('id')
     .limit(deps.batchSize);
-  if (orderRows.length === 0) return { outcome: { considered: 0, dispatched: 0, failed: 0, deferred: 0 }, again: false };
+  if (orderRows.length === 0) return { outcome: { considered: 0, dispatched: 0, failed: 0, deferred: 0 }, full: false };
   const orders: WaitingOrder[] = orderRows.map((row) => ({
     id: String(row.id),
     version: Number(row.version),
@@ -106,5 +129,5 @@ async function dispatchBatch(payload: JobPayloads['dispatch.zone'], deps: Dispat
     failed: committed.failed.length,
     deferred: committed.deferred,
   };
-  return { outcome, again: orders.length === deps.batchSize || committed.deferred > 0 };
+  return { outcome, full: orders.length === deps.batchSize };
 }

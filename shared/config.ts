@@ -42,6 +42,8 @@ export interface Config {
   readonly orderWorkerConcurrency: number;
   /** Dispatch runs one worker process runs at once (one per zone at a time; more zones run side by side). */
   readonly dispatchWorkerConcurrency: number;
+  /** Batches one dispatch run may commit while its zone has a full batch waiting. */
+  readonly dispatchMaxBatchesPerRun: number;
   /** Price jobs in flight priced together: one read, one thread call, one commit per batch. */
   readonly priceBatchMax: number;
   /** How long the first price job of a batch waits for others, in ms. */
@@ -225,6 +227,7 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     authCacheTtlSeconds: int(env, 'AUTH_CACHE_TTL_SECONDS', 30, 0, 3600),
     orderWorkerConcurrency: int(env, 'ORDER_WORKER_CONCURRENCY', 64, 1, 1000),
     dispatchWorkerConcurrency: int(env, 'DISPATCH_WORKER_CONCURRENCY', 8, 1, 1000),
+    dispatchMaxBatchesPerRun: int(env, 'DISPATCH_MAX_BATCHES_PER_RUN', 10, 1, 1000),
     priceBatchMax: int(env, 'PRICE_BATCH_MAX', 100, 1, 1000),
     priceBatchWaitMs: int(env, 'PRICE_BATCH_WAIT_MS', 5, 0, 1000),
     cpuThreads: int(env, 'CPU_THREADS', 1, 1, 64),

@@ -122,6 +122,25 @@ describe('dispatch', () => {
     }
   });
 
+  it('one run drains a backlog batch after batch, within its budget, and books another run only for what is left', async () => {
+    await web.database.db('merchants').insert({ id: '5001', name: 'Bulk Kitchen', zone_id: 'bulk-zone', lat: 31.25, lng: 121.25, address: 'x' });
+    await web.database.db('riders').insert(
+      Array.from({ length: 6 }, (_, i) => ({ id: String(8501 + i), name: `B${i}`, zone_id: 'bulk-zone', lat: 31.25 + i / 10_000, lng: 121.25, capacity: 50 })),
+    );
+    const ids: string[] = [];
+    for (let i = 0; i < 25; i++) ids.push(await priced('5001'));
+    const booked: string[] = [];
+    const deps = directDeps({ batchSize: 10, maxBatchesPerRun: 2, dispatchAgain: async (zoneId) => void booked.push(zoneId) });
+
+    // 25 waiting, batches of 10, two batches a run: 20 now, and another run owed for the rest.
+    expect(await dispatchZoneJob({ zoneId: 'bulk-zone' }, deps)).toMatchObject({ considered: 20, dispatched: 20, failed: 0 });
+    expect(booked).toEqual(['bulk-zone']);
+    // The next run takes the last 5 in one batch that is not full: nothing more is owed.
+    expect(await dispatchZoneJob({ zoneId: 'bulk-zone' }, deps)).toMatchObject({ considered: 5, dispatched: 5 });
+    expect(booked).toEqual(['bulk-zone']);
+    expect(await web.database.db('orders').whereIn('id', ids).where({ status: 'DISPATCHED' }).pluck('id')).toHaveLength(25);
+  });
+
   it('an order with no rider in range goes to DISPATCH_FAILED with the reason', async () => {
     const id = await priced('3001');
     const outcome = await dispatchZoneJob({ zoneId: 'far-zone' }, directDeps());

@@ -106,6 +106,7 @@ export async function startOrderPipeline(
       dispatchLater: (zoneId) => bookDispatch(zoneId),
       zoneLock,
       batchSize: config.dispatchBatchSize,
+      maxBatchesPerRun: config.dispatchMaxBatchesPerRun,
       radiusMeters: config.dispatchRadiusMeters,
       retry,
       logger: logger.child({ job: job.id, name: job.name }),
