@@ -90,6 +90,8 @@ const STAGGER = (process.env.BENCH_STAGGER ?? '1') !== '0';
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL || 'warn';
 const MYSQL_URL = benchMysqlUrl('courier_bench_pipeline');
 const QUEUE_PREFIX = '{courier-bench-pipe}';
+/** The fleet's order cache and locks, apart from anyone else's: its memory is reported on its own, and it is deleted after the run. */
+const CACHE_PREFIX = 'courier-bench-pipe-cache';
 const NOOP_QUEUE = 'bench-noop';
 const DISPATCH_WINDOW_MS = process.env.DISPATCH_WINDOW_MS || '200';
 
@@ -208,16 +210,34 @@ async function prepareDatabase(config: Config): Promise<BenchData> {
   return { db, apiKey: client.key, merchants, riders: riders.length };
 }
 
-/** Deletes every key under the bench prefix (SCAN MATCH + DEL; never FLUSHALL: the Redis is shared). */
+/** Deletes every key under the bench's prefixes (SCAN MATCH + DEL; never FLUSHALL: the Redis is shared). */
 async function deleteBenchKeys(redis: Redis): Promise<number> {
-  let cursor = '0';
   let deleted = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${QUEUE_PREFIX}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) deleted += await redis.del(...keys);
-  } while (cursor !== '0');
+  for (const prefix of [QUEUE_PREFIX, CACHE_PREFIX]) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) deleted += await redis.del(...keys);
+    } while (cursor !== '0');
+  }
   return deleted;
+}
+
+/** The order cache's keys under the bench's cache prefix and their memory (MEMORY USAGE, pipelined per SCAN page). */
+async function cacheKeysMemory(redis: Redis): Promise<{ keys: number; bytes: number }> {
+  let cursor = '0';
+  let keys = 0;
+  let bytes = 0;
+  do {
+    const [next, page] = await redis.scan(cursor, 'MATCH', `${CACHE_PREFIX}:*`, 'COUNT', 1000);
+    cursor = next;
+    const pipeline = redis.pipeline();
+    for (const key of page) pipeline.call('MEMORY', 'USAGE', key);
+    for (const [, size] of (await pipeline.exec()) ?? []) bytes += Number(size ?? 0);
+    keys += page.length;
+  } while (cursor !== '0');
+  return { keys, bytes };
 }
 
 /** The keys under the bench prefix and the memory they take (MEMORY USAGE), largest first. */
@@ -611,6 +631,7 @@ async function main(): Promise<number> {
     MYSQL_URL,
     REDIS_URL,
     QUEUE_PREFIX,
+    CACHE_PREFIX,
     LOG_LEVEL,
     LOG_FORMAT: 'json',
     DISPATCH_WINDOW_MS,
@@ -815,6 +836,7 @@ async function main(): Promise<number> {
     const endSample = await sampler.take();
     const redisEnd = endSample.redisUsedMemory;
     const benchKeysEnd = await benchKeysMemory(redis);
+    const cacheEnd = await cacheKeysMemory(redis);
     const rssEnd = endSample.rss;
     await stopFleet(['web', 'worker', 'notifier']);
     let providerStats: Record<string, number> | null = null;
@@ -1027,7 +1049,9 @@ async function main(): Promise<number> {
     log(
       `  Redis used_memory: ${mb(redisStart, 2)} MB at start, ${mb(redisEnd, 2)} MB after the drain (${signedMb(redisEnd - redisStart)} MB) after ${fmt(processed)} orders processed; ` +
         `keys under ${QUEUE_PREFIX}: ${fmt(benchKeysStart.keys)} (${mb(benchKeysStart.bytes, 2)} MB) -> ${fmt(benchKeysEnd.keys)} (${mb(benchKeysEnd.bytes, 2)} MB)` +
-        (benchKeysEnd.largest.length ? `, largest: ${benchKeysEnd.largest.map((k) => `${k.key.slice(QUEUE_PREFIX.length + 1)} ${mb(k.bytes, 2)} MB`).join(', ')}` : ''),
+        (benchKeysEnd.largest.length ? `, largest: ${benchKeysEnd.largest.map((k) => `${k.key.slice(QUEUE_PREFIX.length + 1)} ${mb(k.bytes, 2)} MB`).join(', ')}` : '') +
+        `; the order cache under ${CACHE_PREFIX}: ${fmt(cacheEnd.keys)} keys, ${mb(cacheEnd.bytes, 2)} MB (entries expire after CACHE_TTL_MS = ${fmt(fleetConfig.cacheTtlMs)} ms); ` +
+        `the rest (used_memory growth less the queues' and the cache's): ${signedMb(redisEnd - redisStart - (benchKeysEnd.bytes - benchKeysStart.bytes) - cacheEnd.bytes)} MB`,
     );
     log(`  RSS MB (start / peak / end): ${FLEET.map((n) => `${n} ${mb(rssStart[n])} / ${mb(rssPeak[n])} / ${mb(rssEnd[n])}`).join('; ')}`);
     log(
@@ -1082,7 +1106,7 @@ async function main(): Promise<number> {
       },
       {
         target: `Redis used_memory within ${mb(TARGET.maxRedisGrowthBytes, 0)} MB of the start after ${fmt(TARGET.redisAfterOrders)} orders processed`,
-        measured: `${signedMb(redisEnd - redisStart)} MB after ${fmt(processed)} orders${drainedAll ? '' : ' (not drained)'}`,
+        measured: `${signedMb(redisEnd - redisStart)} MB after ${fmt(processed)} orders${drainedAll ? '' : ' (not drained)'} (order cache ${mb(cacheEnd.bytes, 1)} MB of it, queues ${signedMb(benchKeysEnd.bytes - benchKeysStart.bytes)} MB)`,
         verdict:
           processed < TARGET.redisAfterOrders
             ? 'n/a'
@@ -1148,6 +1172,7 @@ async function main(): Promise<number> {
         deltaBytes: redisEnd - redisStart,
         benchKeysStart: benchKeysStart,
         benchKeysEnd: benchKeysEnd,
+        orderCacheEnd: cacheEnd,
         deletedAfter,
       },
       rssBytes: { start: rssStart, peak: rssPeak, end: rssEnd },

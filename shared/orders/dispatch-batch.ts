@@ -94,7 +94,12 @@ async function commitIn(
   if (taken.length > 0) {
     const perRider = new Map<string, number>();
     for (const order of taken) perRider.set(order.riderId, (perRider.get(order.riderId) ?? 0) + 1);
-    for (const [riderId, count] of perRider) await trx('riders').where({ id: riderId }).increment('active_orders', count);
+    const riderIdsTaken = [...perRider.keys()];
+    const slotsTaken = trx.raw(
+      `active_orders + CASE id ${riderIdsTaken.map(() => 'WHEN ? THEN ?').join(' ')} END`,
+      riderIdsTaken.flatMap((riderId) => [riderId, perRider.get(riderId)!]),
+    );
+    await trx('riders').whereIn('id', riderIdsTaken).update({ active_orders: slotsTaken });
     const riderCase = trx.raw(`CASE id ${taken.map(() => 'WHEN ? THEN ?').join(' ')} END`, taken.flatMap((order) => [order.orderId, order.riderId]));
     await trx('orders')
       .whereIn(
