@@ -28,8 +28,9 @@ REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 
 # --- 1. dependencies --------------------------------------------------------------------------
 command -v node >/dev/null || die "Node.js 20 is required (apt-get install nodejs, or see nodejs.org)"
-node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
-  || die "Node.js 20 or newer is required, found $(node --version)"
+# 20.18.1: what undici 7 (the notification provider's HTTP client) needs.
+node -e 'const [a, b, c] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && (b > 18 || (b === 18 && c >= 1))) ? 0 : 1)' \
+  || die "Node.js 20.18.1 or newer is required, found $(node --version)"
 
 lock_sum() { cat package.json package-lock.json | sha256sum | cut -d' ' -f1; }
 if [ ! -f node_modules/.courier-installed ] || [ "$(cat node_modules/.courier-installed)" != "$(lock_sum)" ]; then

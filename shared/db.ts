@@ -68,15 +68,30 @@ export function createDb(
 const ER_LOCK_DEADLOCK = 1213;
 
 /**
- * A transaction that InnoDB chose as a deadlock victim was rolled back whole; running it again is
- * safe and is what MySQL asks for (at most three tries). Other errors go to the caller.
+ * A transaction (or a statement) that InnoDB chose as a deadlock victim was rolled back whole;
+ * running it again is safe and is what MySQL asks for (at most three tries). Other errors go to
+ * the caller.
  */
-export async function transactionRetryingDeadlocks<T>(db: Db, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+export async function retryingDeadlocks<T>(work: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await db.transaction(work);
+      return await work();
     } catch (error) {
       if ((error as { errno?: number }).errno !== ER_LOCK_DEADLOCK || attempt >= 3) throw error;
     }
   }
+}
+
+export function transactionRetryingDeadlocks<T>(db: Db, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+  return retryingDeadlocks(() => db.transaction(work));
+}
+
+/**
+ * `CASE id WHEN <id> THEN <value> ... END` for one multi-row UPDATE that sets a value per row. The
+ * ids are bound as strings (they do not fit a JS number) and cast back, so the comparison is
+ * between integers: compared as a string with a BIGINT, MySQL falls back to doubles, which cannot
+ * tell apart ids that differ in their last digits.
+ */
+export function caseById(db: Knex, pairs: readonly (readonly [id: string, value: string | number])[]): Knex.Raw {
+  return db.raw(`CASE id ${pairs.map(() => 'WHEN CAST(? AS UNSIGNED) THEN ?').join(' ')} END`, pairs.flatMap(([id, value]) => [id, value]));
 }

@@ -82,3 +82,8 @@ export function shardOf(key: string, shardCount: number): number {
 export function isIdString(value: string): boolean {
   return /^[1-9][0-9]{0,18}$/.test(value) && BigInt(value) < 2n ** 63n;
 }
+
+/** Orders id strings as the numbers they are (a shorter id is a smaller one), for taking row locks in key order. */
+export function compareIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}

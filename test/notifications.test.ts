@@ -263,7 +263,7 @@ describe('notifications', () => {
     try {
       first = await client.send({ orderId, kind, ...composeNotification(kind, context) });
     } finally {
-      client.close();
+      await client.close();
     }
     expect(first.replayed).toBe(false);
     const before = await providerStats();
@@ -294,7 +294,7 @@ describe('notifications', () => {
       expect(elapsed).toBeGreaterThanOrEqual(TIMEOUT_MS - 20);
       expect(elapsed).toBeLessThan(TIMEOUT_MS + 400);
     } finally {
-      client.close();
+      await client.close();
     }
 
     // Through the notifier: the first attempt times out and is retried later.
@@ -367,7 +367,7 @@ describe('notifications', () => {
       expect(await delivered(orderId)).toHaveLength(1);
       expect(await ledger(orderId, kind)).toMatchObject({ status: 'SENT', attempts: 1, last_error: null });
     } finally {
-      client.close();
+      await client.close();
     }
   });
 

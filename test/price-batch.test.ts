@@ -8,7 +8,8 @@ import { createTestWeb, TEST_MERCHANT, type TestWeb } from './support/test-web.t
 let web: TestWeb;
 
 beforeAll(async () => {
-  web = await createTestWeb();
+  // A held order's lock is waited for this long before its job gives up.
+  web = await createTestWeb({ lockWaitMs: 1500 });
 });
 
 afterAll(async () => {
@@ -16,36 +17,56 @@ afterAll(async () => {
 });
 
 /** The worker's batch pricing, wired to the test web's order writer; `beforeCommit` runs between the read and the commit. */
-function batchDeps(beforeCommit?: () => Promise<void>): PriceBatchDeps & { threadCalls: number[] } {
+function batchDeps(beforeCommit?: () => Promise<void>): PriceBatchDeps & { threadCalls: number[]; inputs: PricingInput[] } {
   const threadCalls: number[] = [];
+  const inputs: PricingInput[] = [];
   return {
     ...web.runtime.writer.deps,
     change: web.runtime.writer.change,
-    priceMany: async (inputs: readonly PricingInput[]) => {
-      threadCalls.push(inputs.length);
+    priceMany: async (batch: readonly PricingInput[]) => {
+      threadCalls.push(batch.length);
+      inputs.push(...batch);
       await beforeCommit?.();
-      return inputs.map(priceOrder);
+      return batch.map(priceOrder);
     },
     zoneLoad: new ZoneLoad(web.database.db),
     actor: 'worker:price',
     threadCalls,
+    inputs,
   };
 }
+
+/** What each job of the batch is answered: the outcome, or the error it fails with. */
+const answers = async (deps: PriceBatchDeps, ids: readonly string[]) =>
+  (await priceOrders(deps, ids)).map((result) => (result.ok ? result.value : { error: result.error.message }));
 
 const rowsOf = (ids: readonly string[]) => web.database.db('orders').whereIn('id', ids).orderBy('id');
 const pricedEvents = (ids: readonly string[]) => web.database.db('order_events').whereIn('order_id', ids).where({ to_status: 'PRICED' });
 
 describe('pricing orders in a batch', () => {
-  it('moves every CREATED order of the batch to PRICED once, with fee, ETA and its event, in one thread call; the cache holds the new versions', async () => {
+  it('moves every CREATED order of the batch to PRICED once, with its own fee and ETA and its event, in one thread call; the cache holds the new versions', async () => {
     const { db } = web.database;
     const ids = await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 200 });
+    // Each order its own dropoff, so a fee written to the wrong row shows.
+    for (const [index, id] of ids.entries()) await db('orders').where({ id }).update({ dropoff_lat: 31.2 + index / 1000 });
     const deps = batchDeps();
-    const outcomes = await priceOrders(deps, ids);
-    expect(outcomes).toEqual(ids.map(() => ({ outcome: 'priced', zoneId: TEST_MERCHANT.zone_id })));
+    expect(await answers(deps, ids)).toEqual(ids.map(() => ({ outcome: 'priced', zoneId: TEST_MERCHANT.zone_id })));
     expect(deps.threadCalls).toEqual([200]);
 
     const rows = await rowsOf(ids);
-    expect(rows.every((row) => row.status === 'PRICED' && row.version === 2 && row.fee_cents > 300 && row.eta_seconds > 600)).toBe(true);
+    expect(rows.every((row) => row.status === 'PRICED' && row.version === 2)).toBe(true);
+    const load = deps.inputs[0]!;
+    for (const row of rows) {
+      const expected = priceOrder({
+        pickup: { lat: Number(row.pickup_lat), lng: Number(row.pickup_lng) },
+        dropoff: { lat: Number(row.dropoff_lat), lng: Number(row.dropoff_lng) },
+        itemCount: (typeof row.items === 'string' ? JSON.parse(row.items) : row.items).length,
+        openOrdersInZone: load.openOrdersInZone,
+        freeRidersInZone: load.freeRidersInZone,
+      });
+      expect({ id: String(row.id), fee: row.fee_cents, eta: row.eta_seconds }).toEqual({ id: String(row.id), fee: expected.feeCents, eta: expected.etaSeconds });
+    }
+    expect(new Set(rows.map((row) => row.fee_cents)).size).toBeGreaterThan(100);
     const events = await pricedEvents(ids);
     expect(events).toHaveLength(200);
     expect(new Set(events.map((event) => String(event.order_id))).size).toBe(200);
@@ -63,7 +84,8 @@ describe('pricing orders in a batch', () => {
     await priceOrders(batchDeps(), ids);
     const before = await rowsOf(ids);
     const deps = batchDeps();
-    expect(await priceOrders(deps, ids)).toEqual(ids.map(() => ({ outcome: 'already-moved-on' })));
+    // Found PRICED: the answer names its zone, which may still be owed a dispatch booking.
+    expect(await answers(deps, ids)).toEqual(ids.map(() => ({ outcome: 'already-moved-on', pricedInZone: TEST_MERCHANT.zone_id })));
     expect(deps.threadCalls).toEqual([]); // nothing left to price: no thread call, no commit
     expect(await rowsOf(ids)).toEqual(before);
     expect(await pricedEvents(ids)).toHaveLength(20);
@@ -73,8 +95,7 @@ describe('pricing orders in a batch', () => {
     const { db } = web.database;
     const [fresh] = await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 1 });
     const [cancelled] = await seedOrders(db, { clientId: web.clientId, status: 'CANCELLED', count: 1 });
-    const outcomes = await priceOrders(batchDeps(), [fresh!, '999999999', cancelled!, fresh!]);
-    expect(outcomes).toEqual([
+    expect(await answers(batchDeps(), [fresh!, '999999999', cancelled!, fresh!])).toEqual([
       { outcome: 'priced', zoneId: TEST_MERCHANT.zone_id },
       { outcome: 'not-found' },
       { outcome: 'already-moved-on' },
@@ -92,9 +113,9 @@ describe('pricing orders in a batch', () => {
       const result = await web.runtime.writer.change({ orderId: victim, to: 'CANCELLED', actor: 'client', reason: 'changed my mind' });
       expect(result.kind).toBe('done');
     });
-    const outcomes = await priceOrders(deps, ids);
+    const outcomes = await answers(deps, ids);
     expect(outcomes[4]).toEqual({ outcome: 'already-moved-on' });
-    expect(outcomes.filter((outcome) => outcome.outcome === 'priced')).toHaveLength(9);
+    expect(outcomes.filter((outcome) => 'outcome' in outcome && outcome.outcome === 'priced')).toHaveLength(9);
     expect((await rowsOf([victim]))[0]).toMatchObject({ status: 'CANCELLED', version: 2, fee_cents: null });
     expect(await pricedEvents([victim])).toHaveLength(0);
     expect(await pricedEvents(ids)).toHaveLength(9);
@@ -111,7 +132,7 @@ describe('pricing orders in a batch', () => {
       await new Promise<void>((resolve) => (letGo = resolve));
     });
     await holding;
-    const pricing = priceOrders(batchDeps(), [free, held]);
+    const pricing = answers(batchDeps(), [free, held]);
     // The batch commits the order it could lock and leaves the held one waiting for its lock.
     await vi.waitFor(async () => expect((await rowsOf([free]))[0].status).toBe('PRICED'), { timeout: 5000, interval: 20 });
     expect((await rowsOf([held]))[0].status).toBe('CREATED');
@@ -122,5 +143,28 @@ describe('pricing orders in a batch', () => {
       { outcome: 'priced', zoneId: TEST_MERCHANT.zone_id },
     ]);
     expect(await pricedEvents([free, held])).toHaveLength(2);
+  });
+
+  it('an order whose lock is not freed in time fails alone: its job is retried, the rest of the batch stands', async () => {
+    const { db } = web.database;
+    const [free, held] = (await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 2 })) as [string, string];
+    let letGo!: () => void;
+    let isHeld!: () => void;
+    const holding = new Promise<void>((resolve) => (isHeld = resolve));
+    const holder = web.runtime.writer.deps.locks.withLock(held, async () => {
+      isHeld();
+      await new Promise<void>((resolve) => (letGo = resolve));
+    });
+    await holding;
+    try {
+      const outcomes = await answers(batchDeps(), [free, held]);
+      expect(outcomes[0]).toEqual({ outcome: 'priced', zoneId: TEST_MERCHANT.zone_id });
+      expect(outcomes[1]).toMatchObject({ error: expect.stringMatching(/lock/i) });
+    } finally {
+      letGo();
+      await holder;
+    }
+    expect((await rowsOf([held]))[0]).toMatchObject({ status: 'CREATED', version: 1 });
+    expect(await pricedEvents([free, held])).toHaveLength(1);
   });
 });

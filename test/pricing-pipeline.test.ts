@@ -65,8 +65,14 @@ describe('pricing', () => {
       zoneLoad: new ZoneLoad(web.database.db),
       actor: 'worker:price',
     };
-    const deps = { priceOrder: async (orderId: string) => (await priceOrders(batchDeps, [orderId]))[0]! };
-    expect(await priceOrderJob({ orderId: id }, deps)).toEqual({ outcome: 'already-moved-on' });
+    const deps = {
+      priceOrder: async (orderId: string) => {
+        const [result] = await priceOrders(batchDeps, [orderId]);
+        if (!result!.ok) throw result!.error;
+        return result!.value;
+      },
+    };
+    expect(await priceOrderJob({ orderId: id }, deps)).toMatchObject({ outcome: 'already-moved-on' });
     const row = await web.database.db('orders').where({ id }).first();
     expect(row.version).toBe(2);
     expect(await web.database.db('order_events').where({ order_id: id, to_status: 'PRICED' })).toHaveLength(1);

@@ -31,8 +31,13 @@ export async function startNotifier(
   opts: { provider?: ProviderClientOptions } = {},
 ): Promise<Notifier> {
   const db = createDb(config, { logger });
-  const ledger = new BatchedNotificationLedger(db, { maxSize: config.notifyBatchMax, maxWaitMs: config.notifyBatchWaitMs });
-  const provider = new ProviderClient(config, opts.provider);
+  const ledger = new BatchedNotificationLedger(db, {
+    maxSize: config.notifyBatchMax,
+    maxWaitMs: config.notifyBatchWaitMs,
+    // One at a time means as many steps in flight as jobs.
+    maxInFlight: config.notifyBatchMax === 1 ? config.notifierConcurrency : 2,
+  });
+  const provider = new ProviderClient(config, { connections: config.notifierConcurrency, ...opts.provider });
   provider.onStateChange((state) => {
     const fields = { breaker: state, stats: provider.stats, provider: config.notifyProviderUrl };
     if (state === 'closed') logger.info(fields, 'notification provider breaker closed: sending again');
@@ -82,7 +87,8 @@ export async function startNotifier(
     provider,
     async close() {
       await supervised.close();
-      provider.close();
+      await ledger.idle();
+      await provider.close();
       await db.destroy();
     },
   };

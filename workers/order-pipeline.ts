@@ -10,7 +10,7 @@ import type { MatchInput, MatchOutput } from '../shared/orders/dispatch-matching
 import type { PricingInput, PricingResult } from '../shared/orders/pricing.ts';
 import { createOrderWriter } from '../shared/orders/order-writer.ts';
 import { priceOrders, type PriceOutcome } from '../shared/orders/price-batch.ts';
-import { MicroBatcher } from '../shared/micro-batcher.ts';
+import { MicroBatcher, type ItemOutcome } from '../shared/micro-batcher.ts';
 import { nextAttemptAt, retryPolicyFrom } from '../shared/orders/retry-schedule.ts';
 import { ZoneLoad } from '../shared/orders/zone-load.ts';
 import { createQueue } from '../shared/queues/create-queue.ts';
@@ -81,15 +81,28 @@ export async function startOrderPipeline(
     await enqueueNotificationBatch(notificationsQueue, notifications, config.redisTimeoutMs);
   };
 
-  // The price jobs in flight are priced together; each batch books its zones' dispatch windows once.
+  // The price jobs in flight are priced together (one read, one thread call, one commit), and each
+  // batch books its zones' dispatch windows once. A zone whose booking fails fails the jobs of its
+  // orders, whose retries find them PRICED and book it again.
   const pricing = new MicroBatcher<string, PriceOutcome>(
     async (orderIds) => {
-      const outcomes = await priceOrders({ ...writer, change, priceMany, zoneLoad, actor: 'worker:price' }, orderIds);
-      const zones = new Set(outcomes.flatMap((outcome) => (outcome.outcome === 'priced' ? [outcome.zoneId] : [])));
-      await Promise.all([...zones].map((zoneId) => bookDispatch(zoneId)));
-      return outcomes.map((value) => ({ ok: true, value }));
+      const results = await priceOrders({ ...writer, change, priceMany, zoneLoad, actor: 'worker:price' }, orderIds);
+      const zoneOwed = (result: ItemOutcome<PriceOutcome>) =>
+        !result.ok ? undefined : result.value.outcome === 'priced' ? result.value.zoneId : result.value.outcome === 'already-moved-on' ? result.value.pricedInZone : undefined;
+      const zones = [...new Set(results.map(zoneOwed).filter((zoneId): zoneId is string => zoneId !== undefined))];
+      const booked = await Promise.allSettled(zones.map((zoneId) => bookDispatch(zoneId)));
+      const bookingFailed = new Map<string, Error>();
+      booked.forEach((result, index) => {
+        if (result.status === 'rejected') bookingFailed.set(zones[index]!, coerceError(result.reason));
+      });
+      return results.map((result) => {
+        const failure = bookingFailed.get(zoneOwed(result) ?? '');
+        return failure ? { ok: false, error: failure } : result;
+      });
     },
-    { maxSize: config.priceBatchMax, maxWaitMs: config.priceBatchWaitMs, maxInFlight: 2 },
+    // One at a time (PRICE_BATCH_MAX=1) means as many batches in flight as jobs; otherwise two, so
+    // one batch commits while the next one forms.
+    { maxSize: config.priceBatchMax, maxWaitMs: config.priceBatchWaitMs, maxInFlight: config.priceBatchMax === 1 ? config.orderWorkerConcurrency : 2 },
   );
   const priceProcessor = async (job: Job) => {
     if (job.name !== 'order.price') throw new UnrecoverableError(`unknown job name "${job.name}" on the orders queue`);

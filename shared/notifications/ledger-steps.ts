@@ -24,6 +24,8 @@ export interface LedgerBatchOptions {
   readonly maxSize?: number;
   /** How long the first step of a batch waits for others, in ms. Default 2 */
   readonly maxWaitMs?: number;
+  /** Batches of each step at once; more steps wait and form bigger batches. Default 2 */
+  readonly maxInFlight?: number;
 }
 
 /**
@@ -40,7 +42,7 @@ export class BatchedNotificationLedger implements NotificationLedgerSteps {
     private readonly db: Db,
     opts: LedgerBatchOptions = {},
   ) {
-    const batching = { maxSize: opts.maxSize ?? 64, maxWaitMs: opts.maxWaitMs ?? 2, maxInFlight: 2 };
+    const batching = { maxSize: opts.maxSize ?? 64, maxWaitMs: opts.maxWaitMs ?? 2, maxInFlight: opts.maxInFlight ?? 2 };
     this.begins = new MicroBatcher(async (items) => (await beginMany(db, items)).map((value) => ({ ok: true, value })), batching);
     this.marks = new MicroBatcher(async (items) => {
       const marked = await markSentMany(db, items);

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
-import { transactionRetryingDeadlocks, type Db } from '../db.ts';
+import { caseById, retryingDeadlocks, transactionRetryingDeadlocks, type Db } from '../db.ts';
+import { compareIds } from '../ids.ts';
 import type { NotificationKind } from '../queues/payloads.ts';
 
 /**
@@ -26,9 +27,14 @@ export async function openLedgerEntries(
 ): Promise<Map<string, LedgerEntry>> {
   const entries = new Map<string, LedgerEntry>();
   if (pairs.length === 0) return entries;
-  const values = pairs.map(() => "(?, ?, 'PENDING', 0)").join(', ');
-  const params = pairs.flatMap((pair) => [pair.orderId, pair.kind]);
-  await db.raw(`INSERT INTO notifications (order_id, kind, status, attempts) VALUES ${values} ON DUPLICATE KEY UPDATE id = id`, params);
+  // In key order, as every writer of these rows takes them: two notifiers' batches then queue
+  // rather than deadlock (and a deadlock all the same is retried).
+  const sorted = [...pairs].sort((a, b) => compareIds(a.orderId, b.orderId) || a.kind.localeCompare(b.kind));
+  const values = sorted.map(() => "(?, ?, 'PENDING', 0)").join(', ');
+  const params = sorted.flatMap((pair) => [pair.orderId, pair.kind]);
+  await retryingDeadlocks(() =>
+    db.raw(`INSERT INTO notifications (order_id, kind, status, attempts) VALUES ${values} ON DUPLICATE KEY UPDATE id = id`, params),
+  );
   const rows = (await db('notifications')
     .select('id', 'order_id', 'kind', 'status', 'attempts', 'provider_message_id')
     // Not a row constructor `(order_id, kind) IN (('<id>', '<kind>'), ...)`: with the BIGINT ids
@@ -83,7 +89,7 @@ export async function openLedgerEntriesIn(
 export async function recordAttempts(db: Db, calls: ReadonlyMap<string, number>): Promise<void> {
   if (calls.size === 0) return;
   const ids = [...calls.keys()];
-  const increment = db.raw(`attempts + CASE id ${ids.map(() => 'WHEN ? THEN ?').join(' ')} END`, ids.flatMap((id) => [id, calls.get(id)!]));
+  const increment = db.raw('attempts + ?', [caseById(db, ids.map((id) => [id, calls.get(id)!] as const))]);
   await db('notifications').whereIn('id', ids).where({ status: 'PENDING' }).update({ attempts: increment, updated_at: db.raw('CURRENT_TIMESTAMP(3)') });
 }
 
@@ -103,9 +109,9 @@ export async function markSentMany(db: Db, sent: readonly { readonly entryId: st
       .orderBy('id')
       .forUpdate()) as { id: string | number }[]).map((row) => String(row.id));
     if (pending.length === 0) return new Set<string>();
-    const messageIdCase = trx.raw(
-      `CASE id ${pending.map(() => 'WHEN ? THEN ?').join(' ')} END`,
-      pending.flatMap((id) => [id, messageIds.get(id)!.slice(0, 128)]),
+    const messageIdCase = caseById(
+      trx,
+      pending.map((id) => [id, messageIds.get(id)!.slice(0, 128)] as const),
     );
     await trx('notifications').whereIn('id', pending).update({
       status: 'SENT',

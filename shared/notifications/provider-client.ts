@@ -37,7 +37,7 @@ export interface ProviderClientOptions {
   readonly volumeThreshold?: number;
   /** Length of the breaker's rolling statistics window, in ms. Default 10000 */
   readonly rollingWindowMs?: number;
-  /** Keep-alive connections to the provider at most. Default 64 */
+  /** Keep-alive connections to the provider at most; the calls one process makes at once. Default 64 */
   readonly connections?: number;
 }
 
@@ -78,16 +78,15 @@ export class ProviderClient implements NotificationSender {
   ) {
     const base = new URL(config.notifyProviderUrl);
     this.path = `${base.pathname.replace(/\/+$/, '')}/v1/messages`;
-    // The request is aborted at notifyTimeoutMs without an answer (not just abandoned).
     this.pool = new Pool(base.origin, {
+      // One per call in flight: a call never waits for a free connection.
       connections: opts.connections ?? 64,
-      headersTimeout: config.notifyTimeoutMs,
-      bodyTimeout: config.notifyTimeoutMs,
+      connect: { timeout: config.notifyTimeoutMs },
     });
     this.breaker = new CircuitBreaker((message: NotificationMessage, signal: AbortSignal | undefined) => this.post(message, signal), {
       name: 'notify-provider',
-      // The request aborts itself at notifyTimeoutMs (the pool's headers timeout); the breaker's own
-      // timer is the same bound, counted as a failure.
+      // The request aborts itself at notifyTimeoutMs (post()); the breaker's own timer is the same
+      // bound, counted as a failure.
       timeout: config.notifyTimeoutMs,
       errorThresholdPercentage: config.notifyBreakerErrorPercent,
       resetTimeout: config.notifyBreakerResetMs,
@@ -155,17 +154,28 @@ export class ProviderClient implements NotificationSender {
   }
 
   /** Stops the breaker's timers and closes the connections; later calls fail with ProviderUnavailableError. */
-  close(): void {
+  async close(): Promise<void> {
     this.listeners.clear();
     this.breaker.shutdown();
-    void this.pool.destroy().catch(() => undefined);
+    await this.pool.destroy().catch(() => undefined);
   }
 
   private async post(message: NotificationMessage, callerSignal: AbortSignal | undefined): Promise<ProviderReceipt> {
+    // One controller and one timer per call: the request is aborted at notifyTimeoutMs, from
+    // connecting to the last byte (not just abandoned), or when the caller gives up.
+    const abort = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+    }, this.config.notifyTimeoutMs);
+    const onCallerAbort = () => abort.abort();
+    callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
     let statusCode: number;
     let replayed: boolean;
     let body: string;
     try {
+      if (callerSignal?.aborted) abort.abort();
       const response = await this.pool.request({
         path: this.path,
         method: 'POST',
@@ -174,13 +184,16 @@ export class ProviderClient implements NotificationSender {
           'idempotency-key': notificationIdempotencyKey(message.orderId, message.kind),
         },
         body: JSON.stringify({ orderId: message.orderId, kind: message.kind, to: message.to, text: message.text }),
-        ...(callerSignal ? { signal: callerSignal } : {}),
+        signal: abort.signal,
       });
       statusCode = response.statusCode;
       replayed = response.headers['idempotent-replayed'] === 'true';
       body = await response.body.text();
     } catch (thrown) {
-      throw this.describeFailure(thrown, callerSignal);
+      throw this.describeFailure(thrown, timedOut, callerSignal);
+    } finally {
+      clearTimeout(timer);
+      callerSignal?.removeEventListener('abort', onCallerAbort);
     }
 
     if (statusCode >= 200 && statusCode < 300) {
@@ -195,15 +208,15 @@ export class ProviderClient implements NotificationSender {
     throw new Error(`the notification provider answered ${detail}`);
   }
 
-  private describeFailure(thrown: unknown, callerSignal: AbortSignal | undefined): Error {
-    if (callerSignal?.aborted) {
+  private describeFailure(thrown: unknown, timedOut: boolean, callerSignal: AbortSignal | undefined): Error {
+    if (callerSignal?.aborted && !timedOut) {
       const error = new Error('the notification was abandoned by its caller', { cause: callerSignal.reason });
       CALLER_ABORTS.add(error);
       return error;
     }
     const error = coerceError(thrown);
     const code = (error as { code?: unknown }).code;
-    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    if (timedOut || code === 'UND_ERR_CONNECT_TIMEOUT') {
       return new Error(`the notification provider did not answer within ${this.config.notifyTimeoutMs} ms`, { cause: error });
     }
     const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;

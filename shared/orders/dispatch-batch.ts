@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type { HeldLocks } from '../cache/order-locks.ts';
 import { openLedgerEntriesIn } from '../notifications/notification-ledger.ts';
-import { transactionRetryingDeadlocks } from '../db.ts';
+import { caseById, transactionRetryingDeadlocks } from '../db.ts';
 import { reloadIntoCache, type OrderChangeDeps } from './change-order.ts';
 import { nextAttemptAt, type RetryPolicy } from './retry-schedule.ts';
 import { canTransition } from './state-machine.ts';
@@ -95,12 +95,12 @@ async function commitIn(
     const perRider = new Map<string, number>();
     for (const order of taken) perRider.set(order.riderId, (perRider.get(order.riderId) ?? 0) + 1);
     const riderIdsTaken = [...perRider.keys()];
-    const slotsTaken = trx.raw(
-      `active_orders + CASE id ${riderIdsTaken.map(() => 'WHEN ? THEN ?').join(' ')} END`,
-      riderIdsTaken.flatMap((riderId) => [riderId, perRider.get(riderId)!]),
-    );
+    const slotsTaken = trx.raw('active_orders + ?', [caseById(trx, riderIdsTaken.map((riderId) => [riderId, perRider.get(riderId)!] as const))]);
     await trx('riders').whereIn('id', riderIdsTaken).update({ active_orders: slotsTaken });
-    const riderCase = trx.raw(`CASE id ${taken.map(() => 'WHEN ? THEN ?').join(' ')} END`, taken.flatMap((order) => [order.orderId, order.riderId]));
+    const riderCase = caseById(
+      trx,
+      taken.map((order) => [order.orderId, order.riderId] as const),
+    );
     await trx('orders')
       .whereIn(
         'id',

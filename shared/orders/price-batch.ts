@@ -1,6 +1,8 @@
 import type { Knex } from 'knex';
 import type { HeldLocks } from '../cache/order-locks.ts';
-import { transactionRetryingDeadlocks } from '../db.ts';
+import { caseById, transactionRetryingDeadlocks } from '../db.ts';
+import { coerceError } from '../errors/index.ts';
+import type { ItemOutcome } from '../micro-batcher.ts';
 import { reloadIntoCache, type OrderChangeDeps } from './change-order.ts';
 import type { ChangeOrder } from './order-writer.ts';
 import type { PricingInput, PricingResult } from './pricing.ts';
@@ -18,7 +20,11 @@ export interface PriceBatchDeps extends OrderChangeDeps {
 
 export type PriceOutcome =
   | { readonly outcome: 'priced'; readonly zoneId: string }
-  | { readonly outcome: 'already-moved-on' }
+  /**
+   * No longer CREATED. `pricedInZone`: it is PRICED, so its zone may still be owed the dispatch
+   * booking of an earlier run that priced it and then failed.
+   */
+  | { readonly outcome: 'already-moved-on'; readonly pricedInZone?: string }
   | { readonly outcome: 'not-found' };
 
 interface CreatedOrder {
@@ -41,12 +47,14 @@ interface Priced {
  * commits; the cache reloaded and the change published. Run twice (a duplicate job, a retry after a
  * crash), the second run finds the orders no longer CREATED and changes nothing. An order another
  * writer holds at the moment (a cancel) goes through changeOrder on its own, which waits its turn.
- * Answers each order id asked, in order (the same answer for an id asked twice).
+ * Answers each order id asked, in order (the same answer for an id asked twice): an order that
+ * could not be priced fails on its own, the rest of the batch stands.
  */
-export async function priceOrders(deps: PriceBatchDeps, orderIds: readonly string[]): Promise<PriceOutcome[]> {
+export async function priceOrders(deps: PriceBatchDeps, orderIds: readonly string[]): Promise<ItemOutcome<PriceOutcome>[]> {
   if (!canTransition('CREATED', 'PRICED')) throw new Error('the state machine forbids pricing');
   const ids = [...new Set(orderIds)];
-  const outcomes = new Map<string, PriceOutcome>(ids.map((id) => [id, { outcome: 'not-found' }]));
+  const outcomes = new Map<string, ItemOutcome<PriceOutcome>>(ids.map((id) => [id, ok({ outcome: 'not-found' })]));
+  const answer = () => orderIds.map((id) => outcomes.get(id)!);
   const rows = await deps
     .db('orders')
     .select('id', 'status', 'version', 'zone_id', 'pickup_lat', 'pickup_lng', 'dropoff_lat', 'dropoff_lng', 'items')
@@ -55,10 +63,17 @@ export async function priceOrders(deps: PriceBatchDeps, orderIds: readonly strin
   for (const row of rows) {
     const id = String(row.id);
     if (row.status !== 'CREATED') {
-      outcomes.set(id, { outcome: 'already-moved-on' });
+      outcomes.set(id, ok({ outcome: 'already-moved-on', ...(row.status === 'PRICED' ? { pricedInZone: String(row.zone_id) } : {}) }));
       continue;
     }
-    const items: unknown = typeof row.items === 'string' ? JSON.parse(row.items) : row.items;
+    let items: unknown;
+    try {
+      items = typeof row.items === 'string' ? JSON.parse(row.items) : row.items;
+    } catch (error) {
+      // This order's job fails (and is retried, then recorded PRICING_FAILED); the batch goes on.
+      outcomes.set(id, { ok: false, error: new Error(`order ${id} has unreadable items: ${coerceError(error).message}`) });
+      continue;
+    }
     created.push({
       id,
       version: Number(row.version),
@@ -70,7 +85,7 @@ export async function priceOrders(deps: PriceBatchDeps, orderIds: readonly strin
       },
     });
   }
-  if (created.length === 0) return orderIds.map((id) => outcomes.get(id)!);
+  if (created.length === 0) return answer();
 
   const zones = [...new Set(created.map((order) => order.zoneId))];
   const loads = new Map(await Promise.all(zones.map(async (zoneId) => [zoneId, await deps.zoneLoad.get(zoneId)] as const)));
@@ -83,20 +98,26 @@ export async function priceOrders(deps: PriceBatchDeps, orderIds: readonly strin
   const priced: Priced[] = created.map((order, index) => ({ order, price: prices[index]! }));
 
   const { changed, movedOn } = await commitPricing(deps, priced);
-  for (const id of movedOn) outcomes.set(id, { outcome: 'already-moved-on' });
-  for (const { order, price } of priced) {
-    if (changed.has(order.id)) {
-      outcomes.set(order.id, { outcome: 'priced', zoneId: order.zoneId });
-    } else if (!movedOn.has(order.id)) {
-      // Held by another writer, or changed since the read without leaving CREATED: on its own,
-      // through the routine that waits for the lock and re-reads.
-      const result = await deps.change({ orderId: order.id, to: 'PRICED', from: ['CREATED'], actor: deps.actor, reason: reasonOf(price), patch: patchOf(price) });
-      outcomes.set(order.id, result.kind === 'done' ? { outcome: 'priced', zoneId: order.zoneId } : result.kind === 'not_found' ? { outcome: 'not-found' } : { outcome: 'already-moved-on' });
-    }
-  }
-  return orderIds.map((id) => outcomes.get(id)!);
+  for (const id of movedOn) outcomes.set(id, ok({ outcome: 'already-moved-on' }));
+  for (const { order } of priced) if (changed.has(order.id)) outcomes.set(order.id, ok({ outcome: 'priced', zoneId: order.zoneId }));
+  // Held by another writer, or changed since the read without leaving CREATED: each on its own,
+  // through the routine that waits for the lock and re-reads; one that fails fails its job alone.
+  const leftOver = priced.filter(({ order }) => !changed.has(order.id) && !movedOn.has(order.id));
+  const settled = await Promise.allSettled(
+    leftOver.map(({ order, price }) =>
+      deps.change({ orderId: order.id, to: 'PRICED', from: ['CREATED'], actor: deps.actor, reason: reasonOf(price), patch: patchOf(price) }),
+    ),
+  );
+  settled.forEach((result, index) => {
+    const { order } = leftOver[index]!;
+    if (result.status === 'rejected') outcomes.set(order.id, { ok: false, error: coerceError(result.reason) });
+    else if (result.value.kind === 'done') outcomes.set(order.id, ok({ outcome: 'priced', zoneId: order.zoneId }));
+    else outcomes.set(order.id, ok(result.value.kind === 'not_found' ? { outcome: 'not-found' } : { outcome: 'already-moved-on' }));
+  });
+  return answer();
 }
 
+const ok = (value: PriceOutcome): ItemOutcome<PriceOutcome> => ({ ok: true, value });
 const reasonOf = (price: PricingResult) => `${price.distanceMeters} m, surge ${price.surge}`;
 // Moving forward ends the failure streak: the next failure state starts its own budget.
 const patchOf = (price: PricingResult) => ({ fee_cents: price.feeCents, eta_seconds: price.etaSeconds, attempts: 0, last_error: null });
@@ -141,7 +162,10 @@ async function commitIn(trx: Knex.Transaction, actor: string, priced: readonly P
   if (valid.length === 0) return { changed: new Set(), movedOn };
 
   const caseOf = (value: (p: Priced) => number) =>
-    trx.raw(`CASE id ${valid.map(() => 'WHEN ? THEN ?').join(' ')} END`, valid.flatMap((p) => [p.order.id, value(p)]));
+    caseById(
+      trx,
+      valid.map((p) => [p.order.id, value(p)] as const),
+    );
   await trx('orders')
     .whereIn(
       'id',

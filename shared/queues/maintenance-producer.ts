@@ -2,7 +2,7 @@ import type { JobsOptions, Queue } from 'bullmq';
 import { withDeadline } from '../with-deadline.ts';
 import { parsePayload } from './payload-schemas.ts';
 import { maintenanceJobId, warmUpJobId, type MaintenanceReason, type WarmUpReason } from './payloads.ts';
-import { QUEUE_NAMES } from './queue-names.ts';
+import { QUEUE_NAMES, assertQueue } from './queue-names.ts';
 
 /**
  * Maintenance jobs keep their finished job for a day (at most 1,000 of them): a job id is only a
@@ -21,7 +21,7 @@ export const MAINTENANCE_JOB_OPTIONS: JobsOptions = {
  * its job exists (BullMQ does not tell the caller which add it was). Resolves with the job id.
  */
 export async function enqueueWarmUp(queue: Queue, reason: WarmUpReason, at: Date, timeoutMs: number): Promise<string> {
-  assertMaintenanceQueue(queue);
+  assertQueue(queue, QUEUE_NAMES.maintenance, 'maintenance jobs');
   const data = parsePayload('cache.warm-up', { reason });
   const jobId = warmUpJobId(reason, at);
   await withDeadline(queue.add('cache.warm-up', data, { ...MAINTENANCE_JOB_OPTIONS, jobId }), timeoutMs);
@@ -39,16 +39,10 @@ export async function enqueueOrderMaintenance(
   at: Date,
   timeoutMs: number,
 ): Promise<string> {
-  assertMaintenanceQueue(queue);
+  assertQueue(queue, QUEUE_NAMES.maintenance, 'maintenance jobs');
   const name = job === 'compensate' ? ('orders.compensate' as const) : ('orders.reconcile' as const);
   const data = parsePayload(name, { reason });
   const jobId = maintenanceJobId(job, reason, at);
   await withDeadline(queue.add(name, data, { ...MAINTENANCE_JOB_OPTIONS, jobId }), timeoutMs);
   return jobId;
-}
-
-function assertMaintenanceQueue(queue: Queue): void {
-  if (queue.name !== QUEUE_NAMES.maintenance) {
-    throw new TypeError(`maintenance jobs go on the ${QUEUE_NAMES.maintenance} queue, not "${queue.name}"`);
-  }
 }
