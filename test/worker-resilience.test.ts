@@ -1,11 +1,15 @@
 import { QueueEvents } from 'bullmq';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createQueue } from '../shared/queues/create-queue.ts';
+import { enqueueDispatchRuns } from '../shared/queues/order-producer.ts';
 import { orderJobId } from '../shared/queues/payloads.ts';
+import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
 import { startOrderPipeline, type OrderPipeline } from '../workers/order-pipeline.ts';
 import { runTsx, type Child } from './support/child-process.ts';
 import { TEST_REDIS_URL } from './support/test-redis.ts';
-import { createTestWeb, type TestWeb } from './support/test-web.ts';
+import { seedOrders } from './support/seed-orders.ts';
+import { createTestWeb, TEST_MERCHANT, type TestWeb } from './support/test-web.ts';
 
 const JOB_LOCK_MS = 1000;
 const SLOW_TASK_MS = 3 * JOB_LOCK_MS;
@@ -65,6 +69,34 @@ describe('a worker under stress', () => {
       expect(await web.database.db('order_events').where({ order_id: id, to_status: 'PRICED' })).toHaveLength(1);
     } finally {
       events.off('stalled', onStalled);
+      delete process.env.SLOW_TASK_MS;
+    }
+  });
+
+  it('price jobs stuck in a slow thread do not hold up a dispatch run: it has a queue, a worker and threads of its own', async () => {
+    const { db } = web.database;
+    await db('riders').insert({ id: '9901', name: 'Quick', zone_id: TEST_MERCHANT.zone_id, lat: TEST_MERCHANT.lat, lng: TEST_MERCHANT.lng, capacity: 5 });
+    const [waiting] = await seedOrders(db, { clientId: web.clientId, status: 'PRICED', count: 1 });
+    process.env.SLOW_TASK_MS = String(SLOW_TASK_MS);
+    const dispatchQueue = createQueue(QUEUE_NAMES.dispatch, { connection: { url: TEST_REDIS_URL }, prefix: web.config.queuePrefix });
+    const ordersQueue = createQueue(QUEUE_NAMES.orders, { connection: { url: TEST_REDIS_URL }, prefix: web.config.queuePrefix });
+    try {
+      pipeline = await startOrderPipeline(web.config, silent, {
+        priceTask: new URL('./support/slow-price-task.ts', import.meta.url).href,
+      });
+      const posted = [await web.postOrder(), await web.postOrder()];
+      await vi.waitFor(async () => expect(await ordersQueue.getActiveCount()).toBe(2), { timeout: 10_000, interval: 20 });
+      const pricingSince = performance.now();
+      await enqueueDispatchRuns(dispatchQueue, [TEST_MERCHANT.zone_id], 1000);
+      await vi.waitFor(async () => expect((await db('orders').where({ id: waiting }).first()).status).toBe('DISPATCHED'), {
+        timeout: SLOW_TASK_MS,
+        interval: 20,
+      });
+      // Dispatched while the price jobs were still in their thread.
+      expect(performance.now() - pricingSince).toBeLessThan(SLOW_TASK_MS);
+      expect(await db('orders').whereIn('id', posted).pluck('status')).toEqual(['CREATED', 'CREATED']);
+    } finally {
+      await Promise.all([dispatchQueue.close(), ordersQueue.close()]);
       delete process.env.SLOW_TASK_MS;
     }
   });

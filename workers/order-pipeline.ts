@@ -27,7 +27,7 @@ export interface OrderPipeline {
   readonly worker: Worker;
   /** The current BullMQ worker of dispatch runs. */
   readonly dispatchWorker: Worker;
-  /** Stops taking jobs, waits for the ones in flight, then closes the thread pool and every connection. */
+  /** Stops taking jobs, waits for the ones in flight, then closes the thread pools and every connection. */
   close(): Promise<void>;
 }
 
@@ -48,15 +48,20 @@ export async function startOrderPipeline(
   opts: { priceTask?: string } = {},
 ): Promise<OrderPipeline> {
   const db = createDb(config, { logger });
-  const pool = new Piscina({
-    filename: opts.priceTask ?? PRICE_TASK,
-    minThreads: 1,
-    maxThreads: config.cpuThreads,
-    // The threads load TypeScript task files the way the process does.
-    execArgv: ['--import', 'tsx'],
-  });
-  const priceMany = (inputs: readonly PricingInput[]) => pool.run(inputs) as Promise<PricingResult[]>;
-  const match = (input: MatchInput) => pool.run(input, { filename: MATCH_TASK }) as Promise<MatchOutput>;
+  // A pool per step, as each has a queue of its own: a backlog of pricing never holds a zone's
+  // matching up in the threads either.
+  const threads = (filename: string) =>
+    new Piscina({
+      filename,
+      minThreads: 1,
+      maxThreads: config.cpuThreads,
+      // The threads load TypeScript task files the way the process does.
+      execArgv: ['--import', 'tsx'],
+    });
+  const pricePool = threads(opts.priceTask ?? PRICE_TASK);
+  const matchPool = threads(MATCH_TASK);
+  const priceMany = (inputs: readonly PricingInput[]) => pricePool.run(inputs) as Promise<PricingResult[]>;
+  const match = (input: MatchInput) => matchPool.run(input) as Promise<MatchOutput>;
   const zoneLoad = new ZoneLoad(db);
   const producerRedis = createProducerRedis(config);
   producerRedis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'producer redis error'));
@@ -175,7 +180,7 @@ export async function startOrderPipeline(
     async close() {
       await Promise.all([supervised.close(), dispatching.close()]);
       await Promise.all(recording);
-      await pool.destroy();
+      await Promise.all([pricePool.destroy(), matchPool.destroy()]);
       await Promise.all([dispatchQueue.close(), notificationsQueue.close()]);
       producerRedis.disconnect();
       await db.destroy();
