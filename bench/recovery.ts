@@ -852,7 +852,7 @@ async function part1(): Promise<Record<string, unknown>> {
       },
       seed: { seconds: seeded.seconds, rowsPerSec: seeded.rowsPerSec, byKind: seeded.byKind },
       expected: expectedCounts,
-      way: 'worker process (workers/orders.ts) running one orders.compensate and one orders.reconcile job from the maintenance queue; orders queue paused',
+      way: 'worker process (workers/orders.ts) running one orders.compensate and one orders.reconcile job from the maintenance queue; orders and dispatch queues paused',
       totalSeconds: totalS,
       ordersPerSec,
       targetSeconds: TARGET_S,
