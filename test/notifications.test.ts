@@ -371,6 +371,30 @@ describe('notifications', () => {
     }
   });
 
+  it('a half-open trial call its caller abandons does not close the breaker', async () => {
+    const client = new ProviderClient(config, { volumeThreshold: 3 });
+    const states: BreakerState[] = [];
+    client.onStateChange((state) => states.push(state));
+    const kind = 'customer.dispatched';
+    try {
+      await control({ down: true });
+      for (let i = 0; i < 3; i++) await expect(client.send({ orderId: '1', kind, to: PHONE, text: 'probe' })).rejects.toThrow(/answered 503/);
+      await vi.waitFor(() => expect(client.state).toBe('halfOpen'), { timeout: RESET_MS * 4, interval: 10 });
+      // The provider is slow now; the trial's caller gives up before it answers.
+      await control({ down: false, delayMs: 1000 });
+      const caller = new AbortController();
+      const trial = client.send({ orderId: '1', kind, to: PHONE, text: 'probe' }, { signal: caller.signal }).catch((e: unknown) => e);
+      caller.abort();
+      expect(await trial).toMatchObject({ message: 'the notification was abandoned by its caller' });
+      // Nothing showed the provider is back: the breaker opens again rather than closing.
+      expect(states).toEqual(['open', 'halfOpen', 'open']);
+      expect(client.state).toBe('open');
+    } finally {
+      await control({ delayMs: 0 });
+      await client.close();
+    }
+  });
+
   it('jobs that meet the open breaker wait for it without spending attempts, then are sent once', async () => {
     // A notifier of its own (own queue, own breaker with a clean window), on the same provider.
     const prefix = uniqueQueuePrefix();

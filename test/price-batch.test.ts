@@ -121,6 +121,18 @@ describe('pricing orders in a batch', () => {
     expect(await pricedEvents(ids)).toHaveLength(9);
   });
 
+  it('an order another run priced between the read and the commit is answered with its zone, so its dispatch booking is not lost', async () => {
+    const { db } = web.database;
+    const [raced] = await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 1 });
+    const deps = batchDeps(async () => {
+      const result = await web.runtime.writer.change({ orderId: raced!, to: 'PRICED', from: ['CREATED'], actor: 'worker:price', patch: { fee_cents: 999 } });
+      expect(result.kind).toBe('done');
+    });
+    expect(await answers(deps, [raced!])).toEqual([{ outcome: 'already-moved-on', pricedInZone: TEST_MERCHANT.zone_id }]);
+    expect((await rowsOf([raced!]))[0]).toMatchObject({ status: 'PRICED', version: 2, fee_cents: 999 });
+    expect(await pricedEvents([raced!])).toHaveLength(1);
+  });
+
   it('an order another writer holds is not skipped: it is priced, once, as soon as the holder lets go', async () => {
     const { db } = web.database;
     const [free, held] = (await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 2 })) as [string, string];

@@ -60,6 +60,8 @@ export async function startOrderPipeline(
     });
   const pricePool = threads(opts.priceTask ?? PRICE_TASK);
   const matchPool = threads(MATCH_TASK);
+  // A thread that dies outside a task would otherwise be an unhandled 'error' event.
+  for (const pool of [pricePool, matchPool]) pool.on('error', (error: unknown) => logger.error({ err: coerceError(error) }, 'piscina thread failed'));
   const priceMany = (inputs: readonly PricingInput[]) => pricePool.run(inputs) as Promise<PricingResult[]>;
   const match = (input: MatchInput) => matchPool.run(input) as Promise<MatchOutput>;
   const zoneLoad = new ZoneLoad(db);
@@ -180,6 +182,8 @@ export async function startOrderPipeline(
     async close() {
       await Promise.all([supervised.close(), dispatching.close()]);
       await Promise.all(recording);
+      // A worker the watchdog replaced may still have a batch out.
+      await pricing.idle();
       await Promise.all([pricePool.destroy(), matchPool.destroy()]);
       await Promise.all([dispatchQueue.close(), notificationsQueue.close()]);
       producerRedis.disconnect();

@@ -93,8 +93,11 @@ export class ProviderClient implements NotificationSender {
       volumeThreshold: opts.volumeThreshold ?? 5,
       rollingCountTimeout: opts.rollingWindowMs ?? 10_000,
       // A refusal (4xx) means the provider is up, and an abort by the caller says nothing about it.
+      // opossum counts a filtered error as a success, which closes a half-open breaker: a trial
+      // call its caller abandoned must not, so there it counts as a failure.
       errorFilter: (error: unknown) =>
-        error instanceof ProviderRejectedError || (typeof error === 'object' && error !== null && CALLER_ABORTS.has(error)),
+        error instanceof ProviderRejectedError ||
+        (typeof error === 'object' && error !== null && CALLER_ABORTS.has(error) && !this.breaker.halfOpen),
     });
     this.breaker.on('open', () => {
       this.openedAt = Date.now();

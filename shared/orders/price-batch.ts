@@ -98,7 +98,10 @@ export async function priceOrders(deps: PriceBatchDeps, orderIds: readonly strin
   const priced: Priced[] = created.map((order, index) => ({ order, price: prices[index]! }));
 
   const { changed, movedOn } = await commitPricing(deps, priced);
-  for (const id of movedOn) outcomes.set(id, ok({ outcome: 'already-moved-on' }));
+  for (const { order } of priced) {
+    const status = movedOn.get(order.id);
+    if (status !== undefined) outcomes.set(order.id, movedOnOutcome(status, order.zoneId));
+  }
   for (const { order } of priced) if (changed.has(order.id)) outcomes.set(order.id, ok({ outcome: 'priced', zoneId: order.zoneId }));
   // Held by another writer, or changed since the read without leaving CREATED: each on its own,
   // through the routine that waits for the lock and re-reads; one that fails fails its job alone.
@@ -112,18 +115,26 @@ export async function priceOrders(deps: PriceBatchDeps, orderIds: readonly strin
     const { order } = leftOver[index]!;
     if (result.status === 'rejected') outcomes.set(order.id, { ok: false, error: coerceError(result.reason) });
     else if (result.value.kind === 'done') outcomes.set(order.id, ok({ outcome: 'priced', zoneId: order.zoneId }));
-    else outcomes.set(order.id, ok(result.value.kind === 'not_found' ? { outcome: 'not-found' } : { outcome: 'already-moved-on' }));
+    else if (result.value.kind === 'not_found') outcomes.set(order.id, ok({ outcome: 'not-found' }));
+    else outcomes.set(order.id, movedOnOutcome(result.value.current.status, order.zoneId));
   });
   return answer();
 }
 
 const ok = (value: PriceOutcome): ItemOutcome<PriceOutcome> => ({ ok: true, value });
+
+/** Found no longer CREATED: if PRICED, its zone may still be owed the booking of whichever run priced it. */
+const movedOnOutcome = (status: string, zoneId: string): ItemOutcome<PriceOutcome> =>
+  ok({ outcome: 'already-moved-on', ...(status === 'PRICED' ? { pricedInZone: zoneId } : {}) });
 const reasonOf = (price: PricingResult) => `${price.distanceMeters} m, surge ${price.surge}`;
 // Moving forward ends the failure streak: the next failure state starts its own budget.
 const patchOf = (price: PricingResult) => ({ fee_cents: price.feeCents, eta_seconds: price.etaSeconds, attempts: 0, last_error: null });
 
 /** The orders this batch moved to PRICED, and of those it locked, the ones found no longer CREATED. */
-async function commitPricing(deps: PriceBatchDeps, priced: readonly Priced[]): Promise<{ changed: ReadonlySet<string>; movedOn: ReadonlySet<string> }> {
+async function commitPricing(
+  deps: PriceBatchDeps,
+  priced: readonly Priced[],
+): Promise<{ changed: ReadonlySet<string>; movedOn: ReadonlyMap<string, string> }> {
   const { cache } = deps;
   const epoch = await cache.epoch();
   let locks: HeldLocks | undefined;
@@ -143,8 +154,9 @@ async function commitPricing(deps: PriceBatchDeps, priced: readonly Priced[]): P
   }
 }
 
-async function commitIn(trx: Knex.Transaction, actor: string, priced: readonly Priced[]): Promise<{ changed: Set<string>; movedOn: Set<string> }> {
-  if (priced.length === 0) return { changed: new Set(), movedOn: new Set() };
+/** The orders moved to PRICED, and those found no longer CREATED with the status found. */
+async function commitIn(trx: Knex.Transaction, actor: string, priced: readonly Priced[]): Promise<{ changed: Set<string>; movedOn: Map<string, string> }> {
+  if (priced.length === 0) return { changed: new Set(), movedOn: new Map() };
   const rows = await trx('orders')
     .select('id', 'status', 'version')
     .whereIn(
@@ -154,7 +166,12 @@ async function commitIn(trx: Knex.Transaction, actor: string, priced: readonly P
     .orderBy('id')
     .forUpdate();
   const current = new Map(rows.map((row) => [String(row.id), { status: String(row.status), version: Number(row.version) }]));
-  const movedOn = new Set(priced.map(({ order }) => order.id).filter((id) => current.get(id)?.status !== 'CREATED'));
+  const movedOn = new Map(
+    priced.flatMap(({ order }) => {
+      const status = current.get(order.id)?.status ?? 'gone';
+      return status === 'CREATED' ? [] : [[order.id, status] as const];
+    }),
+  );
   const valid = priced.filter(({ order }) => {
     const now = current.get(order.id);
     return now?.status === 'CREATED' && now.version === order.version;
