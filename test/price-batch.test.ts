@@ -40,6 +40,19 @@ function batchDeps(beforeCommit?: () => Promise<void>): PriceBatchDeps & { threa
 const answers = async (deps: PriceBatchDeps, ids: readonly string[]) =>
   (await priceOrders(deps, ids)).map((result) => (result.ok ? result.value : { error: result.error.message }));
 
+/** Takes an order's lock as another writer would, and keeps it until letGo(). */
+async function holdLock(orderId: string): Promise<{ letGo: () => void; holder: Promise<void> }> {
+  let letGo!: () => void;
+  let isHeld!: () => void;
+  const holding = new Promise<void>((resolve) => (isHeld = resolve));
+  const holder = web.runtime.writer.deps.locks.withLock(orderId, async () => {
+    isHeld();
+    await new Promise<void>((resolve) => (letGo = resolve));
+  });
+  await holding;
+  return { letGo, holder };
+}
+
 const rowsOf = (ids: readonly string[]) => web.database.db('orders').whereIn('id', ids).orderBy('id');
 const pricedEvents = (ids: readonly string[]) => web.database.db('order_events').whereIn('order_id', ids).where({ to_status: 'PRICED' });
 
@@ -136,14 +149,7 @@ describe('pricing orders in a batch', () => {
   it('an order another writer holds is not skipped: it is priced, once, as soon as the holder lets go', async () => {
     const { db } = web.database;
     const [free, held] = (await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 2 })) as [string, string];
-    let letGo!: () => void;
-    let isHeld!: () => void;
-    const holding = new Promise<void>((resolve) => (isHeld = resolve));
-    const holder = web.runtime.writer.deps.locks.withLock(held, async () => {
-      isHeld();
-      await new Promise<void>((resolve) => (letGo = resolve));
-    });
-    await holding;
+    const { letGo, holder } = await holdLock(held);
     const pricing = answers(batchDeps(), [free, held]);
     // The batch commits the order it could lock and leaves the held one waiting for its lock.
     await vi.waitFor(async () => expect((await rowsOf([free]))[0].status).toBe('PRICED'), { timeout: 5000, interval: 20 });
@@ -160,14 +166,7 @@ describe('pricing orders in a batch', () => {
   it('an order whose lock is not freed in time fails alone: its job is retried, the rest of the batch stands', async () => {
     const { db } = web.database;
     const [free, held] = (await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 2 })) as [string, string];
-    let letGo!: () => void;
-    let isHeld!: () => void;
-    const holding = new Promise<void>((resolve) => (isHeld = resolve));
-    const holder = web.runtime.writer.deps.locks.withLock(held, async () => {
-      isHeld();
-      await new Promise<void>((resolve) => (letGo = resolve));
-    });
-    await holding;
+    const { letGo, holder } = await holdLock(held);
     try {
       const outcomes = await answers(batchDeps(), [free, held]);
       expect(outcomes[0]).toEqual({ outcome: 'priced', zoneId: TEST_MERCHANT.zone_id });
