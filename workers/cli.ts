@@ -228,16 +228,8 @@ program
     const logger = cliLogger(config);
     const { state } = options;
     const to = RETRY_STATE[state];
-    const db = await openDb(config, logger);
-    let redis: Redis | undefined;
-    let maintenance: OrderMaintenance | undefined;
-    const interrupt = onInterrupt();
-    const bar = new cliProgress.SingleBar(
-      { format: `re-driving ${state} |{bar}| {value}/{total} orders | {redriven} re-driven, {skipped} skipped | {duration_formatted}`, hideCursor: true },
-      cliProgress.Presets.shades_classic,
-    );
-    let barStarted = false;
-    try {
+    const barFormat = `re-driving ${state} |{bar}| {value}/{total} orders | {redriven} re-driven, {skipped} skipped | {duration_formatted}`;
+    await operatorSession(config, logger, barFormat, async ({ db, signal, bar, maintenance: openMaintenance }) => {
       const chosen = options.ids
         ? options.ids
         : (await listStuckOrders(db, { statuses: [state], olderThanMs: options.olderThan, limit: options.limit })).map((order) => order.id);
@@ -266,16 +258,14 @@ program
         return;
       }
 
-      redis = await openRedis(config);
-      maintenance = createOrderMaintenance(config, { db, redis, logger });
+      const maintenance = await openMaintenance();
       const policy = retryPolicyFrom(config);
       const redriven: RedrivenOrder[] = [];
       const escalated: string[] = [];
       let done = 0;
       bar.start(chosen.length, 0, { redriven: 0, skipped: 0 });
-      barStarted = true;
       for (let start = 0; start < chosen.length; start += config.maintenanceBatchSize) {
-        if (interrupt.signal.aborted) break;
+        if (signal.aborted) break;
         const orderIds = chosen.slice(start, start + config.maintenanceBatchSize);
         let batch: RedriveBatch;
         try {
@@ -301,7 +291,6 @@ program
         bar.update(done, { redriven: redriven.length, skipped: done - redriven.length - escalated.length });
       }
       bar.stop();
-      barStarted = false;
 
       const moved = new Set([...redriven.map((order) => order.id), ...escalated]);
       const untouched = chosen.slice(0, done).filter((id) => !moved.has(id));
@@ -321,13 +310,7 @@ program
           (notReached > 0 ? `; interrupted: ${notReached} not tried` : ''),
       );
       if (notReached > 0) process.exitCode = 130;
-    } finally {
-      if (barStarted) bar.stop();
-      interrupt.dispose();
-      await maintenance?.close();
-      redis?.disconnect();
-      await db.destroy();
-    }
+    });
   });
 
 program
@@ -346,42 +329,22 @@ program
     const config = configFromEnv(process.env);
     const logger = cliLogger(config);
     const dryRun = options.dryRun ?? false;
-    const db = await openDb(config, logger);
-    let redis: Redis | undefined;
-    let maintenance: OrderMaintenance | undefined;
-    const interrupt = onInterrupt();
-    const bar = new cliProgress.SingleBar(
-      {
-        format: `reconciling${dryRun ? ' (dry run)' : ''} | {created} CREATED checked | {priced} PRICED stuck | {notifications} notifications checked | {duration_formatted}`,
-        hideCursor: true,
-      },
-      cliProgress.Presets.shades_classic,
-    );
-    let barStarted = false;
-    try {
-      redis = await openRedis(config);
-      maintenance = createOrderMaintenance(config, { db, redis, logger });
+    const barFormat = `reconciling${dryRun ? ' (dry run)' : ''} | {created} CREATED checked | {priced} PRICED stuck | {notifications} notifications checked | {duration_formatted}`;
+    await operatorSession(config, logger, barFormat, async ({ signal, bar, maintenance: openMaintenance }) => {
+      const maintenance = await openMaintenance();
       bar.start(1, 0, { created: 0, priced: 0, notifications: 0 });
-      barStarted = true;
       const outcome = await maintenance.reconcile(
         { reason: 'cli' },
         {
           dryRun,
-          signal: interrupt.signal,
+          signal,
           onProgress: (progress) =>
             bar.update(0, { created: progress.created.checked, priced: progress.priced.stuck, notifications: progress.notifications.checked }),
         },
       );
       bar.stop();
-      barStarted = false;
       printReconcileOutcome(outcome, config);
-    } finally {
-      if (barStarted) bar.stop();
-      interrupt.dispose();
-      await maintenance?.close();
-      redis?.disconnect();
-      await db.destroy();
-    }
+    });
   });
 
 function printStuckOrders(orders: readonly StuckOrder[]): void {
@@ -437,6 +400,59 @@ function printReconcileOutcome(outcome: ReconcileOutcome, config: Config): void 
 function cliLogger(config: Pick<Config, 'logLevel'>): Logger {
   const level = config.logLevel === 'silent' ? 'silent' : 'warn';
   return pino({ name: 'cli', level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }));
+}
+
+interface OperatorSession {
+  readonly db: Db;
+  /** Aborted by the first SIGINT: stop between two batches. */
+  readonly signal: AbortSignal;
+  /** The command's progress bar; stopped, if it is running, when the session ends. */
+  readonly bar: { start(total: number, value: number, payload: object): void; update(value: number, payload: object): void; stop(): void };
+  /** Redis and the maintenance runs, opened on first use (a dry run may need neither). */
+  maintenance(): Promise<OrderMaintenance>;
+}
+
+/**
+ * What an operator command that changes orders holds for its run: MySQL, the SIGINT handler, a
+ * progress bar and, on demand, Redis with the maintenance runs; all of it closed when the run
+ * ends, however it ends.
+ */
+async function operatorSession(config: Config, logger: Logger, barFormat: string, run: (session: OperatorSession) => Promise<void>): Promise<void> {
+  const db = await openDb(config, logger);
+  const interrupt = onInterrupt();
+  const progressBar = new cliProgress.SingleBar({ format: barFormat, hideCursor: true }, cliProgress.Presets.shades_classic);
+  let barRunning = false;
+  const bar: OperatorSession['bar'] = {
+    start: (total, startValue, payload) => {
+      progressBar.start(total, startValue, payload);
+      barRunning = true;
+    },
+    update: (value, payload) => progressBar.update(value, payload),
+    stop: () => {
+      if (barRunning) progressBar.stop();
+      barRunning = false;
+    },
+  };
+  let redis: Redis | undefined;
+  let maintenance: OrderMaintenance | undefined;
+  try {
+    await run({
+      db,
+      signal: interrupt.signal,
+      bar,
+      maintenance: async () => {
+        redis ??= await openRedis(config);
+        maintenance ??= createOrderMaintenance(config, { db, redis, logger });
+        return maintenance;
+      },
+    });
+  } finally {
+    bar.stop();
+    interrupt.dispose();
+    await maintenance?.close();
+    redis?.disconnect();
+    await db.destroy();
+  }
 }
 
 /** A pool on MySQL that has answered once, or a one-line reason within about twice DB_TIMEOUT_MS. */
