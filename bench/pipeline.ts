@@ -55,7 +55,9 @@ import { IdGenerator } from '../shared/ids.ts';
 import { ORDER_STATUSES } from '../shared/orders/status.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
 import { openBenchDatabase } from './lib/bench-database.ts';
-import { exitNow, freePort, httpOk, runBench, startBenchProcess, stopBenchProcess, type BenchProcess, type Exit } from './lib/child-processes.ts';
+import { benchMerchants, insertMerchants, insertRiders } from './lib/bench-zones.ts';
+import { backlogOf, queueCounts, type QueueCounts } from './lib/queue-counts.ts';
+import { benchFleetEnv, type BenchProcess, type Exit, exitNow, httpOk, runBench, startBenchProcess, stopBenchProcess } from './lib/child-processes.ts';
 import { benchMysqlUrl, intEnv, REDIS_URL } from './lib/env.ts';
 import { intakeBatchesBetween, scrapeIntakeMetrics } from './lib/intake-metrics.ts';
 import { RiderSimulator } from './lib/rider-simulator.ts';
@@ -185,29 +187,11 @@ async function prepareDatabase(config: Config): Promise<BenchData> {
   const { db, name, migrations } = await openBenchDatabase(config, { fresh: true });
   log(`bench: database ${name} dropped, created and migrated (${migrations.length} migrations)`);
 
-  // Zones spread over Shanghai, ~3 km apart; the merchant at the zone's centre, its riders within
-  // a few hundred metres of it (well inside DISPATCH_RADIUS_M).
-  const merchants = Array.from({ length: ZONES }, (_, z) => {
-    const zoneId = `bench-${String(z + 1).padStart(2, '0')}`;
-    return { id: String(9001 + z), zoneId, lat: +(31.15 + 0.03 * (z % 5)).toFixed(6), lng: +(121.4 + 0.03 * Math.floor(z / 5)).toFixed(6) };
-  });
-  await db('merchants').insert(
-    merchants.map((m) => ({ id: m.id, name: `Bench Kitchen ${m.zoneId}`, zone_id: m.zoneId, lat: m.lat, lng: m.lng, address: `1 Bench Road, ${m.zoneId}` })),
-  );
-  const riders = merchants.flatMap((m, z) =>
-    Array.from({ length: RIDERS_PER_ZONE }, (_, i) => ({
-      id: String(900_000 + z * 1000 + i),
-      name: `Bench rider ${z + 1}-${i + 1}`,
-      zone_id: m.zoneId,
-      status: 'AVAILABLE',
-      lat: +(m.lat + 0.0005 * ((i % 7) - 3)).toFixed(6),
-      lng: +(m.lng + 0.0005 * ((Math.floor(i / 7) % 7) - 3)).toFixed(6),
-      capacity: RIDER_CAPACITY,
-    })),
-  );
-  for (let i = 0; i < riders.length; i += 500) await db('riders').insert(riders.slice(i, i + 500));
+  const merchants = benchMerchants(ZONES);
+  await insertMerchants(db, merchants);
+  const riders = await insertRiders(db, merchants, RIDERS_PER_ZONE, RIDER_CAPACITY);
   const client = await createApiClient(db, new IdGenerator(config.nodeId), `pipeline bench ${new Date().toISOString()}`);
-  return { db, apiKey: client.key, merchants, riders: riders.length };
+  return { db, apiKey: client.key, merchants, riders };
 }
 
 /** Deletes every key under the bench's prefixes (SCAN MATCH + DEL; never FLUSHALL: the Redis is shared). */
@@ -403,14 +387,6 @@ function cpuWindow(a: CpuSnapshot, b: CpuSnapshot): CpuWindow {
 // ---------------------------------------------------------------------------------------------
 // Sampling once a second
 
-interface QueueCounts {
-  wait: number;
-  active: number;
-  delayed: number;
-  prioritized: number;
-  failed: number;
-}
-
 interface Sample {
   /** Seconds since the load started. */
   readonly t: number;
@@ -430,13 +406,6 @@ interface Sample {
   readonly machineBusyPercent: number | null;
   /** How long the sample's own queries took (the bench's observation cost), in ms. */
   readonly sampleMs: number;
-}
-
-const backlogOf = (q: QueueCounts) => q.wait + q.active + q.delayed + q.prioritized;
-
-async function queueCounts(queue: Queue): Promise<QueueCounts> {
-  const c = await queue.getJobCounts('wait', 'active', 'delayed', 'prioritized', 'failed');
-  return { wait: c.wait ?? 0, active: c.active ?? 0, delayed: c.delayed ?? 0, prioritized: c.prioritized ?? 0, failed: c.failed ?? 0 };
 }
 
 async function statusCounts(db: Db): Promise<Record<string, number>> {
@@ -622,24 +591,14 @@ async function main(): Promise<number> {
   watchdog.unref();
 
   const benchConfig = loadConfig({ MYSQL_URL, REDIS_URL });
-  const webPort = await freePort();
-  const providerPort = await freePort();
-  const providerUrl = `http://127.0.0.1:${providerPort}`;
-  const webUrl = `http://127.0.0.1:${webPort}`;
-  const fleetEnv: NodeJS.ProcessEnv = {
-    ...process.env,
-    MYSQL_URL,
-    REDIS_URL,
-    QUEUE_PREFIX,
-    CACHE_PREFIX,
-    LOG_LEVEL,
-    LOG_FORMAT: 'json',
-    DISPATCH_WINDOW_MS,
-    HOST: '127.0.0.1',
-    PORT: String(webPort),
-    NOTIFY_PROVIDER_PORT: String(providerPort),
-    NOTIFY_PROVIDER_URL: providerUrl,
-  };
+  const { env: fleetEnv, webUrl, providerUrl } = await benchFleetEnv({
+    mysqlUrl: MYSQL_URL,
+    redisUrl: REDIS_URL,
+    queuePrefix: QUEUE_PREFIX,
+    cachePrefix: CACHE_PREFIX,
+    logLevel: LOG_LEVEL,
+    extra: { DISPATCH_WINDOW_MS },
+  });
   const fleetConfig = loadConfig(fleetEnv); // what the fleet will run with (and a bad value stops us here)
   serverPids = { mariadbd: pidsNamed(['mariadbd', 'mysqld']), redis: pidsNamed(['redis-server']) };
 

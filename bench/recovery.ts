@@ -77,10 +77,12 @@ import { RETRY_STATE, type FailedStatus } from '../shared/orders/state-machine.t
 import { createQueue } from '../shared/queues/create-queue.ts';
 import { enqueueOrderMaintenance } from '../shared/queues/maintenance-producer.ts';
 import { dispatchJobId, notificationJobId, priceJobId } from '../shared/queues/payloads.ts';
-import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
+import { QUEUE_NAMES, type QueueName } from '../shared/queues/queue-names.ts';
 import { createProducerRedis } from '../shared/redis.ts';
 import { openBenchDatabase } from './lib/bench-database.ts';
-import { exitNow, freePort, httpOk, ROOT, runBench, startBenchProcess, stopBenchProcess, type BenchProcess, type Exit } from './lib/child-processes.ts';
+import { benchMerchants, insertMerchants, insertRiders, type BenchMerchant } from './lib/bench-zones.ts';
+import { backlogOf, queueCounts, type QueueCounts } from './lib/queue-counts.ts';
+import { benchFleetEnv, type BenchProcess, type Exit, exitNow, httpOk, ROOT, runBench, startBenchProcess, stopBenchProcess } from './lib/child-processes.ts';
 import { benchMysqlUrl, intEnv } from './lib/env.ts';
 import { RiderSimulator } from './lib/rider-simulator.ts';
 import { countWarning } from './lib/warnings.ts';
@@ -216,6 +218,12 @@ async function eachLimited<T>(items: readonly T[], concurrency: number, fn: (ite
   );
 }
 
+/** The bench's handles on Courier's queues under one prefix (counts and job lookups; the fleet runs the jobs). */
+function benchQueues(redis: Redis, prefix: string) {
+  const queue = (name: QueueName) => new Queue(name, { connection: redis, prefix });
+  return { orders: queue(QUEUE_NAMES.orders), dispatch: queue(QUEUE_NAMES.dispatch), notifications: queue(QUEUE_NAMES.notifications), maintenance: queue(QUEUE_NAMES.maintenance) };
+}
+
 /** Job ids on a queue that are still to run: waiting, prioritized, delayed or active. */
 async function liveJobIds(redis: Redis, queue: Queue): Promise<Set<string>> {
   const [wait, active, delayed, prioritized] = await Promise.all([
@@ -227,26 +235,6 @@ async function liveJobIds(redis: Redis, queue: Queue): Promise<Set<string>> {
   return new Set([...wait, ...active, ...delayed, ...prioritized]);
 }
 
-interface QueueCounts {
-  wait: number;
-  active: number;
-  delayed: number;
-  prioritized: number;
-  failed: number;
-  completed: number;
-}
-async function queueCounts(queue: Queue): Promise<QueueCounts> {
-  const c = await queue.getJobCounts('wait', 'active', 'delayed', 'prioritized', 'failed', 'completed');
-  return {
-    wait: c.wait ?? 0,
-    active: c.active ?? 0,
-    delayed: c.delayed ?? 0,
-    prioritized: c.prioritized ?? 0,
-    failed: c.failed ?? 0,
-    completed: c.completed ?? 0,
-  };
-}
-const backlogOf = (q: QueueCounts) => q.wait + q.active + q.delayed + q.prioritized;
 
 // ---------------------------------------------------------------------------------------------
 // CPU per process (Linux /proc), over a window
@@ -366,26 +354,6 @@ function dumpOutput(): void {
 
 // ---------------------------------------------------------------------------------------------
 // Seeding orders in failed or orphaned states
-
-interface BenchMerchant {
-  readonly id: string;
-  readonly zoneId: string;
-  readonly lat: number;
-  readonly lng: number;
-}
-
-function benchMerchants(): BenchMerchant[] {
-  return Array.from({ length: ZONES }, (_, z) => {
-    const zoneId = `bench-${String(z + 1).padStart(2, '0')}`;
-    return { id: String(9001 + z), zoneId, lat: +(31.15 + 0.03 * (z % 5)).toFixed(6), lng: +(121.4 + 0.03 * Math.floor(z / 5)).toFixed(6) };
-  });
-}
-
-async function insertMerchants(db: Db, merchants: readonly BenchMerchant[]): Promise<void> {
-  await db('merchants').insert(
-    merchants.map((m) => ({ id: m.id, name: `Bench Kitchen ${m.zoneId}`, zone_id: m.zoneId, lat: m.lat, lng: m.lng, address: `1 Bench Road, ${m.zoneId}` })),
-  );
-}
 
 type SeedKind = 'pricing' | 'pricing-escalate' | 'dispatch' | 'dispatch-escalate' | 'orphan';
 const SEED_KINDS: readonly SeedKind[] = ['pricing', 'pricing-escalate', 'dispatch', 'dispatch-escalate', 'orphan'];
@@ -625,14 +593,9 @@ async function part1(): Promise<Record<string, unknown>> {
   const { db, name, migrations } = await openBenchDatabase(config, { fresh: true });
   log(`  database ${name} dropped, created and migrated (${migrations.length} migrations)`);
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: 3 });
-  const queues = {
-    orders: new Queue(QUEUE_NAMES.orders, { connection: redis, prefix: PREFIX_1 }),
-    dispatch: new Queue(QUEUE_NAMES.dispatch, { connection: redis, prefix: PREFIX_1 }),
-    notifications: new Queue(QUEUE_NAMES.notifications, { connection: redis, prefix: PREFIX_1 }),
-    maintenance: new Queue(QUEUE_NAMES.maintenance, { connection: redis, prefix: PREFIX_1 }),
-  };
+  const queues = benchQueues(redis, PREFIX_1);
   try {
-    const merchants = benchMerchants();
+    const merchants = benchMerchants(ZONES);
     await insertMerchants(db, merchants);
     const client = await createApiClient(db, new IdGenerator(62), `recovery bench ${new Date().toISOString()}`);
 
@@ -1098,33 +1061,25 @@ class FlushTracker {
 async function part2(): Promise<Record<string, unknown>> {
   log(`\n== part 2: recovery after a FLUSHALL under load (a private Redis; the fleet as the Procfile runs it)`);
   const redisServer = await startPrivateRedis();
-  const webPort = await freePort();
-  const providerPort = await freePort();
-  const providerUrl = `http://127.0.0.1:${providerPort}`;
-  const webUrl = `http://127.0.0.1:${webPort}`;
-  const fleetEnv: NodeJS.ProcessEnv = {
-    ...process.env,
-    MYSQL_URL: MYSQL_URL_2,
-    REDIS_URL: redisServer.url,
-    QUEUE_PREFIX: PREFIX_2,
-    CACHE_PREFIX: CACHE_PREFIX_2,
-    LOG_LEVEL,
-    LOG_FORMAT: 'json',
-    HOST: '127.0.0.1',
-    PORT: String(webPort),
-    NOTIFY_PROVIDER_PORT: String(providerPort),
-    NOTIFY_PROVIDER_URL: providerUrl,
-    METRICS_PORT: '0',
-    DISPATCH_WINDOW_MS: process.env.DISPATCH_WINDOW_MS || '200',
-    COMPENSATE_CRON: process.env.COMPENSATE_CRON || '*/2 * * * * *',
-    RECONCILE_CRON: process.env.RECONCILE_CRON || '1-59/2 * * * * *',
-    RECONCILE_CREATED_AFTER_MS: process.env.RECONCILE_CREATED_AFTER_MS || '3000',
-    RECONCILE_STUCK_AFTER_MS: process.env.RECONCILE_STUCK_AFTER_MS || '3000',
-    RECONCILE_NOTIFY_AFTER_MS: process.env.RECONCILE_NOTIFY_AFTER_MS || '5000',
-    RETRY_BASE_MS: process.env.RETRY_BASE_MS || '1000',
-    RETRY_MAX_MS: process.env.RETRY_MAX_MS || '10000',
-    WARMUP_CRON: process.env.WARMUP_CRON ?? '',
-  };
+  const { env: fleetEnv, webUrl, providerUrl } = await benchFleetEnv({
+    mysqlUrl: MYSQL_URL_2,
+    redisUrl: redisServer.url,
+    queuePrefix: PREFIX_2,
+    cachePrefix: CACHE_PREFIX_2,
+    logLevel: LOG_LEVEL,
+    extra: {
+      METRICS_PORT: '0',
+      DISPATCH_WINDOW_MS: process.env.DISPATCH_WINDOW_MS || '200',
+      COMPENSATE_CRON: process.env.COMPENSATE_CRON || '*/2 * * * * *',
+      RECONCILE_CRON: process.env.RECONCILE_CRON || '1-59/2 * * * * *',
+      RECONCILE_CREATED_AFTER_MS: process.env.RECONCILE_CREATED_AFTER_MS || '3000',
+      RECONCILE_STUCK_AFTER_MS: process.env.RECONCILE_STUCK_AFTER_MS || '3000',
+      RECONCILE_NOTIFY_AFTER_MS: process.env.RECONCILE_NOTIFY_AFTER_MS || '5000',
+      RETRY_BASE_MS: process.env.RETRY_BASE_MS || '1000',
+      RETRY_MAX_MS: process.env.RETRY_MAX_MS || '10000',
+      WARMUP_CRON: process.env.WARMUP_CRON ?? '',
+    },
+  });
   const config = loadConfig(fleetEnv);
   log(
     `  private redis-server on ${redisServer.url}; queue prefix ${PREFIX_2}; COMPENSATE_CRON "${config.compensateCron.join(';')}", ` +
@@ -1135,30 +1090,14 @@ async function part2(): Promise<Record<string, unknown>> {
   const { db, name, migrations } = await openBenchDatabase(config, { fresh: true });
   log(`  database ${name} dropped, created and migrated (${migrations.length} migrations)`);
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: 3 });
-  const queues = {
-    orders: new Queue(QUEUE_NAMES.orders, { connection: redis, prefix: PREFIX_2 }),
-    dispatch: new Queue(QUEUE_NAMES.dispatch, { connection: redis, prefix: PREFIX_2 }),
-    notifications: new Queue(QUEUE_NAMES.notifications, { connection: redis, prefix: PREFIX_2 }),
-    maintenance: new Queue(QUEUE_NAMES.maintenance, { connection: redis, prefix: PREFIX_2 }),
-  };
+  const queues = benchQueues(redis, PREFIX_2);
   for (const q of Object.values(queues)) q.on('error', () => undefined);
   const riders = new RiderSimulator(db, RIDER_RESET_MS);
   let tracker: FlushTracker | undefined;
   try {
-    const merchants = benchMerchants();
+    const merchants = benchMerchants(ZONES);
     await insertMerchants(db, merchants);
-    const riderRows = merchants.flatMap((m, z) =>
-      Array.from({ length: RIDERS_PER_ZONE }, (_, i) => ({
-        id: String(900_000 + z * 1000 + i),
-        name: `Bench rider ${z + 1}-${i + 1}`,
-        zone_id: m.zoneId,
-        status: 'AVAILABLE',
-        lat: +(m.lat + 0.0005 * ((i % 7) - 3)).toFixed(6),
-        lng: +(m.lng + 0.0005 * ((Math.floor(i / 7) % 7) - 3)).toFixed(6),
-        capacity: RIDER_CAPACITY,
-      })),
-    );
-    await db('riders').insert(riderRows);
+    await insertRiders(db, merchants, RIDERS_PER_ZONE, RIDER_CAPACITY);
     const client = await createApiClient(db, new IdGenerator(63), `recovery bench ${new Date().toISOString()}`);
     log(`  ${ZONES} zones with a merchant and ${RIDERS_PER_ZONE} riders of capacity ${RIDER_CAPACITY} each; a rider simulator frees their slots every ${RIDER_RESET_MS} ms`);
 

@@ -4,13 +4,13 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OrderCache } from '../shared/cache/order-cache.ts';
 import type { Db } from '../shared/db.ts';
-import { IdGenerator } from '../shared/ids.ts';
 import type { OrderStatus } from '../shared/orders/status.ts';
 import { createQueue } from '../shared/queues/create-queue.ts';
 import { notificationJobId, orderJobId, priceJobId } from '../shared/queues/payloads.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
 import { runTsx, type Child } from './support/child-process.ts';
 import { closedPort } from './support/tcp-proxy.ts';
+import { seedOrders } from './support/seed-orders.ts';
 import { createTestDatabase, type TestDatabase } from './support/test-database.ts';
 import { TEST_REDIS_URL, deleteKeysWithPrefix, uniqueQueuePrefix } from './support/test-redis.ts';
 import { TEST_MERCHANT } from './support/test-web.ts';
@@ -49,7 +49,6 @@ let main: Env;
 let reconcileEnv: Env;
 let redis: Redis;
 const children: Child[] = [];
-const ids = new IdGenerator(11);
 
 async function createEnv(): Promise<Env> {
   const database = await createTestDatabase();
@@ -120,29 +119,9 @@ interface SeedOptions {
 
 /** One order row, written straight into MySQL in the state a test needs. */
 async function seedOrder(db: Db, status: OrderStatus, opts: SeedOptions): Promise<string> {
-  const id = ids.next(1);
-  await db('orders').insert({
-    id,
-    client_id: '1',
-    idempotency_key: `operator-cli-${id}`,
-    request_hash: 'a'.repeat(64),
-    merchant_id: TEST_MERCHANT.id,
-    zone_id: TEST_MERCHANT.zone_id,
-    status,
-    attempts: opts.attempts ?? 0,
-    next_attempt_at:
-      opts.nextAttemptInMs === undefined ? null : db.raw('CURRENT_TIMESTAMP(3) + INTERVAL ? MICROSECOND', [opts.nextAttemptInMs * 1000]),
-    last_error: opts.lastError ?? null,
-    pickup_lat: TEST_MERCHANT.lat,
-    pickup_lng: TEST_MERCHANT.lng,
-    dropoff_lat: 31.2304,
-    dropoff_lng: 121.4737,
-    dropoff_address: '88 Century Ave',
-    dropoff_phone: '+8613800000000',
-    items: JSON.stringify([{ sku: 'NOODLE-01', name: 'Beef noodles', qty: 2, priceCents: 1800 }]),
-    updated_at: db.raw('CURRENT_TIMESTAMP(3) - INTERVAL ? MICROSECOND', [opts.ageMs * 1000]),
-  });
-  return id;
+  const { ageMs, ...rest } = opts;
+  const [id] = await seedOrders(db, { clientId: '1', status, count: 1, updatedAgoMs: ageMs, ...rest });
+  return id!;
 }
 
 async function rows(db: Db, orderIds: readonly string[]) {

@@ -231,3 +231,35 @@ export async function httpOk(url: string): Promise<boolean> {
   await response.arrayBuffer();
   return response.ok;
 }
+
+/**
+ * The environment a bench's fleet runs with: the web and the dev provider on free ports of
+ * 127.0.0.1, the bench's own database, Redis and prefixes, JSON logs, then `extra` on top.
+ */
+export async function benchFleetEnv(opts: {
+  readonly mysqlUrl: string;
+  readonly redisUrl: string;
+  readonly queuePrefix: string;
+  readonly cachePrefix: string;
+  readonly logLevel: string;
+  readonly extra?: NodeJS.ProcessEnv;
+}): Promise<{ env: NodeJS.ProcessEnv; webUrl: string; providerUrl: string }> {
+  const webPort = await freePort();
+  const providerPort = await freePort();
+  const providerUrl = `http://127.0.0.1:${providerPort}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    MYSQL_URL: opts.mysqlUrl,
+    REDIS_URL: opts.redisUrl,
+    QUEUE_PREFIX: opts.queuePrefix,
+    CACHE_PREFIX: opts.cachePrefix,
+    LOG_LEVEL: opts.logLevel,
+    LOG_FORMAT: 'json',
+    HOST: '127.0.0.1',
+    PORT: String(webPort),
+    NOTIFY_PROVIDER_PORT: String(providerPort),
+    NOTIFY_PROVIDER_URL: providerUrl,
+    ...opts.extra,
+  };
+  return { env, webUrl: `http://127.0.0.1:${webPort}`, providerUrl };
+}
