@@ -90,3 +90,12 @@ export class MicroBatcher<I, O> {
     for (const resolve of waiters) resolve();
   }
 }
+
+/**
+ * Batches in flight for a batcher that serves `callers` concurrent callers (a worker's jobs): two,
+ * so one batch is handled while the next forms; but with batches of one item (batching off), one
+ * per caller, or batching off would also cap the callers' concurrency at two.
+ */
+export function batchesInFlight(maxSize: number, callers: number): number {
+  return maxSize === 1 ? callers : 2;
+}

@@ -4,6 +4,7 @@ import type { Config } from '../shared/config.ts';
 import { createDb } from '../shared/db.ts';
 import { ProviderUnavailableError } from '../shared/errors/index.ts';
 import type { Logger } from '../shared/logger.ts';
+import { batchesInFlight } from '../shared/micro-batcher.ts';
 import { BatchedNotificationLedger } from '../shared/notifications/ledger-steps.ts';
 import { ProviderClient, type ProviderClientOptions } from '../shared/notifications/provider-client.ts';
 import { MAX_WAIT_FOR_PROVIDER_MS, notificationBackoff, waitForProviderMs } from '../shared/notifications/retry-policy.ts';
@@ -34,8 +35,7 @@ export async function startNotifier(
   const ledger = new BatchedNotificationLedger(db, {
     maxSize: config.notifyBatchMax,
     maxWaitMs: config.notifyBatchWaitMs,
-    // One at a time means as many steps in flight as jobs.
-    maxInFlight: config.notifyBatchMax === 1 ? config.notifierConcurrency : 2,
+    maxInFlight: batchesInFlight(config.notifyBatchMax, config.notifierConcurrency),
   });
   const provider = new ProviderClient(config, { connections: config.notifierConcurrency, ...opts.provider });
   provider.onStateChange((state) => {

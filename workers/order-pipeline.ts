@@ -10,7 +10,7 @@ import type { MatchInput, MatchOutput } from '../shared/orders/dispatch-matching
 import type { PricingInput, PricingResult } from '../shared/orders/pricing.ts';
 import { createOrderWriter } from '../shared/orders/order-writer.ts';
 import { priceOrders, type PriceOutcome } from '../shared/orders/price-batch.ts';
-import { MicroBatcher, type ItemOutcome } from '../shared/micro-batcher.ts';
+import { MicroBatcher, batchesInFlight, type ItemOutcome } from '../shared/micro-batcher.ts';
 import { nextAttemptAt, retryPolicyFrom } from '../shared/orders/retry-schedule.ts';
 import { ZoneLoad } from '../shared/orders/zone-load.ts';
 import { createQueue } from '../shared/queues/create-queue.ts';
@@ -107,9 +107,11 @@ export async function startOrderPipeline(
         return failure ? { ok: false, error: failure } : result;
       });
     },
-    // One at a time (PRICE_BATCH_MAX=1) means as many batches in flight as jobs; otherwise two, so
-    // one batch commits while the next one forms.
-    { maxSize: config.priceBatchMax, maxWaitMs: config.priceBatchWaitMs, maxInFlight: config.priceBatchMax === 1 ? config.orderWorkerConcurrency : 2 },
+    {
+      maxSize: config.priceBatchMax,
+      maxWaitMs: config.priceBatchWaitMs,
+      maxInFlight: batchesInFlight(config.priceBatchMax, config.orderWorkerConcurrency),
+    },
   );
   const priceProcessor = async (job: Job) => {
     if (job.name !== 'order.price') throw new UnrecoverableError(`unknown job name "${job.name}" on the orders queue`);
