@@ -422,10 +422,16 @@ class Sampler {
   private loop: Promise<void> | undefined;
   private lastMachine = readMachineCpuMs();
 
+  private readonly deps: { db: Db; redis: Redis; ordersQueue: Queue; dispatchQueue: Queue; notificationsQueue: Queue; accepted: () => number; loadStart: number };
+  private readonly onSample: (sample: Sample) => void;
+
   constructor(
-    private readonly deps: { db: Db; redis: Redis; ordersQueue: Queue; dispatchQueue: Queue; notificationsQueue: Queue; accepted: () => number; loadStart: number },
-    private readonly onSample: (sample: Sample) => void,
-  ) {}
+    deps: { db: Db; redis: Redis; ordersQueue: Queue; dispatchQueue: Queue; notificationsQueue: Queue; accepted: () => number; loadStart: number },
+    onSample: (sample: Sample) => void,
+  ) {
+    this.deps = deps;
+    this.onSample = onSample;
+  }
 
   start(): void {
     this.loop = (async () => {

@@ -951,8 +951,7 @@ class FlushTracker {
   private stopped = false;
   private loop: Promise<void> | undefined;
 
-  constructor(
-    private readonly deps: {
+  private readonly deps: {
       db: Db;
       redis: Redis;
       ordersQueue: Queue;
@@ -962,8 +961,22 @@ class FlushTracker {
       mainStart: string;
       flushAt: string;
       flushPerf: number;
-    },
-  ) {}
+    };
+
+  constructor(
+    deps: {
+      db: Db;
+      redis: Redis;
+      ordersQueue: Queue;
+      dispatchQueue: Queue;
+      notificationsQueue: Queue;
+      zones: readonly string[];
+      mainStart: string;
+      flushAt: string;
+      flushPerf: number;
+    }) {
+    this.deps = deps;
+  }
 
   /** From the FLUSHALL until the condition held for good: the first sample after the last one that broke it. */
   private heldAfter(broken: (s: FlushSample) => boolean): number | null {

@@ -27,10 +27,15 @@ export class IdGenerator {
   private lastMs = -1;
   private sequence = 0;
 
+  private readonly nodeId: number;
+  private readonly now: () => number;
+
   constructor(
-    private readonly nodeId: number,
-    private readonly now: () => number = Date.now,
+    nodeId: number,
+    now: () => number = Date.now,
   ) {
+    this.nodeId = nodeId;
+    this.now = now;
     if (!Number.isInteger(nodeId) || nodeId < 0 || nodeId > 63) throw new RangeError(`nodeId must be 0-63, got ${nodeId}`);
   }
 

@@ -28,10 +28,16 @@ export class MicroBatcher<I, O> {
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
 
+  private readonly handle: (items: I[]) => Promise<ItemOutcome<O>[]>;
+  private readonly opts: MicroBatcherOptions;
+
   constructor(
-    private readonly handle: (items: I[]) => Promise<ItemOutcome<O>[]>,
-    private readonly opts: MicroBatcherOptions,
-  ) {}
+    handle: (items: I[]) => Promise<ItemOutcome<O>[]>,
+    opts: MicroBatcherOptions,
+  ) {
+    this.handle = handle;
+    this.opts = opts;
+  }
 
   submit(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {

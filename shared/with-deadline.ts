@@ -1,8 +1,11 @@
 /** Thrown when work did not finish within its bound. */
 export class DeadlineExceeded extends Error {
   override readonly name = 'DeadlineExceeded';
-  constructor(readonly timeoutMs: number) {
+  readonly timeoutMs: number;
+
+  constructor(timeoutMs: number) {
     super(`did not finish within ${timeoutMs} ms`);
+    this.timeoutMs = timeoutMs;
   }
 }
 

@@ -13,10 +13,16 @@ export class RiderSimulator {
   private stopped = false;
   private loop: Promise<void> | undefined;
 
+  private readonly db: Db;
+  private readonly resetMs: number;
+
   constructor(
-    private readonly db: Db,
-    private readonly resetMs: number,
-  ) {}
+    db: Db,
+    resetMs: number,
+  ) {
+    this.db = db;
+    this.resetMs = resetMs;
+  }
 
   start(): void {
     this.loop = (async () => {

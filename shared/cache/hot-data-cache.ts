@@ -35,10 +35,16 @@ export function riderCacheKey(prefix: string, riderId: string): string {
  * next snapshot and gone after the TTL.
  */
 export class HotDataCache {
+  private readonly redis: Redis;
+  private readonly opts: { prefix: string; ttlMs: number };
+
   constructor(
-    private readonly redis: Redis,
-    private readonly opts: { prefix: string; ttlMs: number },
-  ) {}
+    redis: Redis,
+    opts: { prefix: string; ttlMs: number },
+  ) {
+    this.redis = redis;
+    this.opts = opts;
+  }
 
   async putMerchants(merchants: readonly CachedMerchant[]): Promise<void> {
     await this.put(

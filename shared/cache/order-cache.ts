@@ -22,10 +22,13 @@ export type CachedOrder =
 export class OrderCache {
   private readonly redis: CacheRedis;
 
+  private readonly opts: { prefix: string; ttlMs: number };
+
   constructor(
     redis: Redis,
-    private readonly opts: { prefix: string; ttlMs: number },
+    opts: { prefix: string; ttlMs: number },
   ) {
+    this.opts = opts;
     if (!('courierSetOrderIfNewer' in redis)) {
       redis.defineCommand('courierSetOrderIfNewer', { numberOfKeys: 2, lua: SET_IF_NEWER });
     }

@@ -15,10 +15,16 @@ export interface HeldLock {
  * anyway.
  */
 export class OrderLocks {
+  private readonly redis: Redis;
+  private readonly opts: { prefix: string; lockTimeoutMs: number; acquireTimeoutMs: number };
+
   constructor(
-    private readonly redis: Redis,
-    private readonly opts: { prefix: string; lockTimeoutMs: number; acquireTimeoutMs: number },
-  ) {}
+    redis: Redis,
+    opts: { prefix: string; lockTimeoutMs: number; acquireTimeoutMs: number },
+  ) {
+    this.redis = redis;
+    this.opts = opts;
+  }
 
   private mutex(orderId: string, lost: AbortController, opts: { once?: boolean } = {}): { mutex: Mutex; resource: string } {
     const resource = `${this.opts.prefix}:lock:order:${orderId}`;

@@ -35,7 +35,10 @@ export class OrderReader {
   private readonly l1: LRUCache<string, OrderRecord>;
   private readonly loading = new Map<string, Promise<{ record: OrderRecord | undefined; source: ReadSource }>>();
 
-  constructor(private readonly deps: OrderReaderDeps) {
+  private readonly deps: OrderReaderDeps;
+
+  constructor(deps: OrderReaderDeps) {
+    this.deps = deps;
     this.l1 = new LRUCache({ max: deps.l1Max, ttl: Math.max(1, deps.l1TtlMs) });
   }
 

@@ -9,10 +9,16 @@ export type TryRun<T> = { readonly ran: true; readonly value: T } | { readonly r
  * zone would only queue on the same orders' locks and defer each other.
  */
 export class ZoneLocks {
+  private readonly redis: Redis;
+  private readonly opts: { prefix: string; lockTimeoutMs: number };
+
   constructor(
-    private readonly redis: Redis,
-    private readonly opts: { prefix: string; lockTimeoutMs: number },
-  ) {}
+    redis: Redis,
+    opts: { prefix: string; lockTimeoutMs: number },
+  ) {
+    this.redis = redis;
+    this.opts = opts;
+  }
 
   async tryRun<T>(zoneId: string, work: () => Promise<T>): Promise<TryRun<T>> {
     const mutex = new Mutex(this.redis, `${this.opts.prefix}:lock:zone:${zoneId}`, {

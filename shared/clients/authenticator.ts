@@ -17,10 +17,13 @@ const NONE = Symbol('no client');
 export class Authenticator {
   private readonly cache: LRUCache<string, AuthenticatedClient | typeof NONE>;
 
+  private readonly db: Db;
+
   constructor(
-    private readonly db: Db,
+    db: Db,
     opts: { ttlSeconds: number; max?: number },
   ) {
+    this.db = db;
     this.cache = new LRUCache({
       max: opts.max ?? 10_000,
       ttl: Math.max(1, opts.ttlSeconds * 1000),

@@ -5,13 +5,18 @@ export class ApiError extends Error {
   override readonly name = 'ApiError';
   readonly status: number;
 
+  readonly code: ErrorCode;
+  readonly extra: Readonly<Record<string, unknown>>;
+
   constructor(
-    readonly code: ErrorCode,
+    code: ErrorCode,
     message: string = ERROR_CODES[code].message,
-    readonly extra: Readonly<Record<string, unknown>> = {},
+    extra: Readonly<Record<string, unknown>> = {},
     options?: { cause?: unknown },
   ) {
     super(message, options);
+    this.code = code;
+    this.extra = extra;
     this.status = ERROR_CODES[code].status;
   }
 }

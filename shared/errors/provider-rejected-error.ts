@@ -5,10 +5,13 @@
  */
 export class ProviderRejectedError extends Error {
   override readonly name = 'ProviderRejectedError';
+  readonly status: number;
+
   constructor(
-    readonly status: number,
+    status: number,
     message: string,
   ) {
     super(message);
+    this.status = status;
   }
 }

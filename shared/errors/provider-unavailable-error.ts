@@ -5,11 +5,14 @@
  */
 export class ProviderUnavailableError extends Error {
   override readonly name = 'ProviderUnavailableError';
+  readonly retryAfterMs: number;
+
   constructor(
-    readonly retryAfterMs: number,
+    retryAfterMs: number,
     message = `the notification provider's circuit breaker is open; retry in ${retryAfterMs} ms`,
     options?: { cause?: unknown },
   ) {
     super(message, options);
+    this.retryAfterMs = retryAfterMs;
   }
 }

@@ -18,10 +18,13 @@ const NONE = Symbol('no merchant');
 export class MerchantDirectory {
   private readonly cache: LRUCache<string, Merchant | typeof NONE>;
 
+  private readonly db: Db;
+
   constructor(
-    private readonly db: Db,
+    db: Db,
     opts: { ttlMs?: number; max?: number } = {},
   ) {
+    this.db = db;
     this.cache = new LRUCache({
       max: opts.max ?? 50_000,
       ttl: opts.ttlMs ?? 60_000,

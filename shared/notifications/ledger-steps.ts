@@ -38,10 +38,13 @@ export class BatchedNotificationLedger implements NotificationLedgerSteps {
   private readonly begins: MicroBatcher<{ orderId: string; kind: NotificationKind }, Begun>;
   private readonly marks: MicroBatcher<{ entryId: string; providerMessageId: string }, boolean>;
 
+  private readonly db: Db;
+
   constructor(
-    private readonly db: Db,
+    db: Db,
     opts: LedgerBatchOptions = {},
   ) {
+    this.db = db;
     const batching = { maxSize: opts.maxSize ?? 64, maxWaitMs: opts.maxWaitMs ?? 2, maxInFlight: opts.maxInFlight ?? 2 };
     this.begins = new MicroBatcher(async (items) => (await beginMany(db, items)).map((value) => ({ ok: true, value })), batching);
     this.marks = new MicroBatcher(async (items) => {

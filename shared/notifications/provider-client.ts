@@ -72,10 +72,13 @@ export class ProviderClient implements NotificationSender {
   private readonly listeners = new Set<(state: BreakerState) => void>();
   private openedAt = 0;
 
+  private readonly config: ProviderClientConfig;
+
   constructor(
-    private readonly config: ProviderClientConfig,
+    config: ProviderClientConfig,
     opts: ProviderClientOptions = {},
   ) {
+    this.config = config;
     const base = new URL(config.notifyProviderUrl);
     this.path = `${base.pathname.replace(/\/+$/, '')}/v1/messages`;
     this.pool = new Pool(base.origin, {

@@ -45,7 +45,10 @@ export class OrderIntake {
   private readonly enqueues = new Set<Promise<void>>();
   private readonly abandonedWrites = new Set<Promise<unknown>>();
 
-  constructor(private readonly deps: OrderIntakeDeps) {
+  private readonly deps: OrderIntakeDeps;
+
+  constructor(deps: OrderIntakeDeps) {
+    this.deps = deps;
     this.batcher = new MicroBatcher((rows) => this.commitBatch(rows), {
       maxSize: deps.config.intakeBatchMax,
       maxWaitMs: deps.config.intakeBatchWaitMs,

@@ -9,7 +9,11 @@ import { closedPort } from './tcp-proxy.ts';
 export class PrivateRedis {
   private child: ChildProcess | undefined;
 
-  private constructor(readonly port: number) {}
+  readonly port: number;
+
+  private constructor(port: number) {
+    this.port = port;
+  }
 
   static async start(): Promise<PrivateRedis> {
     const redis = new PrivateRedis(await closedPort());

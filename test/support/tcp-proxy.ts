@@ -10,10 +10,15 @@ export class TcpProxy {
   private frozen = false;
   private readonly held: (() => void)[] = [];
 
+  private readonly upstreamHost: string;
+  private readonly upstreamPort: number;
+
   private constructor(
-    private readonly upstreamHost: string,
-    private readonly upstreamPort: number,
+    upstreamHost: string,
+    upstreamPort: number,
   ) {
+    this.upstreamHost = upstreamHost;
+    this.upstreamPort = upstreamPort;
     this.server = createServer((client) => this.accept(client));
   }
 
