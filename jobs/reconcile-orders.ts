@@ -1,24 +1,23 @@
-import type { Queue } from 'bullmq';
 import type { Db } from '../shared/db.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Metrics } from '../shared/metrics.ts';
-import type { ChangeOrder } from '../shared/orders/order-writer.ts';
+import type { NotificationKind, OwedNotification } from '../shared/notifications/kinds.ts';
+import type { LockedOrder } from '../shared/orders/apply-changes.ts';
 import { nextAttemptAt, type RetryPolicy } from '../shared/orders/retry-schedule.ts';
-import { enqueueNotificationBatch } from '../shared/queues/notification-producer.ts';
-import { enqueueDispatchRuns, enqueuePriceJobs } from '../shared/queues/order-producer.ts';
-import { notificationJobId, priceJobId, type JobPayloads, type NotificationKind } from '../shared/queues/payloads.ts';
-import type { Redis } from '../shared/redis.ts';
-import { withDeadline } from '../shared/with-deadline.ts';
+import { transitionOrders } from '../shared/orders/transition-orders.ts';
+import type { OrderWriterDeps } from '../shared/orders/write-orders.ts';
+import { notificationBatchJobId, priceBatchJobId } from '../shared/queues/job-ids.ts';
+import type { JobLook, JobProducer } from './producer.ts';
+import type { JobPayloads } from './payloads.ts';
 
 export interface ReconcileDeps {
   readonly db: Db;
-  /** The connection the queues use: jobs are looked up over it in one pipelined round trip per page. */
-  readonly redis: Redis;
-  readonly ordersQueue: Queue;
-  readonly dispatchQueue: Queue;
-  readonly notificationsQueue: Queue;
-  /** The order writer (an order whose price job gave up is recorded PRICING_FAILED through it). */
-  readonly change: ChangeOrder;
+  /** Looks jobs up (one pipelined round trip per page) and puts lost ones back. */
+  readonly producer: Pick<JobProducer, 'lookUp' | 'putBack'>;
+  /** The write routine (an order whose price job gave up is recorded PRICING_FAILED through it). */
+  readonly writer: OrderWriterDeps;
+  /** Books a dispatch run now for each zone. */
+  readonly dispatchNow: (zoneIds: readonly string[]) => Promise<void>;
   readonly retry: Pick<RetryPolicy, 'baseMs' | 'maxMs'>;
   /** A CREATED order this old (since its last change) without a live job is enqueued again, in ms. */
   readonly createdAfterMs: number;
@@ -30,18 +29,18 @@ export interface ReconcileDeps {
   readonly notifyAttemptBudget: number;
   /** Rows read, and jobs looked up in Redis, per round trip. */
   readonly batchSize: number;
-  readonly redisTimeoutMs: number;
   readonly logger: Logger;
   readonly metrics?: Pick<Metrics, 'reconcileItems' | 'maintenanceSeconds'>;
   /** Count and report only: enqueue nothing, change nothing. */
   readonly dryRun?: boolean;
   readonly signal?: AbortSignal;
-  /** Told after every page. */
+  /** Told after every step. */
   readonly onProgress?: (progress: ReconcileOutcome) => void;
+  readonly jobId?: string;
 }
 
 export interface ReconcileOutcome {
-  /** CREATED orders past the grace period: how many were looked at, had no job (enqueued), had a live one, had a finished one (recorded PRICING_FAILED). */
+  /** CREATED orders past the grace period: looked at, put back on the queue (their job was lost), carried by a live job, whose job finished (recorded PRICING_FAILED). */
   readonly created: { checked: number; enqueued: number; live: number; finished: number };
   /** PRICED orders waiting past the timeout, and the zones whose dispatch run was booked again. */
   readonly priced: { stuck: number; zones: number };
@@ -51,20 +50,24 @@ export interface ReconcileOutcome {
   readonly ms: number;
 }
 
-type JobLook = 'missing' | 'live' | 'finished';
+const ACTOR = 'scheduler:reconcile';
 
 /**
- * The reconciler: MySQL is the source of truth and every row says what it is owed, so whatever
- * Redis lost (a FLUSHALL, a restart without persistence, an enqueue that failed while Redis was
- * down, a worker that died between commit and enqueue) is found here and put back:
+ * The reconciler: MySQL is the source of truth and every row says what it is owed and which batch
+ * job carries it, so whatever Redis lost (a FLUSHALL, a restart without persistence, an enqueue
+ * that failed while Redis was down, a process that died between commit and enqueue) is found here
+ * and put back, one job lookup per batch rather than per order:
  *
- * - CREATED orders past a few seconds whose price job is missing are enqueued again under the same
- *   job id (a live job is never doubled); one whose job finished (failed for good) while the order
- *   is still CREATED is recorded PRICING_FAILED, for compensation's backoff and budget.
+ * - CREATED orders past a few seconds: their price batch (orders.price_job_id) is looked up; a
+ *   lost one is put back under the same id with the orders still CREATED (a live one is never
+ *   doubled); one that finished (failed for good) while its orders are still CREATED gets them
+ *   recorded PRICING_FAILED, for compensation's backoff and budget.
  * - PRICED orders waiting past a timeout get their zone's dispatch run booked again.
- * - PENDING notifications (the ledger rows written with the change that owes them) past a timeout
- *   whose job is missing or finished are enqueued again; the ledger and the provider's idempotency
- *   key keep that from notifying anyone twice.
+ * - PENDING notifications past a timeout whose batch (notifications.job_id) is missing or finished
+ *   are enqueued again under that id; the ledger and the provider's idempotency key keep that from
+ *   notifying anyone twice.
+ *
+ * Rows that name no job (written before batch jobs) get a batch of their own, whose id they then carry.
  */
 export async function reconcileOrdersJob(payload: JobPayloads['orders.reconcile'], deps: ReconcileDeps): Promise<ReconcileOutcome> {
   const started = performance.now();
@@ -81,27 +84,23 @@ export async function reconcileOrdersJob(payload: JobPayloads['orders.reconcile'
     if (value > 0 && !dryRun) deps.metrics?.reconcileItems.inc({ kind, action }, value);
   };
 
-  await reconcileCreated(deps, dryRun, (page) => {
-    addUp(outcome.created, page);
-    count('created', 'enqueued', page.enqueued);
-    count('created', 'failed', page.finished);
-    progress();
-  });
+  outcome.created = await reconcileCreated(deps, dryRun);
+  count('created', 'enqueued', outcome.created.enqueued);
+  count('created', 'failed', outcome.created.finished);
+  progress();
   deps.signal?.throwIfAborted();
 
-  const stuck = await reconcilePriced(deps, dryRun);
-  outcome.priced = stuck;
-  count('priced', 'dispatch', stuck.zones);
+  outcome.priced = await reconcilePriced(deps, dryRun);
+  count('priced', 'dispatch', outcome.priced.zones);
   progress();
+  deps.signal?.throwIfAborted();
 
-  await reconcileNotifications(deps, dryRun, (page) => {
-    addUp(outcome.notifications, page);
-    count('notification', 'enqueued', page.enqueued);
-    count('notification', 'given_up', page.givenUp);
-    progress();
-  });
+  outcome.notifications = await reconcileNotifications(deps, dryRun);
+  count('notification', 'enqueued', outcome.notifications.enqueued);
+  count('notification', 'given_up', outcome.notifications.givenUp);
 
   outcome.ms = Math.round(performance.now() - started);
+  progress();
   if (!dryRun) deps.metrics?.maintenanceSeconds.observe({ job: 'reconcile' }, outcome.ms / 1000);
   const putBack = outcome.created.enqueued + outcome.created.finished + outcome.priced.zones + outcome.notifications.enqueued;
   const log = putBack > 0 || outcome.notifications.givenUp > 0 ? deps.logger.info.bind(deps.logger) : deps.logger.debug.bind(deps.logger);
@@ -114,88 +113,120 @@ export async function reconcileOrdersJob(payload: JobPayloads['orders.reconcile'
   return outcome;
 }
 
-/** Adds a page's counts into the run's. */
-function addUp<K extends string>(total: Record<K, number>, page: Record<K, number>): void {
-  for (const key of Object.keys(page) as K[]) total[key] += page[key];
+/** Rows past the grace period, grouped by the job that carries them (null: none named). */
+type Groups<T> = Map<string | null, T[]>;
+
+function groupBy<T>(rows: readonly T[], key: (row: T) => string | null, into: Groups<T> = new Map()): Groups<T> {
+  for (const row of rows) {
+    const k = key(row);
+    const group = into.get(k);
+    if (group) group.push(row);
+    else into.set(k, [row]);
+  }
+  return into;
 }
 
-async function reconcileCreated(
-  deps: ReconcileDeps,
-  dryRun: boolean,
-  onPage: (page: { checked: number; enqueued: number; live: number; finished: number }) => void,
-): Promise<void> {
-  let afterId = '0';
-  for (;;) {
+async function reconcileCreated(deps: ReconcileDeps, dryRun: boolean): Promise<ReconcileOutcome['created']> {
+  // Every page first, then the lookups: a batch's orders may span pages, and it is put back whole.
+  const groups: Groups<{ id: string; attempts: number }> = new Map();
+  let checked = 0;
+  for (let afterId = '0'; ; ) {
     deps.signal?.throwIfAborted();
-    // (status, next_attempt_at) index: a CREATED order has no next attempt, so this walks the
-    // index in id order.
+    // (status, next_attempt_at) index: a CREATED order has no next attempt, so this walks it in id order.
     const rows = await deps.db('orders')
-      .select('id', 'attempts')
+      .select('id', 'attempts', 'price_job_id')
       .where({ status: 'CREATED' })
       .whereNull('next_attempt_at')
       .where('id', '>', afterId)
       .where('updated_at', '<', deps.db.raw('CURRENT_TIMESTAMP(3) - INTERVAL ? MICROSECOND', [deps.createdAfterMs * 1000]))
       .orderBy('id')
       .limit(deps.batchSize);
-    if (rows.length === 0) return;
-    afterId = String(rows.at(-1)!.id);
-    const orders = rows.map((row) => ({ orderId: String(row.id), attempts: Number(row.attempts) }));
-    const looks = await lookUpJobs(
-      deps.redis,
-      deps.ordersQueue,
-      orders.map((order) => priceJobId(order.orderId, order.attempts)),
-      deps.redisTimeoutMs,
+    checked += rows.length;
+    groupBy(
+      rows.map((row) => ({ id: String(row.id), attempts: Number(row.attempts), jobId: row.price_job_id === null ? null : String(row.price_job_id) })),
+      (row) => row.jobId,
+      groups as Groups<{ id: string; attempts: number; jobId: string | null }>,
     );
-    const missing = orders.filter((_, index) => looks[index] === 'missing');
-    const finished = orders.filter((_, index) => looks[index] === 'finished');
-    if (!dryRun) {
-      await enqueuePriceJobs(deps.ordersQueue, missing, deps.redisTimeoutMs);
-      for (const order of finished) {
-        await deps.change({
-          orderId: order.orderId,
-          to: 'PRICING_FAILED',
-          from: ['CREATED'],
-          actor: 'scheduler:reconcile',
-          reason: 'its price job finished but the order is still CREATED',
-          patch: (current) => ({
-            last_error: 'the price job gave up without recording why',
-            next_attempt_at: nextAttemptAt(deps.retry, current.attempts),
-          }),
-        });
+    if (rows.length < deps.batchSize) break;
+    afterId = String(rows.at(-1)!.id);
+  }
+  const result = { checked, enqueued: 0, live: 0, finished: 0 };
+  const named = [...groups].filter((entry): entry is [string, { id: string; attempts: number }[]] => entry[0] !== null);
+  for (let start = 0; start < named.length; start += deps.batchSize) {
+    const page = named.slice(start, start + deps.batchSize);
+    const looks = await deps.producer.lookUp('orders', page.map(([jobId]) => jobId));
+    for (const [index, [jobId, orders]] of page.entries()) {
+      const look = looks[index]!;
+      if (look === 'live') result.live += orders.length;
+      else if (look === 'missing') {
+        result.enqueued += orders.length;
+        if (!dryRun) await deps.producer.putBack('orders.price', { orderIds: orders.map((order) => order.id), attempt: orders[0]!.attempts }, jobId);
+      } else {
+        result.finished += orders.length;
+        if (!dryRun) await recordGaveUp(deps, orders.map((order) => order.id), jobId);
       }
     }
-    onPage({ checked: orders.length, enqueued: missing.length, live: looks.filter((look) => look === 'live').length, finished: finished.length });
-    if (rows.length < deps.batchSize) return;
   }
+  // Orders that name no price batch (written before there were batches): a batch of their own per attempt.
+  const unnamed = groupBy(groups.get(null) ?? [], (order) => String(order.attempts));
+  for (const [attempt, orders] of unnamed) {
+    const payload = { orderIds: orders.map((order) => order.id), attempt: Number(attempt) };
+    result.enqueued += orders.length;
+    if (dryRun) continue;
+    const jobId = priceBatchJobId(payload.orderIds, payload.attempt);
+    await deps.db('orders').whereIn('id', payload.orderIds).where({ status: 'CREATED' }).whereNull('price_job_id').update({ price_job_id: jobId });
+    await deps.producer.putBack('orders.price', payload, jobId);
+  }
+  return result;
+}
+
+async function recordGaveUp(deps: ReconcileDeps, orderIds: readonly string[], jobId: string): Promise<void> {
+  const reason = `its price job ${jobId} finished but the order is still CREATED`;
+  await transitionOrders(
+    deps.writer,
+    orderIds.map((orderId) => ({
+      orderId,
+      to: 'PRICING_FAILED' as const,
+      from: ['CREATED' as const],
+      reason,
+      patch: (current: LockedOrder) => ({ last_error: 'the price job gave up without recording why', next_attempt_at: nextAttemptAt(deps.retry, current.attempts) }),
+    })),
+    { actor: ACTOR, ...(deps.jobId ? { jobId: deps.jobId } : {}), waitMs: 0 },
+  );
 }
 
 /**
  * PRICED orders past the timeout, by zone. A zone's dispatch run takes all its PRICED orders, so
  * one run per zone is what they are owed; a run already waiting makes this one a cheap no-op.
  */
-async function reconcilePriced(deps: ReconcileDeps, dryRun: boolean): Promise<{ stuck: number; zones: number }> {
-  const rows = (await deps.db('orders')
+async function reconcilePriced(deps: ReconcileDeps, dryRun: boolean): Promise<ReconcileOutcome['priced']> {
+  const rows = (await deps
+    .db('orders')
     .select('zone_id')
     .count({ n: '*' })
     .where({ status: 'PRICED' })
     .where('updated_at', '<', deps.db.raw('CURRENT_TIMESTAMP(3) - INTERVAL ? MICROSECOND', [deps.stuckAfterMs * 1000]))
     .groupBy('zone_id')) as unknown as { zone_id: string; n: number | string }[];
   const zones = rows.map((row) => String(row.zone_id));
-  if (!dryRun) await enqueueDispatchRuns(deps.dispatchQueue, zones, deps.redisTimeoutMs);
+  if (!dryRun) await deps.dispatchNow(zones);
   return { stuck: rows.reduce((sum, row) => sum + Number(row.n), 0), zones: zones.length };
 }
 
-async function reconcileNotifications(
-  deps: ReconcileDeps,
-  dryRun: boolean,
-  onPage: (page: { checked: number; enqueued: number; live: number; givenUp: number }) => void,
-): Promise<void> {
+interface PendingRow extends OwedNotification {
+  readonly attempts: number;
+  readonly jobId: string | null;
+}
+
+async function reconcileNotifications(deps: ReconcileDeps, dryRun: boolean): Promise<ReconcileOutcome['notifications']> {
+  const groups: Groups<PendingRow> = new Map();
+  let checked = 0;
   // Keyset on the (status, updated_at) index: oldest first.
   let after: { updatedAt: Date; id: string } | undefined;
   for (;;) {
     deps.signal?.throwIfAborted();
-    let query = deps.db('notifications')
-      .select('id', 'order_id', 'kind', 'attempts', 'updated_at')
+    let query = deps
+      .db('notifications')
+      .select('id', 'order_id', 'kind', 'attempts', 'job_id', 'updated_at')
       .where({ status: 'PENDING' })
       .where('updated_at', '<', deps.db.raw('CURRENT_TIMESTAMP(3) - INTERVAL ? MICROSECOND', [deps.notifyAfterMs * 1000]));
     if (after) {
@@ -203,49 +234,56 @@ async function reconcileNotifications(
       query = query.where((where) => where.where('updated_at', '>', updatedAt).orWhere((same) => same.where('updated_at', updatedAt).where('id', '>', id)));
     }
     const rows = await query.orderBy([{ column: 'updated_at' }, { column: 'id' }]).limit(deps.batchSize);
-    if (rows.length === 0) return;
+    checked += rows.length;
+    groupBy(
+      rows.map((row) => ({
+        orderId: String(row.order_id),
+        kind: row.kind as NotificationKind,
+        attempts: Number(row.attempts),
+        jobId: row.job_id === null ? null : String(row.job_id),
+      })),
+      (row) => row.jobId,
+      groups,
+    );
+    if (rows.length < deps.batchSize) break;
     const last = rows.at(-1)!;
     after = { updatedAt: last.updated_at as Date, id: String(last.id) };
-    const entries = rows.map((row) => ({ orderId: String(row.order_id), kind: row.kind as NotificationKind, attempts: Number(row.attempts) }));
-    const jobIds = entries.map((entry) => notificationJobId(entry.orderId, entry.kind));
-    const looks = await lookUpJobs(deps.redis, deps.notificationsQueue, jobIds, deps.redisTimeoutMs);
-    const owed = entries.map((entry, index) => ({ entry, jobId: jobIds[index]!, look: looks[index]! })).filter(({ look }) => look !== 'live');
-    const givenUp = owed.filter(({ entry }) => entry.attempts >= deps.notifyAttemptBudget);
-    const resend = owed.filter(({ entry }) => entry.attempts < deps.notifyAttemptBudget);
-    if (!dryRun) {
-      // A finished job holds its id: it goes, so the new one can be added under the same id.
-      await withDeadline(
-        Promise.all(resend.filter(({ look }) => look === 'finished').map(({ jobId }) => deps.notificationsQueue.remove(jobId))),
-        deps.redisTimeoutMs,
-      );
-      await enqueueNotificationBatch(
-        deps.notificationsQueue,
-        resend.map(({ entry }) => ({ orderId: entry.orderId, kind: entry.kind })),
-        deps.redisTimeoutMs,
-      );
-      for (const { entry } of givenUp) {
-        deps.logger.warn({ orderId: entry.orderId, kind: entry.kind, attempts: entry.attempts }, 'notification left PENDING: its attempt budget is spent');
-      }
-    }
-    onPage({ checked: rows.length, enqueued: resend.length, live: looks.filter((look) => look === 'live').length, givenUp: givenUp.length });
-    if (rows.length < deps.batchSize) return;
   }
-}
 
-/**
- * Whether each job exists and is still to run (waiting, delayed, active) or finished (completed or
- * failed for good), from its hash alone: every job hash has `timestamp`, a finished one
- * `finishedOn`. One pipelined HMGET per job, no job data parsed (a run may look at thousands).
- */
-async function lookUpJobs(redis: Redis, queue: Queue, jobIds: readonly string[], timeoutMs: number): Promise<JobLook[]> {
-  if (jobIds.length === 0) return [];
-  const pipeline = redis.pipeline();
-  for (const jobId of jobIds) pipeline.hmget(queue.toKey(jobId), 'timestamp', 'finishedOn');
-  const results = (await withDeadline(pipeline.exec(), timeoutMs * 5)) ?? [];
-  return results.map(([error, fields]): JobLook => {
-    if (error) throw error;
-    const [timestamp, finishedOn] = fields as [string | null, string | null];
-    if (timestamp === null) return 'missing';
-    return finishedOn === null ? 'live' : 'finished';
-  });
+  const result = { checked, enqueued: 0, live: 0, givenUp: 0 };
+  const resend = async (rows: readonly PendingRow[], jobId: string | null) => {
+    const owed = rows.filter((row) => row.attempts < deps.notifyAttemptBudget);
+    const givenUp = rows.filter((row) => row.attempts >= deps.notifyAttemptBudget);
+    result.givenUp += givenUp.length;
+    result.enqueued += owed.length;
+    if (dryRun) return;
+    for (const row of givenUp) {
+      deps.logger.warn({ orderId: row.orderId, kind: row.kind, attempts: row.attempts }, 'notification left PENDING: its attempt budget is spent');
+    }
+    if (owed.length === 0) return;
+    const notifications = owed.map(({ orderId, kind }) => ({ orderId, kind }));
+    const id = jobId ?? notificationBatchJobId(notifications);
+    if (jobId === null) {
+      await deps
+        .db('notifications')
+        .whereIn('order_id', [...new Set(notifications.map((n) => n.orderId))])
+        .whereIn('kind', [...new Set(notifications.map((n) => n.kind))])
+        .where({ status: 'PENDING' })
+        .whereNull('job_id')
+        .update({ job_id: id });
+    }
+    await deps.producer.putBack('notify.batch', { notifications }, id);
+  };
+  const named = [...groups].filter((entry): entry is [string, PendingRow[]] => entry[0] !== null);
+  for (let start = 0; start < named.length; start += deps.batchSize) {
+    const page = named.slice(start, start + deps.batchSize);
+    const looks: readonly JobLook[] = await deps.producer.lookUp('notifications', page.map(([jobId]) => jobId));
+    for (const [index, [jobId, rows]] of page.entries()) {
+      if (looks[index] === 'live') result.live += rows.length;
+      else await resend(rows, jobId);
+    }
+  }
+  const unnamed = groups.get(null) ?? [];
+  for (let start = 0; start < unnamed.length; start += deps.batchSize) await resend(unnamed.slice(start, start + deps.batchSize), null);
+  return result;
 }

@@ -1,11 +1,11 @@
 import { HotDataCache, type CachedMerchant, type CachedRider } from '../shared/cache/hot-data-cache.ts';
-import { OrderCache } from '../shared/cache/order-cache.ts';
 import type { Config } from '../shared/config.ts';
 import type { Db } from '../shared/db.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Metrics } from '../shared/metrics.ts';
 import { ACTIVE_STATUSES, readActiveOrdersAfter } from '../shared/orders/read-order.ts';
-import type { JobPayloads } from '../shared/queues/payloads.ts';
+import { createOrderCache } from '../shared/orders/order-writer.ts';
+import type { JobPayloads } from './payloads.ts';
 import type { Redis } from '../shared/redis.ts';
 
 /** Rows read from MySQL and written to Redis per round trip. */
@@ -22,7 +22,7 @@ export interface WarmUpCacheDeps {
   readonly db: Db;
   /** The connection the cache's pipelines go over. */
   readonly redis: Redis;
-  readonly config: Pick<Config, 'cachePrefix' | 'cacheTtlMs'>;
+  readonly config: Pick<Config, 'cachePrefix' | 'cacheTtlMs' | 'cacheFinalTtlMs'>;
   readonly logger: Logger;
   readonly metrics?: Pick<Metrics, 'warmupItems' | 'warmupSeconds'>;
   /** Told after every page; with it the run first counts what there is to load (for a progress bar). */
@@ -54,7 +54,7 @@ export async function warmUpCacheJob(payload: JobPayloads['cache.warm-up'], deps
   const started = performance.now();
   const { db, config } = deps;
   const pageSize = deps.pageSize ?? WARM_UP_PAGE_SIZE;
-  const orderCache = new OrderCache(deps.redis, { prefix: config.cachePrefix, ttlMs: config.cacheTtlMs });
+  const orderCache = createOrderCache(deps.redis, config);
   const hotData = new HotDataCache(deps.redis, { prefix: config.cachePrefix, ttlMs: config.cacheTtlMs });
 
   let loaded = 0;

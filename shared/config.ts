@@ -38,16 +38,12 @@ export interface Config {
   readonly bodyLimitBytes: number;
   /** Seconds a resolved API key stays cached in-process. Default 30 */
   readonly authCacheTtlSeconds: number;
-  /** Order jobs one worker process runs at once. Default 64 */
+  /** Price batch jobs one worker process runs at once. Default 8 */
   readonly orderWorkerConcurrency: number;
   /** Dispatch runs one worker process runs at once (one per zone at a time; more zones run side by side). */
   readonly dispatchWorkerConcurrency: number;
   /** Batches one dispatch run may commit while its zone has a full batch waiting. */
   readonly dispatchMaxBatchesPerRun: number;
-  /** Price jobs in flight priced together: one read, one thread call, one commit per batch. */
-  readonly priceBatchMax: number;
-  /** How long the first price job of a batch waits for others, in ms. */
-  readonly priceBatchWaitMs: number;
   /** piscina threads for CPU-bound steps (pricing, matching). Default 1 */
   readonly cpuThreads: number;
   /** BullMQ job lock: a job whose worker died is taken over after about this long, in ms. Default 30000 */
@@ -66,8 +62,10 @@ export interface Config {
   readonly trackingPartTimeoutMs: number;
   /** Key prefix of the order cache and the order locks in Redis. Default courier:cache */
   readonly cachePrefix: string;
-  /** How long an order stays in Redis (L2) after its last write or fill, in ms. Default 3600000 */
+  /** How long an order that can still change stays in Redis (L2) after its last fill, in ms. Default 3600000 */
   readonly cacheTtlMs: number;
+  /** How long a delivered or cancelled order stays in Redis (L2) after its last fill, in ms. Default 60000 */
+  readonly cacheFinalTtlMs: number;
   /** How long an order stays in a process's memory (L1) at most, in ms. Default 1000 */
   readonly l1TtlMs: number;
   /** Orders one process keeps in memory (L1). Default 10000 */
@@ -90,12 +88,10 @@ export interface Config {
   readonly notifyProviderUrl: string;
   /** Bound on one call to the provider, in ms. Default 2000 */
   readonly notifyTimeoutMs: number;
-  /** Notification jobs one notifier process runs at once. Default 32 */
+  /** Notification batch jobs one notifier process runs at once. Default 8 */
   readonly notifierConcurrency: number;
-  /** Notification jobs in flight whose ledger steps share a round trip (and a commit). */
-  readonly notifyBatchMax: number;
-  /** How long the first ledger step of a batch waits for others, in ms. */
-  readonly notifyBatchWaitMs: number;
+  /** Messages one call to the provider's batch endpoint carries at most (the provider's limit). Default 100 */
+  readonly notifyProviderBatchMax: number;
   /** Circuit breaker: open when this share of recent calls failed, in percent. Default 50 */
   readonly notifyBreakerErrorPercent: number;
   /** Circuit breaker: try again (half-open) after this long, in ms. Default 10000 */
@@ -228,11 +224,9 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     intakeMaxInFlight: int(env, 'INTAKE_MAX_IN_FLIGHT', 4, 1, 64),
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 65_536, 1024, 10_485_760),
     authCacheTtlSeconds: int(env, 'AUTH_CACHE_TTL_SECONDS', 30, 0, 3600),
-    orderWorkerConcurrency: int(env, 'ORDER_WORKER_CONCURRENCY', 64, 1, 1000),
+    orderWorkerConcurrency: int(env, 'ORDER_WORKER_CONCURRENCY', 8, 1, 1000),
     dispatchWorkerConcurrency: int(env, 'DISPATCH_WORKER_CONCURRENCY', 8, 1, 1000),
     dispatchMaxBatchesPerRun: int(env, 'DISPATCH_MAX_BATCHES_PER_RUN', 10, 1, 1000),
-    priceBatchMax: int(env, 'PRICE_BATCH_MAX', 100, 1, 1000),
-    priceBatchWaitMs: int(env, 'PRICE_BATCH_WAIT_MS', 5, 0, 1000),
     cpuThreads: int(env, 'CPU_THREADS', 1, 1, 64),
     jobLockMs: int(env, 'JOB_LOCK_MS', 30_000, 500, 600_000),
     mysqlReplicaUrl: env.MYSQL_REPLICA_URL ? url(env, 'MYSQL_REPLICA_URL', '', ['mysql:', 'mariadb:']) : '',
@@ -243,6 +237,7 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     warmupOnStart: oneOf(env, 'WARMUP_ON_START', 'true', ['true', 'false'] as const) === 'true',
     cachePrefix: str(env, 'CACHE_PREFIX', 'courier:cache'),
     cacheTtlMs: int(env, 'CACHE_TTL_MS', 3_600_000, 1000, 86_400_000),
+    cacheFinalTtlMs: int(env, 'CACHE_FINAL_TTL_MS', 60_000, 1000, 86_400_000),
     l1TtlMs: int(env, 'L1_TTL_MS', 1000, 0, 60_000),
     l1Max: int(env, 'L1_MAX', 10_000, 1, 10_000_000),
     lockTtlMs: int(env, 'LOCK_TTL_MS', 5000, 100, 600_000),
@@ -254,9 +249,8 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     dispatchRadiusMeters: int(env, 'DISPATCH_RADIUS_M', 6000, 100, 100_000),
     notifyProviderUrl: url(env, 'NOTIFY_PROVIDER_URL', 'http://127.0.0.1:3100', ['http:', 'https:']),
     notifyTimeoutMs: int(env, 'NOTIFY_TIMEOUT_MS', 2000, 10, 60_000),
-    notifierConcurrency: int(env, 'NOTIFIER_CONCURRENCY', 32, 1, 1000),
-    notifyBatchMax: int(env, 'NOTIFY_BATCH_MAX', 64, 1, 1000),
-    notifyBatchWaitMs: int(env, 'NOTIFY_BATCH_WAIT_MS', 2, 0, 1000),
+    notifierConcurrency: int(env, 'NOTIFIER_CONCURRENCY', 8, 1, 1000),
+    notifyProviderBatchMax: int(env, 'NOTIFY_PROVIDER_BATCH_MAX', 100, 1, 1000),
     notifyBreakerErrorPercent: int(env, 'NOTIFY_BREAKER_ERROR_PERCENT', 50, 1, 100),
     notifyBreakerResetMs: int(env, 'NOTIFY_BREAKER_RESET_MS', 10_000, 100, 600_000),
     metricsPort: int(env, 'METRICS_PORT', 0, 0, 65535),

@@ -87,11 +87,19 @@ export function transactionRetryingDeadlocks<T>(db: Db, work: (trx: Knex.Transac
 }
 
 /**
- * `CASE id WHEN <id> THEN <value> ... END` for one multi-row UPDATE that sets a value per row. The
- * ids are bound as strings (they do not fit a JS number) and cast back, so the comparison is
- * between integers: compared as a string with a BIGINT, MySQL falls back to doubles, which cannot
- * tell apart ids that differ in their last digits.
+ * `CASE id WHEN <id> THEN <value> ... [ELSE <column>] END` for one multi-row UPDATE that sets a
+ * value per row. The ids are bound as strings (they do not fit a JS number) and cast back, so the
+ * comparison is between integers: compared as a string with a BIGINT, MySQL falls back to doubles,
+ * which cannot tell apart ids that differ in their last digits. With `elseColumn`, rows not listed
+ * keep their value.
  */
-export function caseById(db: Knex, pairs: readonly (readonly [id: string, value: string | number])[]): Knex.Raw {
-  return db.raw(`CASE id ${pairs.map(() => 'WHEN CAST(? AS UNSIGNED) THEN ?').join(' ')} END`, pairs.flatMap(([id, value]) => [id, value]));
+export function caseById(
+  db: Knex,
+  pairs: readonly (readonly [id: string, value: unknown])[],
+  opts: { readonly elseColumn?: string } = {},
+): Knex.Raw {
+  const whens = pairs.map(() => 'WHEN CAST(? AS UNSIGNED) THEN ?').join(' ');
+  const values = pairs.flatMap(([id, value]) => [id, value]) as Knex.RawBinding[];
+  if (opts.elseColumn === undefined) return db.raw(`CASE id ${whens} END`, values);
+  return db.raw(`CASE id ${whens} ELSE ?? END`, [...values, opts.elseColumn]);
 }

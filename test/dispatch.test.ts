@@ -6,8 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { dispatchZoneJob, type DispatchZoneDeps } from '../jobs/dispatch-zone.ts';
 import { ZoneLocks } from '../shared/cache/zone-locks.ts';
 import type { MatchInput } from '../shared/orders/dispatch-matching.ts';
-import { transitionOrder } from '../shared/orders/transition-order.ts';
-import { notificationJobId } from '../shared/queues/payloads.ts';
+import { transitionOrder } from '../shared/orders/transition-orders.ts';
 import { startOrderPipeline, type OrderPipeline } from '../workers/order-pipeline.ts';
 import matchTask from '../workers/tasks/match-task.ts';
 import { TEST_REDIS_URL } from './support/test-redis.ts';
@@ -42,7 +41,7 @@ afterAll(async () => {
 
 async function priced(merchantId: string): Promise<string> {
   const id = await web.postOrder({ merchantId });
-  const result = await transitionOrder(web.database.db, { orderId: id, to: 'PRICED', actor: 'test', patch: { fee_cents: 500, eta_seconds: 900 } });
+  const result = await transitionOrder(web.runtime.writer, { orderId: id, to: 'PRICED', patch: { fee_cents: 500, eta_seconds: 900 } }, { actor: 'test', waitMs: 1000 });
   expect(result.kind).toBe('done');
   return id;
 }
@@ -50,9 +49,8 @@ async function priced(merchantId: string): Promise<string> {
 function directDeps(overrides: Partial<DispatchZoneDeps> = {}): DispatchZoneDeps {
   return {
     db: web.database.db,
-    writer: web.runtime.writer.deps,
+    writer: web.runtime.writer,
     match: async (input: MatchInput) => matchTask(input),
-    notifyDispatched: async () => undefined,
     dispatchAgain: async () => undefined,
     batchSize: 100,
     radiusMeters: 6000,
@@ -151,7 +149,7 @@ describe('dispatch', () => {
     expect(row.next_attempt_at).not.toBeNull();
   });
 
-  it('the whole path through the worker: CREATED -> PRICED -> DISPATCHED -> PICKED_UP -> DELIVERED, with notifications queued', async () => {
+  it('the whole path through the worker: CREATED -> PRICED -> DISPATCHED -> PICKED_UP -> DELIVERED, with its notifications queued as one batch', async () => {
     pipeline = await startOrderPipeline(web.config, silent);
     const id = await web.postOrder();
     await vi.waitFor(async () => expect((await web.database.db('orders').where({ id }).first()).status).toBe('DISPATCHED'), {
@@ -160,14 +158,30 @@ describe('dispatch', () => {
     });
     const row = await web.database.db('orders').where({ id }).first();
     expect(String(row.rider_id)).toBe('8001');
+    // The notifications the dispatch owed: ledger rows written with it, naming one batch job that carries both.
+    const ledger = await web.database.db('notifications').where({ order_id: id }).orderBy('kind');
+    expect(ledger.map((row) => [row.kind, row.status])).toEqual([
+      ['customer.dispatched', 'PENDING'],
+      ['merchant.dispatched', 'PENDING'],
+    ]);
+    expect(ledger[0].job_id).toBe(ledger[1].job_id);
     const notifications = new Queue('notifications', { connection: { url: TEST_REDIS_URL }, prefix: web.config.queuePrefix });
     try {
-      for (const kind of ['customer.dispatched', 'merchant.dispatched'] as const) {
-        expect((await notifications.getJob(notificationJobId(id, kind)))?.data).toEqual({ orderId: id, kind });
-      }
+      const job = await notifications.getJob(ledger[0].job_id);
+      expect(job?.name).toBe('notify.batch');
+      expect(job?.data.notifications).toEqual(
+        expect.arrayContaining([
+          { orderId: id, kind: 'customer.dispatched' },
+          { orderId: id, kind: 'merchant.dispatched' },
+        ]),
+      );
     } finally {
       await notifications.close();
     }
+    const jobs = await web.database.db('order_events').where({ order_id: id }).orderBy('version').select('to_status', 'job_id');
+    expect(jobs[0]!.job_id).toMatch(/^price-/); // the intake's batch that carried it
+    expect(jobs[1]!.job_id).toBe(jobs[0]!.job_id); // priced by that job
+    expect(jobs[2]!.job_id).toMatch(/^dispatch-test-zone-/);
     for (const [type, status] of [['picked_up', 'PICKED_UP'], ['delivered', 'DELIVERED']] as const) {
       const res = await web.runtime.app.inject({
         method: 'POST',

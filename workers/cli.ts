@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import cliProgress from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
-import { enqueueRedriven } from '../jobs/compensate-orders.ts';
+import type { RedriveBatch, RedrivenOrder } from '../jobs/compensate-orders.ts';
 import type { ReconcileOutcome } from '../jobs/reconcile-orders.ts';
 import { WARM_UP_PAGE_SIZE, warmUpCacheJob } from '../jobs/warm-up-cache.ts';
 import { createApiClient } from '../shared/clients/create-client.ts';
@@ -14,8 +14,6 @@ import { createDb, databaseName, type Db } from '../shared/db.ts';
 import { IdGenerator, isIdString } from '../shared/ids.ts';
 import { configFromEnv } from '../shared/lifecycle.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
-import { redriveOrders, type RedriveBatch, type RedrivenOrder } from '../shared/orders/redrive-orders.ts';
-import { retryPolicyFrom } from '../shared/orders/retry-schedule.ts';
 import { FAILED_STATUSES, RETRY_STATE, type FailedStatus } from '../shared/orders/state-machine.ts';
 import {
   STUCK_LIST_MAX,
@@ -259,7 +257,6 @@ program
       }
 
       const maintenance = await openMaintenance();
-      const policy = retryPolicyFrom(config);
       const redriven: RedrivenOrder[] = [];
       const escalated: string[] = [];
       let done = 0;
@@ -269,19 +266,15 @@ program
         const orderIds = chosen.slice(start, start + config.maintenanceBatchSize);
         let batch: RedriveBatch;
         try {
-          batch = await redriveOrders(
-            { ...maintenance.writer.deps, policy },
-            { status: state, limit: orderIds.length, orderIds, ignoreBudget: true, actor: 'operator' },
-          );
+          // The same routine compensation runs, for the operator's set, past any budget.
+          batch = await maintenance.redrive({ status: state, limit: orderIds.length, orderIds, ignoreBudget: true, actor: 'operator' });
         } catch (error) {
           // The batches before this one stay done; orders:stuck shows where the others are.
           throw new Error(`${reasonOf(error)} (${redriven.length} of ${chosen.length} chosen orders were re-driven and enqueued before this batch)`);
         }
-        try {
-          await enqueueRedriven({ ordersQueue: maintenance.ordersQueue, dispatchQueue: maintenance.dispatchQueue, notificationsQueue: maintenance.notificationsQueue, redisTimeoutMs: config.redisTimeoutMs }, batch);
-        } catch (error) {
+        if (!batch.enqueued) {
           throw new Error(
-            `${batch.redriven.length} orders were re-driven in MySQL (now ${to}) but their jobs could not be enqueued (${reasonOf(error)}); ` +
+            `${batch.redriven.length} orders were re-driven in MySQL (now ${to}) but their jobs could not be enqueued (${reasonOf(batch.enqueueError)}); ` +
               `the reconciler enqueues them (npm run cli -- orders:reconcile). ${redriven.length} before them were re-driven and enqueued`,
           );
         }

@@ -1,58 +1,54 @@
-import type { Queue } from 'bullmq';
-import { compensateOrdersJob, type CompensateDeps, type CompensationOutcome } from '../jobs/compensate-orders.ts';
+import { dispatchBooking } from '../jobs/book-dispatch.ts';
+import { compensateOrdersJob, redriveBatch, type CompensateDeps, type CompensationOutcome, type RedriveBatch, type RedriveSelection } from '../jobs/compensate-orders.ts';
+import type { JobPayloads } from '../jobs/payloads.ts';
+import { JobProducer } from '../jobs/producer.ts';
 import { reconcileOrdersJob, type ReconcileDeps, type ReconcileOutcome } from '../jobs/reconcile-orders.ts';
 import type { Config } from '../shared/config.ts';
 import type { Db } from '../shared/db.ts';
-import { coerceError } from '../shared/errors/index.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Metrics } from '../shared/metrics.ts';
-import { createOrderWriter, type OrderWriter } from '../shared/orders/order-writer.ts';
+import { createOrderWriter } from '../shared/orders/order-writer.ts';
 import { retryPolicyFrom } from '../shared/orders/retry-schedule.ts';
-import { createQueue } from '../shared/queues/create-queue.ts';
-import type { JobPayloads } from '../shared/queues/payloads.ts';
-import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
+import type { OrderWriterDeps } from '../shared/orders/write-orders.ts';
 import type { Redis } from '../shared/redis.ts';
 
 type RunOptions<D> = Partial<Pick<D, Extract<keyof D, 'signal' | 'onProgress' | 'onBatch' | 'dryRun' | 'logger'>>>;
 
 export interface OrderMaintenance {
-  readonly writer: OrderWriter;
-  readonly ordersQueue: Queue;
-  readonly dispatchQueue: Queue;
-  readonly notificationsQueue: Queue;
+  readonly writer: OrderWriterDeps;
+  readonly producer: JobProducer;
+  /** One batch of re-drives (what compensation runs batch after batch), for an operator's chosen orders. */
+  redrive(selection: RedriveSelection): Promise<RedriveBatch>;
   compensate(payload: JobPayloads['orders.compensate'], opts?: RunOptions<CompensateDeps>): Promise<CompensationOutcome>;
   reconcile(payload: JobPayloads['orders.reconcile'], opts?: RunOptions<ReconcileDeps>): Promise<ReconcileOutcome>;
   /** Closes the queues it opened (not the db nor the redis connection it was given). */
   close(): Promise<void>;
 }
 
-/** The compensation and reconciliation runs of one process (a worker, or the operator's CLI), wired from one config. */
-export function createOrderMaintenance(
-  config: Config,
-  deps: { db: Db; redis: Redis; logger: Logger; metrics?: Metrics },
-): OrderMaintenance {
-  const writer = createOrderWriter(deps.db, deps.redis, config);
-  const ordersQueue = createQueue(QUEUE_NAMES.orders, { connection: deps.redis, prefix: config.queuePrefix });
-  const dispatchQueue = createQueue(QUEUE_NAMES.dispatch, { connection: deps.redis, prefix: config.queuePrefix });
-  const notificationsQueue = createQueue(QUEUE_NAMES.notifications, { connection: deps.redis, prefix: config.queuePrefix });
-  for (const queue of [ordersQueue, dispatchQueue, notificationsQueue]) {
-    queue.on('error', (error) => deps.logger.debug({ err: coerceError(error) }, 'queue error'));
-  }
+/** The compensation and reconciliation runs of the operator's CLI, wired from one config, through the same job functions the worker runs. */
+export function createOrderMaintenance(config: Config, deps: { db: Db; redis: Redis; logger: Logger; metrics?: Metrics }): OrderMaintenance {
+  const producer = new JobProducer(deps.redis, { prefix: config.queuePrefix, timeoutMs: config.redisTimeoutMs });
+  const writer = createOrderWriter(deps.db, deps.redis, config, {
+    logger: deps.logger,
+    enqueueNotifications: async (_jobId, notifications) => void (await producer.add('notify.batch', { notifications: [...notifications] })),
+  });
   const policy = retryPolicyFrom(config);
+  const booking = dispatchBooking(producer, config.dispatchWindowMs);
+  const redriveDeps = {
+    db: deps.db,
+    writer,
+    policy,
+    enqueuePriceBatches: async (batches: readonly JobPayloads['orders.price'][]) => void (await producer.addMany('orders.price', batches)),
+    dispatchNow: booking.now,
+  };
   return {
     writer,
-    ordersQueue,
-    dispatchQueue,
-    notificationsQueue,
+    producer,
+    redrive: (selection) => redriveBatch(redriveDeps, selection),
     compensate: (payload, opts = {}) =>
       compensateOrdersJob(payload, {
-        writer: writer.deps,
-        policy,
-        ordersQueue,
-        dispatchQueue,
-        notificationsQueue,
+        ...redriveDeps,
         batchSize: config.maintenanceBatchSize,
-        redisTimeoutMs: config.redisTimeoutMs,
         logger: deps.logger,
         ...(deps.metrics ? { metrics: deps.metrics } : {}),
         ...opts,
@@ -60,24 +56,21 @@ export function createOrderMaintenance(
     reconcile: (payload, opts = {}) =>
       reconcileOrdersJob(payload, {
         db: deps.db,
-        redis: deps.redis,
-        ordersQueue,
-        dispatchQueue,
-        notificationsQueue,
-        change: writer.change,
+        producer,
+        writer,
+        dispatchNow: booking.now,
         retry: policy,
         createdAfterMs: config.reconcileCreatedAfterMs,
         stuckAfterMs: config.reconcileStuckAfterMs,
         notifyAfterMs: config.reconcileNotifyAfterMs,
         notifyAttemptBudget: config.notifyAttemptBudget,
         batchSize: config.maintenanceBatchSize,
-        redisTimeoutMs: config.redisTimeoutMs,
         logger: deps.logger,
         ...(deps.metrics ? { metrics: deps.metrics } : {}),
         ...opts,
       }),
     async close() {
-      await Promise.all([ordersQueue.close(), dispatchQueue.close(), notificationsQueue.close()]);
+      await producer.close();
     },
   };
 }

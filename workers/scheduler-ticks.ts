@@ -1,11 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Queue } from 'bullmq';
 import cron, { type ScheduledTask, type TaskContext } from 'node-cron';
 import { ConfigError } from '../shared/config.ts';
 import { coerceError } from '../shared/errors/index.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Config } from '../shared/config.ts';
-import { enqueueOrderMaintenance, enqueueWarmUp } from '../shared/queues/maintenance-producer.ts';
+import type { JobProducer } from '../jobs/producer.ts';
 
 export interface SchedulerTicks {
   /**
@@ -21,7 +20,7 @@ export interface SchedulerTicks {
 }
 
 /** What each tick does: enqueue, nothing more (the workers run the job). */
-export function createSchedulerTicks(deps: { maintenanceQueue: Queue; timeoutMs: number; logger: Logger }): SchedulerTicks {
+export function createSchedulerTicks(deps: { producer: Pick<JobProducer, 'add'>; logger: Logger }): SchedulerTicks {
   // Compensation and reconciliation tick every few seconds: their runs log what they found, the
   // ticks themselves only at debug. A warm-up tick (twice a day) is worth a line.
   const enqueued = (jobId: string, due: Date, job: string) => {
@@ -31,13 +30,13 @@ export function createSchedulerTicks(deps: { maintenanceQueue: Queue; timeoutMs:
   };
   return {
     async warmUp(due) {
-      return enqueued(await enqueueWarmUp(deps.maintenanceQueue, 'cron', due, deps.timeoutMs), due, 'warm-up');
+      return enqueued(await deps.producer.add('cache.warm-up', { reason: 'cron', at: due.getTime() }), due, 'warm-up');
     },
     async compensate(due) {
-      return enqueued(await enqueueOrderMaintenance(deps.maintenanceQueue, 'compensate', 'cron', due, deps.timeoutMs), due, 'compensate');
+      return enqueued(await deps.producer.add('orders.compensate', { reason: 'cron', at: due.getTime() }), due, 'compensate');
     },
     async reconcile(due) {
-      return enqueued(await enqueueOrderMaintenance(deps.maintenanceQueue, 'reconcile', 'cron', due, deps.timeoutMs), due, 'reconcile');
+      return enqueued(await deps.producer.add('orders.reconcile', { reason: 'cron', at: due.getTime() }), due, 'reconcile');
     },
   };
 }

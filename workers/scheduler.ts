@@ -5,8 +5,7 @@ import { configFromEnv, onShutdown } from '../shared/lifecycle.ts';
 import { createLogger } from '../shared/logger.ts';
 import { createMetrics } from '../shared/metrics.ts';
 import { serveMetrics, type MetricsServer } from '../shared/metrics-server.ts';
-import { createQueue } from '../shared/queues/create-queue.ts';
-import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
+import { JobProducer } from '../jobs/producer.ts';
 import { createProducerRedis } from '../shared/redis.ts';
 import { createSchedulerTicks, scheduleMaintenance, type Schedule } from './scheduler-ticks.ts';
 
@@ -15,20 +14,19 @@ const logger = await createLogger(config, 'scheduler');
 
 const redis = createProducerRedis(config);
 redis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'redis connection error'));
-const maintenanceQueue = createQueue(QUEUE_NAMES.maintenance, { connection: redis, prefix: config.queuePrefix });
-maintenanceQueue.on('error', (error) => logger.debug({ err: coerceError(error) }, 'queue error'));
+const producer = new JobProducer(redis, { prefix: config.queuePrefix, timeoutMs: config.redisTimeoutMs });
 
 let schedule: Schedule | undefined;
 let metricsServer: MetricsServer | undefined;
 onShutdown(logger, config.shutdownTimeoutMs, async () => {
   await schedule?.stop();
   await metricsServer?.close();
-  await maintenanceQueue.close();
+  await producer.close();
   redis.disconnect();
 });
 
 try {
-  schedule = scheduleMaintenance(config, createSchedulerTicks({ maintenanceQueue, timeoutMs: config.redisTimeoutMs, logger }), logger);
+  schedule = scheduleMaintenance(config, createSchedulerTicks({ producer, logger }), logger);
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   console.error(`courier: bad configuration: ${error.message}`);

@@ -1,6 +1,6 @@
 /** The web process: the thin intake API, order reads, the queue dashboard, metrics and probes. */
 import { DASHBOARD_PATH } from '../shared/http/dashboard.ts';
-import { createWebRuntime, type WebRuntime } from '../shared/http/web-runtime.ts';
+import { createWebRuntime, type WebRuntime } from './web-runtime.ts';
 import { configFromEnv, onShutdown } from '../shared/lifecycle.ts';
 import { createLogger } from '../shared/logger.ts';
 

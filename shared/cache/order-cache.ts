@@ -2,37 +2,53 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Redis } from '../redis.ts';
 import type { OrderRecord } from '../orders/read-order.ts';
+import { isTerminal } from '../orders/state-machine.ts';
 
 const SET_IF_NEWER = readFileSync(new URL('./lua/set-order-if-newer.lua', import.meta.url), 'utf8');
+const MARK_STALE = readFileSync(new URL('./lua/mark-stale.lua', import.meta.url), 'utf8');
 
-type CacheRedis = Redis & {
-  courierSetOrderIfNewer(key: string, epochKey: string, version: number, json: string, ttlMs: number, epoch: string): Promise<number>;
+type CacheCommands = {
+  courierSetOrderIfNewer(key: string, epochKey: string, version: number, json: string, ttlMs: number, epoch: string): unknown;
+  courierMarkOrderStale(key: string, version: number, ttlMs: number): unknown;
 };
+type CachePipeline = CacheCommands & { exec(): Promise<[Error | null, unknown][] | null> };
 
 export type CachedOrder =
   | { readonly kind: 'hit'; readonly record: OrderRecord }
   | { readonly kind: 'stale'; readonly version: number }
   | { readonly kind: 'miss' };
 
+export interface OrderCacheOptions {
+  readonly prefix: string;
+  /** How long an order that can still change stays cached after its last fill, in ms. */
+  readonly ttlMs: number;
+  /** How long a delivered or cancelled order stays cached, in ms: it will not change again, and its readers soon stop. */
+  readonly finalTtlMs: number;
+}
+
+/**
+ * How long a stale mark lives. It only has to outlive the reads already on their way when the
+ * change began (a reader between its MySQL read and its fill); an order nobody reads then costs
+ * Redis nothing after it.
+ */
+export const STALE_MARK_TTL_MS = 30_000;
+
 /**
  * L2: orders in Redis, each entry carrying the row's version. Writes go through a compare-and-set
- * (shared/cache/lua/set-order-if-newer.lua), so cached versions never go backwards whatever the
- * order in which writers and readers arrive, and a paused writer can never put old data back.
+ * (lua/set-order-if-newer.lua), so cached versions never go backwards whatever the order in which
+ * writers and readers arrive, and a paused writer can never put old data back. The cache holds
+ * what readers read: readers fill it, writers mark it stale and reload only what was there, so its
+ * memory follows the readers, not the rate of changes.
  */
 export class OrderCache {
-  private readonly redis: CacheRedis;
+  private readonly redis: Redis & CacheCommands;
+  private readonly opts: OrderCacheOptions;
 
-  private readonly opts: { prefix: string; ttlMs: number };
-
-  constructor(
-    redis: Redis,
-    opts: { prefix: string; ttlMs: number },
-  ) {
+  constructor(redis: Redis, opts: OrderCacheOptions) {
+    if (!('courierSetOrderIfNewer' in redis)) redis.defineCommand('courierSetOrderIfNewer', { numberOfKeys: 2, lua: SET_IF_NEWER });
+    if (!('courierMarkOrderStale' in redis)) redis.defineCommand('courierMarkOrderStale', { numberOfKeys: 1, lua: MARK_STALE });
+    this.redis = redis as Redis & CacheCommands;
     this.opts = opts;
-    if (!('courierSetOrderIfNewer' in redis)) {
-      redis.defineCommand('courierSetOrderIfNewer', { numberOfKeys: 2, lua: SET_IF_NEWER });
-    }
-    this.redis = redis as CacheRedis;
   }
 
   key(orderId: string): string {
@@ -66,32 +82,20 @@ export class OrderCache {
    * emptied since `epoch` was read.
    */
   async fill(record: OrderRecord, epoch: string): Promise<boolean> {
-    const { order } = record;
-    const written = await this.redis.courierSetOrderIfNewer(
-      this.key(order.id),
-      this.epochKey,
-      order.version,
-      JSON.stringify(record),
-      this.opts.ttlMs,
-      epoch,
-    );
-    return written === 1;
+    return (await this.fillMany([record], epoch)) === 1;
   }
 
-  /** Caches many orders in one round trip (warm-up), as fill() does each; resolves with how many were written. */
+  /** Caches many orders in one round trip, as fill() does each; resolves with how many were written. */
   async fillMany(records: readonly OrderRecord[], epoch: string): Promise<number> {
     if (records.length === 0) return 0;
-    const pipeline = this.redis.pipeline() as unknown as {
-      courierSetOrderIfNewer(key: string, epochKey: string, version: number, json: string, ttlMs: number, epoch: string): unknown;
-      exec(): Promise<[Error | null, unknown][] | null>;
-    };
+    const pipeline = this.redis.pipeline() as unknown as CachePipeline;
     for (const record of records) {
       const { order } = record;
-      pipeline.courierSetOrderIfNewer(this.key(order.id), this.epochKey, order.version, JSON.stringify(record), this.opts.ttlMs, epoch);
+      const ttlMs = isTerminal(order.status) ? this.opts.finalTtlMs : this.opts.ttlMs;
+      pipeline.courierSetOrderIfNewer(this.key(order.id), this.epochKey, order.version, JSON.stringify(record), ttlMs, epoch);
     }
-    const results = (await pipeline.exec()) ?? [];
     let written = 0;
-    for (const [error, result] of results) {
+    for (const [error, result] of (await pipeline.exec()) ?? []) {
       if (error) throw error;
       if (result === 1) written += 1;
     }
@@ -99,35 +103,17 @@ export class OrderCache {
   }
 
   /**
-   * Drops the entry, tombstone and all. Only for a change that did not happen (the version the
-   * row has is the one anyone may cache again) and only under the order's lock.
+   * Marks these versions stale ahead of a change, in one round trip (one command per key: in a
+   * Redis Cluster they live in different slots). Answers, per order, whether a reader had it cached:
+   * only those are reloaded after the change.
    */
-  async forget(orderId: string): Promise<void> {
-    await this.redis.del(this.key(orderId));
-  }
-
-  /** Marks many orders stale ahead of a batch change, in one round trip, as invalidate() does each. */
-  async invalidateMany(orders: readonly { readonly id: string; readonly version: number }[]): Promise<void> {
-    if (orders.length === 0) return;
-    const pipeline = this.redis.pipeline() as unknown as {
-      courierSetOrderIfNewer(key: string, epochKey: string, version: number, json: string, ttlMs: number, epoch: string): unknown;
-      exec(): Promise<[Error | null, unknown][] | null>;
-    };
-    for (const order of orders) pipeline.courierSetOrderIfNewer(this.key(order.id), this.epochKey, order.version, '', this.opts.ttlMs, '');
-    for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
-  }
-
-  /** forget() for many orders (a batch that changed none of them), in one round trip. */
-  async forgetMany(orderIds: readonly string[]): Promise<void> {
-    if (orderIds.length === 0) return;
-    // One DEL per key: the keys live in different slots of a Redis Cluster.
-    const pipeline = this.redis.pipeline();
-    for (const id of orderIds) pipeline.del(this.key(id));
-    for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
-  }
-
-  /** Marks `version` stale ahead of a change: only a newer version may be cached after this. */
-  async invalidate(orderId: string, version: number): Promise<void> {
-    await this.redis.courierSetOrderIfNewer(this.key(orderId), this.epochKey, version, '', this.opts.ttlMs, '');
+  async markStaleMany(orders: readonly { readonly id: string; readonly version: number }[]): Promise<boolean[]> {
+    if (orders.length === 0) return [];
+    const pipeline = this.redis.pipeline() as unknown as CachePipeline;
+    for (const order of orders) pipeline.courierMarkOrderStale(this.key(order.id), order.version, STALE_MARK_TTL_MS);
+    return ((await pipeline.exec()) ?? []).map(([error, result]) => {
+      if (error) throw error;
+      return result !== 0; // -1 (a newer version cached) is reloaded too: the compare-and-set sorts it out
+    });
   }
 }

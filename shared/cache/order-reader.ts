@@ -44,10 +44,13 @@ export class OrderReader {
 
   /** Subscribes to invalidations; resolves once subscribed. */
   async start(): Promise<void> {
+    // One message per change of one order or a batch: `<id>:<version>,<id>:<version>,...`.
     this.deps.subscriber.on('message', (channel: string, message: string) => {
       if (channel !== this.deps.invalidationChannel) return;
-      const [orderId, version] = message.split(':');
-      if (orderId && version) this.invalidate(orderId, Number(version));
+      for (const pair of message.split(',')) {
+        const [orderId, version] = pair.split(':');
+        if (orderId && version) this.invalidate(orderId, Number(version));
+      }
     });
     await this.deps.subscriber.subscribe(this.deps.invalidationChannel);
   }

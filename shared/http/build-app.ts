@@ -6,20 +6,19 @@ import type { Db } from '../db.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import type { OrderIntake } from '../orders/order-intake.ts';
-import type { ChangeOrder } from '../orders/order-writer.ts';
+import type { OrderWriterDeps } from '../orders/write-orders.ts';
 import type { OrderReader } from '../cache/order-reader.ts';
 import type { RecentWriters } from './recent-writers.ts';
 import { mysqlTrackingParts, type TrackingParts } from '../orders/tracking.ts';
 import type { Redis } from '../redis.ts';
 import { authenticateRequest } from './authenticate.ts';
 import { registerDashboard } from './dashboard.ts';
-import { QUEUE_NAMES } from '../queues/queue-names.ts';
 import { installErrorHandling } from './error-handler.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { orderRoutes } from './routes/orders.ts';
 
 export interface AppDeps {
-  readonly config: Pick<Config, 'bodyLimitBytes' | 'dbTimeoutMs' | 'redisTimeoutMs' | 'dashboardPassword' | 'trackingPartTimeoutMs'>;
+  readonly config: Pick<Config, 'bodyLimitBytes' | 'dbTimeoutMs' | 'redisTimeoutMs' | 'dashboardPassword' | 'trackingPartTimeoutMs' | 'lockWaitMs'>;
   /** The tracking view's parts; default: read from MySQL. */
   readonly tracking?: TrackingParts;
   readonly db: Db;
@@ -27,7 +26,8 @@ export interface AppDeps {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly intake: OrderIntake;
-  readonly changeOrder: ChangeOrder;
+  /** The write routine's parts (order events go through it). */
+  readonly writer: OrderWriterDeps;
   readonly reader: OrderReader;
   readonly recentWriters: RecentWriters;
   readonly authenticator: Authenticator;
@@ -68,19 +68,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (api) => {
     api.decorateRequest('client', null);
     api.addHook('onRequest', authenticateRequest(deps.authenticator, deps.config.dbTimeoutMs));
-    const notificationsQueue = deps.queues.find((queue) => queue.name === QUEUE_NAMES.notifications);
-    if (!notificationsQueue) throw new Error('buildApp needs the notifications queue');
     await api.register(orderRoutes, {
       db: deps.db,
       intake: deps.intake,
-      changeOrder: deps.changeOrder,
+      writer: deps.writer,
+      lockWaitMs: deps.config.lockWaitMs,
       reader: deps.reader,
       recentWriters: deps.recentWriters,
       tracking: deps.tracking ?? mysqlTrackingParts(deps.db),
       trackingPartTimeoutMs: deps.config.trackingPartTimeoutMs,
       dbTimeoutMs: deps.config.dbTimeoutMs,
-      notificationsQueue,
-      redisTimeoutMs: deps.config.redisTimeoutMs,
     });
   });
 

@@ -1,5 +1,5 @@
 import type { Db } from '../db.ts';
-import type { NotificationKind } from '../queues/payloads.ts';
+import type { NotificationKind } from './kinds.ts';
 
 /** What a notification is written from: the order and its merchant. */
 export interface NotificationContext {

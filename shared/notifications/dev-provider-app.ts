@@ -17,7 +17,11 @@ import type { Logger } from '../logger.ts';
  *     -> 200 { id, duplicate: false }                  the first time a key is seen
  *     -> 200 { id, duplicate: true } + Idempotent-Replayed: true   a repeat: the first id, nothing new sent
  *     -> 500 when failing (failRate), 503 when down; 400 without a key or with a bad body
- *   GET  /v1/messages[?orderId=&kind=]  -> { count, messages }   what was delivered, oldest first
+ *   POST /v1/messages/batch  { messages: [{ idempotencyKey, orderId, kind, to, text }] }   (1 to maxBatch messages)
+ *     -> 200 { results: [{ idempotencyKey, status: 200, id, duplicate } | { idempotencyKey, status: 500, code, message }] }
+ *        one result per message, each deduplicated by its own key; failRate fails messages one by one
+ *     -> 503 when down (nothing delivered); 400 with a bad body or more than maxBatch messages
+ *   GET  /v1/messages[?orderId=&kind=]  -> { count, messages }   what was delivered, oldest first (the newest 10,000)
  *   GET  /control                        -> { settings, stats }
  *   POST /control { delayMs?, failRate?, down? } -> { settings, stats }
  */
@@ -34,16 +38,20 @@ export interface DevProviderOptions extends Partial<DevProviderSettings> {
   readonly logger?: Logger;
   /** Idempotency keys remembered; the oldest is forgotten first, as real providers expire keys. Default 100000 */
   readonly maxKeys?: number;
+  /** Messages one batch call may carry, as a real provider's limit. Default 100 */
+  readonly maxBatch?: number;
 }
 
 export interface DevProviderStats {
-  /** Requests to POST /v1/messages, whatever their answer. */
+  /** Requests to POST /v1/messages and /v1/messages/batch (a batch is one request), whatever their answer. */
   readonly requests: number;
+  /** Of those, batch calls. */
+  readonly batches: number;
   /** Messages delivered: distinct idempotency keys accepted. */
   readonly deliveries: number;
   /** Repeats of a delivered key, answered with the first id and not delivered again. */
   readonly duplicates: number;
-  /** Requests answered 500 (failRate) or 503 (down). */
+  /** Requests answered 500 (failRate) or 503 (down), and batch messages failed by failRate. */
   readonly failures: number;
 }
 
@@ -66,6 +74,10 @@ const MessageBody = Type.Object(
   },
   { additionalProperties: false },
 );
+const BatchBody = Type.Object(
+  { messages: Type.Array(Type.Object({ idempotencyKey: Type.String({ minLength: 1, maxLength: 255 }), ...MessageBody.properties }, { additionalProperties: false }), { minItems: 1 }) },
+  { additionalProperties: false },
+);
 const MessageHeaders = Type.Object({ 'idempotency-key': Type.Optional(Type.String()) });
 const MessageQuery = Type.Object(
   { orderId: Type.Optional(Type.String()), kind: Type.Optional(Type.String()) },
@@ -86,7 +98,8 @@ const LISTED_MAX = 10_000;
 export function buildDevProvider(opts: DevProviderOptions = {}): FastifyInstance {
   const logger = opts.logger ?? pino({ level: 'silent' });
   let settings: DevProviderSettings = { delayMs: opts.delayMs ?? 0, failRate: opts.failRate ?? 0, down: opts.down ?? false };
-  const stats = { requests: 0, deliveries: 0, duplicates: 0, failures: 0 };
+  const stats = { requests: 0, batches: 0, deliveries: 0, duplicates: 0, failures: 0 };
+  const maxBatch = opts.maxBatch ?? 100;
   const byKey = new LRUCache<string, DeliveredMessage>({ max: opts.maxKeys ?? 100_000 });
   const delivered: DeliveredMessage[] = [];
   // Slow requests still sleeping when the app closes are let go at once.
@@ -122,26 +135,58 @@ export function buildDevProvider(opts: DevProviderOptions = {}): FastifyInstance
       stats.failures++;
       return reply.code(500).send({ code: 'PROVIDER_ERROR', message: 'The provider failed (simulated)' });
     }
-    // Everything from here to the reply is synchronous, so two requests with one key cannot both deliver.
+    const { message, duplicate } = deliver(key, request.body);
+    if (duplicate) reply.header('idempotent-replayed', 'true');
+    return { id: message.id, duplicate };
+  });
+
+  app.post('/v1/messages/batch', { schema: { body: BatchBody } }, async (request, reply) => {
+    stats.requests++;
+    stats.batches++;
+    const { messages } = request.body;
+    if (messages.length > maxBatch) {
+      return reply.code(400).send({ code: 'BATCH_TOO_LARGE', message: `A batch carries at most ${maxBatch} messages, got ${messages.length}` });
+    }
+    const current = settings;
+    if (current.down) {
+      stats.failures++;
+      return reply.code(503).send({ code: 'PROVIDER_DOWN', message: 'The provider is down' });
+    }
+    if (current.delayMs > 0) {
+      try {
+        await sleep(current.delayMs, undefined, { signal: closing.signal });
+      } catch {
+        return reply.code(503).send({ code: 'PROVIDER_DOWN', message: 'The provider is shutting down' });
+      }
+    }
+    const results = messages.map(({ idempotencyKey, ...body }) => {
+      if (current.failRate > 0 && Math.random() < current.failRate) {
+        stats.failures++;
+        return { idempotencyKey, status: 500, code: 'PROVIDER_ERROR', message: 'The provider failed this message (simulated)' };
+      }
+      const { message, duplicate } = deliver(idempotencyKey, body);
+      return { idempotencyKey, status: 200, id: message.id, duplicate };
+    });
+    const sent = results.filter((result) => result.status === 200).length;
+    logger.info({ messages: messages.length, sent, failed: messages.length - sent }, `batch of ${messages.length}: ${sent} delivered or repeated`);
+    return { results };
+  });
+
+  /** Synchronous from the key's lookup to its record, so two requests with one key cannot both deliver. */
+  function deliver(key: string, body: { orderId: string; kind: string; to: string; text: string }): { message: DeliveredMessage; duplicate: boolean } {
     const first = byKey.get(key);
     if (first) {
       stats.duplicates++;
-      reply.header('idempotent-replayed', 'true');
-      return { id: first.id, duplicate: true };
+      return { message: first, duplicate: true };
     }
-    const message: DeliveredMessage = {
-      id: `msg_${randomUUID()}`,
-      idempotencyKey: key,
-      ...request.body,
-      deliveredAt: new Date().toISOString(),
-    };
+    const message: DeliveredMessage = { id: `msg_${randomUUID()}`, idempotencyKey: key, ...body, deliveredAt: new Date().toISOString() };
     byKey.set(key, message);
     delivered.push(message);
     if (delivered.length > LISTED_MAX) delivered.shift();
     stats.deliveries++;
-    logger.info({ to: message.to, kind: message.kind, orderId: message.orderId, id: message.id }, `delivered: ${message.text}`);
-    return { id: message.id, duplicate: false };
-  });
+    logger.debug({ to: message.to, kind: message.kind, orderId: message.orderId, id: message.id }, `delivered: ${message.text}`);
+    return { message, duplicate: false };
+  }
 
   app.get('/v1/messages', { schema: { querystring: MessageQuery } }, async (request) => {
     const { orderId, kind } = request.query;

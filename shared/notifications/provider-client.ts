@@ -1,8 +1,8 @@
 import CircuitBreaker from 'opossum';
 import { Pool } from 'undici';
 import type { Config } from '../config.ts';
-import { ProviderRejectedError, ProviderUnavailableError, coerceError } from '../errors/index.ts';
-import type { NotificationKind } from '../queues/payloads.ts';
+import { coerceError } from '../errors/index.ts';
+import type { NotificationKind } from './kinds.ts';
 
 /** One notification as the provider receives it. */
 export interface NotificationMessage {
@@ -13,23 +13,30 @@ export interface NotificationMessage {
   readonly text: string;
 }
 
-export interface ProviderReceipt {
-  /** The provider's id of the message the person got. */
-  readonly messageId: string;
-  /** The provider already had this idempotency key: it answered with the first message and sent nothing new. */
-  readonly replayed: boolean;
-}
+/** What became of one message of a batch call. */
+export type MessageOutcome =
+  /** Accepted: `messageId` is the provider's id of the message the person got; `replayed` when the key was seen before (nothing new sent). */
+  | { readonly kind: 'sent'; readonly messageId: string; readonly replayed: boolean }
+  /** The provider refused this message for good (a 4xx for it): sending it again would be refused again. */
+  | { readonly kind: 'refused'; readonly reason: string }
+  /** The call or the message failed (a timeout, a 5xx, the network): retry with the same key, safely. */
+  | { readonly kind: 'failed'; readonly reason: string }
+  /** Not sent: the circuit breaker is open, or the client closed. Nothing reached the provider. */
+  | { readonly kind: 'unavailable'; readonly reason: string };
 
-/** What a job needs of the provider: tests and other transports can stand in for the HTTP client. */
-export interface NotificationSender {
-  send(message: NotificationMessage, opts?: { signal?: AbortSignal }): Promise<ProviderReceipt>;
+/** What a notification job needs of the provider: tests and other transports can stand in for the HTTP client. */
+export interface NotificationBatchSender {
+  /** Sends the messages (in calls of at most the provider's batch size); one outcome per message, in order. Never rejects. */
+  sendBatch(messages: readonly NotificationMessage[], opts?: { signal?: AbortSignal }): Promise<MessageOutcome[]>;
+  /** How long until the breaker lets a call through again (0 when closed). */
+  retryAfterMs(): number;
 }
 
 export type BreakerState = 'closed' | 'open' | 'halfOpen';
 
 export type ProviderClientConfig = Pick<
   Config,
-  'notifyProviderUrl' | 'notifyTimeoutMs' | 'notifyBreakerErrorPercent' | 'notifyBreakerResetMs'
+  'notifyProviderUrl' | 'notifyTimeoutMs' | 'notifyBreakerErrorPercent' | 'notifyBreakerResetMs' | 'notifyProviderBatchMax'
 >;
 
 export interface ProviderClientOptions {
@@ -37,7 +44,7 @@ export interface ProviderClientOptions {
   readonly volumeThreshold?: number;
   /** Length of the breaker's rolling statistics window, in ms. Default 10000 */
   readonly rollingWindowMs?: number;
-  /** Keep-alive connections to the provider at most; the calls one process makes at once. Default 64 */
+  /** Keep-alive connections to the provider at most; the calls one process makes at once. Default 16 */
   readonly connections?: number;
 }
 
@@ -57,36 +64,43 @@ const RETRYABLE_4XX = new Set([408, 409, 425, 429]);
 const CALLER_ABORTS = new WeakSet<object>();
 
 /**
- * Sends notifications to the provider over HTTP (keep-alive connections): one POST per message with an Idempotency-Key,
- * bounded by notifyTimeoutMs (the request is aborted, not just abandoned), inside a circuit
- * breaker. When enough recent calls failed the breaker opens and calls fail at once with
- * ProviderUnavailableError, without reaching the provider, until notifyBreakerResetMs has passed;
- * then one trial call goes through (half-open) and its outcome closes or reopens the breaker.
- * One client per process: every job of the process shares its breaker.
+ * A call that answered, but with most of its messages failed: the breaker counts it as a failure,
+ * and the caller still gets every message's outcome.
  */
-export class ProviderClient implements NotificationSender {
+class MostlyFailedCall extends Error {
+  readonly outcomes: MessageOutcome[];
+
+  constructor(outcomes: MessageOutcome[]) {
+    super('most messages of the call failed');
+    this.outcomes = outcomes;
+  }
+}
+
+/**
+ * Sends notifications to the provider's batch endpoint (`POST /v1/messages/batch`, at most
+ * notifyProviderBatchMax messages a call, each with its own idempotency key and its own result)
+ * over keep-alive connections, each call bounded by notifyTimeoutMs (the request is aborted, not
+ * just abandoned), inside a circuit breaker. When enough recent calls failed (a call with most of
+ * its messages failed counts as failed) the breaker opens and messages come back 'unavailable' at
+ * once, without reaching the provider, until notifyBreakerResetMs has passed; then one trial call
+ * goes through (half-open) and its outcome closes or reopens the breaker. One client per process:
+ * every job of the process shares its breaker.
+ */
+export class ProviderClient implements NotificationBatchSender {
   /** Keep-alive connections to the provider; undici's request API, without fetch's web streams and signals per call. */
   private readonly pool: Pool;
   private readonly path: string;
-  private readonly breaker: CircuitBreaker<[NotificationMessage, AbortSignal | undefined], ProviderReceipt>;
+  private readonly breaker: CircuitBreaker<[readonly NotificationMessage[], AbortSignal | undefined], MessageOutcome[]>;
   private readonly listeners = new Set<(state: BreakerState) => void>();
+  private readonly config: ProviderClientConfig;
   private openedAt = 0;
 
-  private readonly config: ProviderClientConfig;
-
-  constructor(
-    config: ProviderClientConfig,
-    opts: ProviderClientOptions = {},
-  ) {
+  constructor(config: ProviderClientConfig, opts: ProviderClientOptions = {}) {
     this.config = config;
     const base = new URL(config.notifyProviderUrl);
-    this.path = `${base.pathname.replace(/\/+$/, '')}/v1/messages`;
-    this.pool = new Pool(base.origin, {
-      // One per call in flight: a call never waits for a free connection.
-      connections: opts.connections ?? 64,
-      connect: { timeout: config.notifyTimeoutMs },
-    });
-    this.breaker = new CircuitBreaker((message: NotificationMessage, signal: AbortSignal | undefined) => this.post(message, signal), {
+    this.path = `${base.pathname.replace(/\/+$/, '')}/v1/messages/batch`;
+    this.pool = new Pool(base.origin, { connections: opts.connections ?? 16, connect: { timeout: config.notifyTimeoutMs } });
+    this.breaker = new CircuitBreaker((messages: readonly NotificationMessage[], signal: AbortSignal | undefined) => this.post(messages, signal), {
       name: 'notify-provider',
       // The request aborts itself at notifyTimeoutMs (post()); the breaker's own timer is the same
       // bound, counted as a failure.
@@ -95,12 +109,10 @@ export class ProviderClient implements NotificationSender {
       resetTimeout: config.notifyBreakerResetMs,
       volumeThreshold: opts.volumeThreshold ?? 5,
       rollingCountTimeout: opts.rollingWindowMs ?? 10_000,
-      // A refusal (4xx) means the provider is up, and an abort by the caller says nothing about it.
-      // opossum counts a filtered error as a success, which closes a half-open breaker: a trial
-      // call its caller abandoned must not, so there it counts as a failure.
-      errorFilter: (error: unknown) =>
-        error instanceof ProviderRejectedError ||
-        (typeof error === 'object' && error !== null && CALLER_ABORTS.has(error) && !this.breaker.halfOpen),
+      // An abort by the caller says nothing about the provider. opossum counts a filtered error as
+      // a success, which closes a half-open breaker: a trial call its caller abandoned must not,
+      // so there it counts as a failure.
+      errorFilter: (error: unknown) => typeof error === 'object' && error !== null && CALLER_ABORTS.has(error) && !this.breaker.halfOpen,
     });
     this.breaker.on('open', () => {
       this.openedAt = Date.now();
@@ -123,7 +135,6 @@ export class ProviderClient implements NotificationSender {
     return { fires, successes, failures, timeouts, rejects };
   }
 
-  /** How long until the breaker lets a call through again (0 when closed). */
   retryAfterMs(): number {
     if (this.breaker.opened) return Math.max(0, this.openedAt + this.config.notifyBreakerResetMs - Date.now());
     // Half-open: a trial call is in flight and settles within the timeout.
@@ -137,36 +148,36 @@ export class ProviderClient implements NotificationSender {
     return () => this.listeners.delete(listener);
   }
 
-  /**
-   * Sends one message. Rejects with ProviderUnavailableError when the breaker is open (nothing was
-   * sent), ProviderRejectedError when the provider refused the message (do not retry), or an
-   * Error for a timeout, a 5xx or a network failure (retry with the same key: safe).
-   */
-  async send(message: NotificationMessage, opts: { signal?: AbortSignal } = {}): Promise<ProviderReceipt> {
-    try {
-      return await this.breaker.fire(message, opts.signal);
-    } catch (thrown) {
-      const error = coerceError(thrown);
-      if (!CircuitBreaker.isOurError(error)) throw error;
-      const code = (error as { code?: unknown }).code;
-      if (code === 'ETIMEDOUT') {
-        throw new Error(`the notification provider did not answer within ${this.config.notifyTimeoutMs} ms`, { cause: error });
-      }
-      if (code === 'ESHUTDOWN') {
-        throw new ProviderUnavailableError(0, 'the notification provider client is closed', { cause: error });
-      }
-      throw new ProviderUnavailableError(this.retryAfterMs(), undefined, { cause: error });
-    }
+  async sendBatch(messages: readonly NotificationMessage[], opts: { signal?: AbortSignal } = {}): Promise<MessageOutcome[]> {
+    const size = Math.max(1, this.config.notifyProviderBatchMax);
+    const calls: NotificationMessage[][] = [];
+    for (let start = 0; start < messages.length; start += size) calls.push(messages.slice(start, start + size));
+    return (await Promise.all(calls.map((call) => this.sendCall(call, opts.signal)))).flat();
   }
 
-  /** Stops the breaker's timers and closes the connections; later calls fail with ProviderUnavailableError. */
+  /** Stops the breaker's timers and closes the connections; later messages come back 'unavailable'. */
   async close(): Promise<void> {
     this.listeners.clear();
     this.breaker.shutdown();
     await this.pool.destroy().catch(() => undefined);
   }
 
-  private async post(message: NotificationMessage, callerSignal: AbortSignal | undefined): Promise<ProviderReceipt> {
+  private async sendCall(messages: readonly NotificationMessage[], signal: AbortSignal | undefined): Promise<MessageOutcome[]> {
+    try {
+      return await this.breaker.fire(messages, signal);
+    } catch (thrown) {
+      if (thrown instanceof MostlyFailedCall) return thrown.outcomes;
+      const error = coerceError(thrown);
+      const all = (outcome: MessageOutcome) => messages.map(() => outcome);
+      if (!CircuitBreaker.isOurError(error)) return all({ kind: 'failed', reason: error.message });
+      const code = (error as { code?: unknown }).code;
+      if (code === 'ETIMEDOUT') return all({ kind: 'failed', reason: `the notification provider did not answer within ${this.config.notifyTimeoutMs} ms` });
+      if (code === 'ESHUTDOWN') return all({ kind: 'unavailable', reason: 'the notification provider client is closed' });
+      return all({ kind: 'unavailable', reason: `the notification provider's circuit breaker is open; retry in ${this.retryAfterMs()} ms` });
+    }
+  }
+
+  private async post(messages: readonly NotificationMessage[], callerSignal: AbortSignal | undefined): Promise<MessageOutcome[]> {
     // One controller and one timer per call: the request is aborted at notifyTimeoutMs, from
     // connecting to the last byte (not just abandoned), or when the caller gives up.
     const abort = new AbortController();
@@ -178,22 +189,25 @@ export class ProviderClient implements NotificationSender {
     const onCallerAbort = () => abort.abort();
     callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
     let statusCode: number;
-    let replayed: boolean;
     let body: string;
     try {
       if (callerSignal?.aborted) abort.abort();
       const response = await this.pool.request({
         path: this.path,
         method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'idempotency-key': notificationIdempotencyKey(message.orderId, message.kind),
-        },
-        body: JSON.stringify({ orderId: message.orderId, kind: message.kind, to: message.to, text: message.text }),
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          messages: messages.map((message) => ({
+            idempotencyKey: notificationIdempotencyKey(message.orderId, message.kind),
+            orderId: message.orderId,
+            kind: message.kind,
+            to: message.to,
+            text: message.text,
+          })),
+        }),
         signal: abort.signal,
       });
       statusCode = response.statusCode;
-      replayed = response.headers['idempotent-replayed'] === 'true';
       body = await response.body.text();
     } catch (thrown) {
       throw this.describeFailure(thrown, timedOut, callerSignal);
@@ -202,16 +216,16 @@ export class ProviderClient implements NotificationSender {
       callerSignal?.removeEventListener('abort', onCallerAbort);
     }
 
-    if (statusCode >= 200 && statusCode < 300) {
-      const messageId = parseMessageId(body);
-      if (!messageId) throw new Error(`the notification provider answered ${statusCode} without a message id`);
-      return { messageId, replayed };
-    }
     const detail = `${statusCode}${body ? `: ${body.slice(0, 200)}` : ''}`;
     if (statusCode >= 400 && statusCode < 500 && !RETRYABLE_4XX.has(statusCode)) {
-      throw new ProviderRejectedError(statusCode, `the notification provider refused the message (${detail})`);
+      // The provider refused the call itself: each of its messages is refused.
+      return messages.map(() => ({ kind: 'refused', reason: `the notification provider refused the call (${detail})` }));
     }
-    throw new Error(`the notification provider answered ${detail}`);
+    if (statusCode < 200 || statusCode >= 300) throw new Error(`the notification provider answered ${detail}`);
+    const outcomes = readOutcomes(messages, body);
+    const failed = outcomes.filter((outcome) => outcome.kind === 'failed').length;
+    if (failed * 2 >= outcomes.length) throw new MostlyFailedCall(outcomes);
+    return outcomes;
   }
 
   private describeFailure(thrown: unknown, timedOut: boolean, callerSignal: AbortSignal | undefined): Error {
@@ -225,7 +239,7 @@ export class ProviderClient implements NotificationSender {
     if (timedOut || code === 'UND_ERR_CONNECT_TIMEOUT') {
       return new Error(`the notification provider did not answer within ${this.config.notifyTimeoutMs} ms`, { cause: error });
     }
-    const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
+    const cause = (error as { cause?: { code?: unknown } }).cause;
     const reason = typeof code === 'string' ? code : typeof cause?.code === 'string' ? cause.code : error.message;
     return new Error(`could not reach the notification provider: ${reason}`, { cause: error });
   }
@@ -241,12 +255,31 @@ export class ProviderClient implements NotificationSender {
   }
 }
 
-function parseMessageId(body: string): string | undefined {
+/** Each message's outcome from a batch answer `{ results: [{ idempotencyKey, status, id?, duplicate?, message? }] }`. */
+function readOutcomes(messages: readonly NotificationMessage[], body: string): MessageOutcome[] {
+  let results: unknown;
   try {
-    const parsed: unknown = JSON.parse(body);
-    const id = typeof parsed === 'object' && parsed !== null ? (parsed as { id?: unknown }).id : undefined;
-    return typeof id === 'string' && id.length > 0 ? id : undefined;
+    results = (JSON.parse(body) as { results?: unknown }).results;
   } catch {
-    return undefined;
+    results = undefined;
   }
+  const byKey = new Map<string, Record<string, unknown>>();
+  if (Array.isArray(results)) {
+    for (const result of results) {
+      if (typeof result === 'object' && result !== null && typeof (result as { idempotencyKey?: unknown }).idempotencyKey === 'string') {
+        byKey.set((result as { idempotencyKey: string }).idempotencyKey, result as Record<string, unknown>);
+      }
+    }
+  }
+  return messages.map((message): MessageOutcome => {
+    const result = byKey.get(notificationIdempotencyKey(message.orderId, message.kind));
+    if (!result) return { kind: 'failed', reason: 'the notification provider answered without a result for this message' };
+    const status = Number(result.status);
+    const detail = `${status}${typeof result.message === 'string' ? `: ${result.message.slice(0, 200)}` : ''}`;
+    if (status >= 200 && status < 300 && typeof result.id === 'string' && result.id.length > 0) {
+      return { kind: 'sent', messageId: result.id, replayed: result.duplicate === true };
+    }
+    if (status >= 400 && status < 500 && !RETRYABLE_4XX.has(status)) return { kind: 'refused', reason: `the notification provider refused the message (${detail})` };
+    return { kind: 'failed', reason: `the notification provider failed the message (${detail})` };
+  });
 }

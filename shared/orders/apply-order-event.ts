@@ -1,36 +1,32 @@
 import { ApiError } from '../errors/index.ts';
-import { openLedgerEntriesIn } from '../notifications/notification-ledger.ts';
-import type { ChangeOrder } from './order-writer.ts';
+import type { AppliedChange } from './apply-changes.ts';
 import { EVENT_TARGET, type OrderEventType } from './state-machine.ts';
-import type { CurrentOrder } from './transition-order.ts';
+import { transitionOrder } from './transition-orders.ts';
+import type { OrderWriterDeps } from './write-orders.ts';
 
 /**
- * A rider or customer event (picked_up, delivered, cancel) moves the order through the state
- * machine; an illegal one is a 409 and writes nothing. Delivering or cancelling an order that
- * holds a rider gives the rider's slot back in the same transaction; a cancel records the
- * customer's notification (PENDING) in it too.
+ * A rider or customer event (picked_up, delivered, cancel) moves the client's order through the
+ * state machine, through the write routine (waiting up to `waitMs` for the order's lock: past it,
+ * a LockTimeoutError, answered 503 ORDER_BUSY); an illegal one is a 409 and writes nothing. What
+ * the transition owes (a cancel's customer notification, a rider's slot back) the routine does in
+ * the same transaction.
  */
-export async function applyOrderEvent(change: ChangeOrder, orderId: string, type: OrderEventType, actor: string): Promise<CurrentOrder> {
-  const to = EVENT_TARGET[type];
-  const result = await change({
-    orderId,
-    to,
-    actor,
-    reason: `event ${type}`,
-    alsoDo: async (trx, current) => {
-      if ((to === 'DELIVERED' || to === 'CANCELLED') && current.riderId !== null) {
-        await trx('riders').where({ id: current.riderId }).where('active_orders', '>', 0).decrement('active_orders', 1);
-      }
-      // The customer is owed a message; its ledger row is the outbox the reconciler reads.
-      if (to === 'CANCELLED') await openLedgerEntriesIn(trx, [{ orderId, kind: 'customer.cancelled' }]);
-    },
-  });
+export async function applyOrderEvent(
+  writer: OrderWriterDeps,
+  request: { readonly orderId: string; readonly clientId: string; readonly type: OrderEventType; readonly actor: string; readonly waitMs: number },
+): Promise<AppliedChange> {
+  const result = await transitionOrder(
+    writer,
+    { orderId: request.orderId, clientId: request.clientId, to: EVENT_TARGET[request.type], reason: `event ${request.type}` },
+    { actor: request.actor, waitMs: request.waitMs },
+  );
   if (result.kind === 'not_found') throw new ApiError('ORDER_NOT_FOUND');
   if (result.kind === 'illegal') {
-    throw new ApiError('ILLEGAL_TRANSITION', `An order in ${result.current.status} cannot take the event ${type}`, {
+    throw new ApiError('ILLEGAL_TRANSITION', `An order in ${result.current.status} cannot take the event ${request.type}`, {
       status: result.current.status,
       version: result.current.version,
     });
   }
-  return result.order;
+  if (result.kind === 'busy') throw new Error('unreachable: transitionOrder throws for a busy order');
+  return result.change;
 }

@@ -1,6 +1,7 @@
 import type { Db } from '../db.ts';
 import type { CreateOrderBody } from './create-order-schema.ts';
 import { DbUnavailableError, coerceError, isConnectionError } from '../errors/index.ts';
+import { priceBatchJobId } from '../queues/job-ids.ts';
 import { withRawConnection } from '../raw-connection.ts';
 import { withDeadline, DeadlineExceeded } from '../with-deadline.ts';
 
@@ -22,6 +23,8 @@ export interface NewOrderRow {
   dropoff_phone: string;
   items: string;
   note: string | null;
+  /** The price batch that carries the order (set when its batch is written). */
+  price_job_id: string | null;
 }
 
 /** The row of a new order: the request's content, with the pickup taken from its merchant. */
@@ -51,11 +54,13 @@ export function newOrderRow(fields: {
     dropoff_phone: body.dropoff.phone,
     items: JSON.stringify(body.items),
     note: body.note ?? null,
+    price_job_id: null,
   };
 }
 
 export type InsertOutcome =
-  | { readonly kind: 'created'; readonly id: string }
+  /** `priceJobId`: the price batch its row names (the whole batch's, or its own when it was written alone). */
+  | { readonly kind: 'created'; readonly id: string; readonly priceJobId: string }
   | { readonly kind: 'existing'; readonly id: string; readonly requestHash: string }
   | { readonly kind: 'failed'; readonly error: Error };
 
@@ -72,15 +77,25 @@ const ER_DUP_ENTRY = 1062;
 
 /**
  * Commits a batch of new orders with one multi-row INSERT (plus one for their CREATED events) in
- * one transaction. If that fails on a row's data (a repeated Idempotency-Key, a colliding id),
- * each row is retried alone so one bad row never fails its neighbours; a repeated key resolves to
- * the order that holds it. If MySQL is unreachable or too slow, every row fails with
- * DbUnavailableError and the transaction is rolled back: nothing is half-written.
+ * one transaction, every row naming the batch's price job (`priceBatchJobId`, the rows are the
+ * outbox the reconciler reads). If that fails on a row's data (a repeated Idempotency-Key, a
+ * colliding id), each row is retried alone, as a price batch of its own, so one bad row never
+ * fails its neighbours; a repeated key resolves to the order that holds it. If MySQL is
+ * unreachable or too slow, every row fails with DbUnavailableError and the transaction is rolled
+ * back: nothing is half-written.
  */
 export async function insertOrders(db: Db, rows: readonly NewOrderRow[], opts: InsertOptions): Promise<InsertOutcome[]> {
   try {
-    await writeRows(db, rows, opts);
-    return rows.map((row) => ({ kind: 'created', id: row.id }));
+    const priceJobId = priceBatchJobId(
+      rows.map((row) => row.id),
+      0,
+    );
+    await writeRows(
+      db,
+      rows.map((row) => ({ ...row, price_job_id: priceJobId })),
+      opts,
+    );
+    return rows.map((row) => ({ kind: 'created', id: row.id, priceJobId }));
   } catch (thrown) {
     const error = coerceError(thrown);
     if (isUnavailable(error)) throw new DbUnavailableError(error);
@@ -93,8 +108,9 @@ async function insertOne(db: Db, row: NewOrderRow, opts: InsertOptions): Promise
   // A handful of tries: a colliding id gets a new one; a key whose holder rolled back is free again.
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      await writeRows(db, [row], opts);
-      return { kind: 'created', id: row.id };
+      const priceJobId = priceBatchJobId([row.id], 0);
+      await writeRows(db, [{ ...row, price_job_id: priceJobId }], opts);
+      return { kind: 'created', id: row.id, priceJobId };
     } catch (thrown) {
       const error = coerceError(thrown);
       if (isUnavailable(error)) return { kind: 'failed', error: new DbUnavailableError(error) };
@@ -124,13 +140,13 @@ async function insertOne(db: Db, row: NewOrderRow, opts: InsertOptions): Promise
 
 const ORDER_COLUMNS = [
   'id', 'client_id', 'idempotency_key', 'request_hash', 'merchant_id', 'zone_id', 'status', 'version',
-  'pickup_lat', 'pickup_lng', 'dropoff_lat', 'dropoff_lng', 'dropoff_address', 'dropoff_phone', 'items', 'note',
+  'pickup_lat', 'pickup_lng', 'dropoff_lat', 'dropoff_lng', 'dropoff_address', 'dropoff_phone', 'items', 'note', 'price_job_id',
 ] as const satisfies readonly (keyof NewOrderRow)[];
 
 const ORDER_ROW_PLACEHOLDER = `(${ORDER_COLUMNS.map(() => '?').join(',')})`;
 const INSERT_ORDERS = `INSERT INTO orders (${ORDER_COLUMNS.join(',')}) VALUES `;
-const INSERT_CREATED_EVENTS = 'INSERT INTO order_events (order_id, to_status, version, actor) VALUES ';
-const CREATED_EVENT_PLACEHOLDER = "(?,'CREATED',1,'intake')";
+const INSERT_CREATED_EVENTS = 'INSERT INTO order_events (order_id, to_status, version, actor, job_id) VALUES ';
+const CREATED_EVENT_PLACEHOLDER = "(?,'CREATED',1,'intake',?)";
 
 function repeatJoined(unit: string, times: number): string {
   return new Array<string>(times).fill(unit).join(',');
@@ -153,7 +169,7 @@ async function writeRows(db: Db, rows: readonly NewOrderRow[], opts: InsertOptio
     const ordersSql = INSERT_ORDERS + repeatJoined(ORDER_ROW_PLACEHOLDER, rows.length);
     const eventsSql = INSERT_CREATED_EVENTS + repeatJoined(CREATED_EVENT_PLACEHOLDER, rows.length);
     try {
-      await conn.query(`START TRANSACTION; ${ordersSql}; ${eventsSql}`, [...values, ...rows.map((row) => row.id)]);
+      await conn.query(`START TRANSACTION; ${ordersSql}; ${eventsSql}`, [...values, ...rows.flatMap((row) => [row.id, row.price_job_id])]);
       if (abandon.signal.aborted) throw new DeadlineExceeded(timeoutMs);
       await conn.query('COMMIT');
     } catch (error) {

@@ -1,4 +1,3 @@
-import type { Queue } from 'bullmq';
 import type { Config } from '../config.ts';
 import type { Db } from '../db.ts';
 import { ApiError, DbUnavailableError, coerceError, isConnectionError } from '../errors/index.ts';
@@ -7,7 +6,6 @@ import type { Logger } from '../logger.ts';
 import type { MerchantDirectory } from '../merchants/merchant-directory.ts';
 import type { Metrics } from '../metrics.ts';
 import { MicroBatcher, type ItemOutcome } from '../micro-batcher.ts';
-import { enqueueNewOrders } from '../queues/order-producer.ts';
 import { DeadlineExceeded, withDeadline } from '../with-deadline.ts';
 import type { CreateOrderBody } from './create-order-schema.ts';
 import { insertOrders, newOrderRow, type InsertOutcome, type NewOrderRow } from './insert-orders.ts';
@@ -27,7 +25,8 @@ export interface OrderIntakeDeps {
   >;
   /** The intake's own pool, opened with multipleStatements. */
   readonly db: Db;
-  readonly ordersQueue: Queue;
+  /** Puts a committed batch on the orders queue as one price job (its id follows from its content, so a repeat is a no-op). */
+  readonly enqueuePriceBatch: (batch: { readonly orderIds: readonly string[]; readonly attempt: 0 }) => Promise<unknown>;
   readonly ids: IdGenerator;
   readonly merchants: MerchantDirectory;
   readonly logger: Logger;
@@ -36,9 +35,9 @@ export interface OrderIntakeDeps {
 
 /**
  * The intake: turns a validated request into a committed CREATED order. Concurrent requests are
- * committed together in micro-batches; the answer is given only after the commit. Committed
- * orders are then enqueued (one addBulk per batch); if Redis is away they stay CREATED in MySQL,
- * which is the outbox the reconciler drains.
+ * committed together in micro-batches; the answer is given only after the commit. A committed
+ * batch is then enqueued as one price job; if Redis is away its orders stay CREATED in MySQL,
+ * naming their job, which is the outbox the reconciler drains.
  */
 export class OrderIntake {
   private readonly batcher: MicroBatcher<NewOrderRow, InsertOutcome>;
@@ -125,14 +124,20 @@ export class OrderIntake {
     });
     stopTimer();
     metrics.intakeBatchSize.observe(rows.length);
-    const created = outcomes.flatMap((o) => (o.kind === 'created' ? [o.id] : []));
-    if (created.length > 0) this.enqueueInBackground(created);
+    // One price job per batch its rows name: the whole batch, or (a row written alone) one order.
+    const batches = new Map<string, string[]>();
+    for (const outcome of outcomes) {
+      if (outcome.kind === 'created') batches.set(outcome.priceJobId, [...(batches.get(outcome.priceJobId) ?? []), outcome.id]);
+    }
+    for (const orderIds of batches.values()) this.enqueueInBackground(orderIds);
     return outcomes.map((o) => (o.kind === 'failed' ? { ok: false, error: o.error } : { ok: true, value: o }));
   }
 
   private enqueueInBackground(orderIds: string[]): void {
-    const { ordersQueue, config, logger, metrics } = this.deps;
-    const task = enqueueNewOrders(ordersQueue, orderIds, config.redisTimeoutMs)
+    const { logger, metrics } = this.deps;
+    const task = this.deps
+      .enqueuePriceBatch({ orderIds, attempt: 0 })
+      .then(() => undefined)
       .catch((error: unknown) => {
         metrics.enqueueFailures.inc(orderIds.length);
         logger.warn(

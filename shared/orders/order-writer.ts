@@ -1,43 +1,33 @@
 import { OrderCache } from '../cache/order-cache.ts';
-import { OrderLocks } from '../cache/order-locks.ts';
+import { createOrderLocks } from '../cache/order-locks.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db.ts';
+import type { Logger } from '../logger.ts';
 import type { Redis } from '../redis.ts';
-import { changeOrder, type OrderChangeDeps } from './change-order.ts';
-import type { OrderRecord } from './read-order.ts';
-import type { TransitionRequest, TransitionResult } from './transition-order.ts';
-
-/** Changes one order through the lock-mark-update-reload routine. */
-export type ChangeOrder = (request: TransitionRequest) => Promise<TransitionResult>;
-
-export interface OrderWriter {
-  readonly change: ChangeOrder;
-  /** The routine's parts, for the batch writers (compensation) that go through the same steps. */
-  readonly deps: OrderChangeDeps;
-  readonly cache: OrderCache;
-  readonly locks: OrderLocks;
-}
+import type { OrderWriterDeps } from './write-orders.ts';
 
 export function invalidationChannel(config: Pick<Config, 'cachePrefix'>): string {
   return `${config.cachePrefix}:invalidate`;
 }
 
-/** Every process that changes orders builds its writer here, from one config. */
+/** The order cache of one process, from its config. */
+export function createOrderCache(redis: Redis, config: Pick<Config, 'cachePrefix' | 'cacheTtlMs' | 'cacheFinalTtlMs'>): OrderCache {
+  return new OrderCache(redis, { prefix: config.cachePrefix, ttlMs: config.cacheTtlMs, finalTtlMs: config.cacheFinalTtlMs });
+}
+
+/** Every process that changes orders builds what the write routine needs here, from one config. */
 export function createOrderWriter(
   db: Db,
   redis: Redis,
-  config: Pick<Config, 'cachePrefix' | 'cacheTtlMs' | 'lockTtlMs' | 'lockWaitMs'>,
-  opts: { onChanged?: (record: OrderRecord) => void } = {},
-): OrderWriter {
-  const cache = new OrderCache(redis, { prefix: config.cachePrefix, ttlMs: config.cacheTtlMs });
-  const locks = new OrderLocks(redis, { prefix: config.cachePrefix, lockTimeoutMs: config.lockTtlMs, acquireTimeoutMs: config.lockWaitMs });
-  const deps: OrderChangeDeps = {
+  config: Pick<Config, 'cachePrefix' | 'cacheTtlMs' | 'cacheFinalTtlMs' | 'lockTtlMs'>,
+  opts: Pick<OrderWriterDeps, 'onChanged' | 'enqueueNotifications' | 'logger'> = {},
+): OrderWriterDeps {
+  return {
     db,
-    cache,
-    locks,
+    cache: createOrderCache(redis, config),
+    locks: createOrderLocks(redis, { prefix: config.cachePrefix, ttlMs: config.lockTtlMs }),
     publisher: redis,
     invalidationChannel: invalidationChannel(config),
-    ...(opts.onChanged ? { onChanged: opts.onChanged } : {}),
+    ...opts,
   };
-  return { change: (request) => changeOrder(deps, request), deps, cache, locks };
 }

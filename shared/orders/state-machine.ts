@@ -1,3 +1,4 @@
+import type { NotificationKind } from '../notifications/kinds.ts';
 import type { OrderStatus } from './status.ts';
 
 /**
@@ -46,3 +47,23 @@ export const EVENT_TARGET: Readonly<Record<OrderEventType, OrderStatus>> = {
   delivered: 'DELIVERED',
   cancel: 'CANCELLED',
 };
+
+/**
+ * What a transition owes besides the row: the notifications an order entering `to` is owed (their
+ * ledger rows are written in the change's own transaction, and go out as one job per change), and
+ * whether it gives its rider's slot back. Every writer asks here, so a change owes the same
+ * whichever path made it (a rider's event, a dispatch batch, an escalation).
+ */
+const OWED_NOTIFICATIONS: Readonly<Partial<Record<OrderStatus, readonly NotificationKind[]>>> = {
+  DISPATCHED: ['customer.dispatched', 'merchant.dispatched'],
+  CANCELLED: ['customer.cancelled'],
+};
+
+export function notificationsOwed(to: OrderStatus): readonly NotificationKind[] {
+  return OWED_NOTIFICATIONS[to] ?? [];
+}
+
+/** A delivered or cancelled order no longer takes a slot of its rider. */
+export function freesRider(to: OrderStatus): boolean {
+  return to === 'DELIVERED' || to === 'CANCELLED';
+}

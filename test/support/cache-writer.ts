@@ -1,6 +1,6 @@
 /**
  * A writer process for the cache consistency test: it keeps changing a few hot orders through the
- * lock-mark-update-reload routine (PRICING_FAILED -> PRICING_FAILED, a version bump) and prints a
+ * write routine (lock, mark stale, update, reload) (PRICING_FAILED -> PRICING_FAILED, a version bump) and prints a
  * JSON line each time a write returned. FAULT makes it misbehave on its first write:
  *   pause: prints {"t":"holding"} between taking the lock and updating the row, then blocks a
  *          moment so the test can SIGSTOP it there (a holder paused past its lock's TTL)
@@ -9,6 +9,7 @@
 import { loadConfig } from '../../shared/config.ts';
 import { createDb } from '../../shared/db.ts';
 import { createOrderWriter } from '../../shared/orders/order-writer.ts';
+import { transitionOrder } from '../../shared/orders/transition-orders.ts';
 import { createProducerRedis } from '../../shared/redis.ts';
 
 const config = loadConfig(process.env);
@@ -21,7 +22,6 @@ const writer = createOrderWriter(db, redis, config);
 const say = (line: object) => process.stdout.write(`${JSON.stringify(line)}\n`);
 
 let faulted = false;
-let committed = false;
 db.on('query', (query: { sql: string }) => {
   if (faulted) return;
   if (fault === 'pause' && /^update `orders`/i.test(query.sql)) {
@@ -29,13 +29,13 @@ db.on('query', (query: { sql: string }) => {
     say({ t: 'holding' });
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300); // time for the test to SIGSTOP us here
   }
-  if (fault === 'crash' && /^commit/i.test(query.sql)) committed = true;
-  // The routine's next read of the order, after its transaction returned, is the reload.
-  if (fault === 'crash' && committed && /^select .* from `orders`/i.test(query.sql)) {
-    faulted = true;
-    say({ t: 'crashing' });
-    process.kill(process.pid, 'SIGKILL');
-  }
+});
+// The COMMIT has returned: what follows in the routine is the cache reload.
+db.on('query-response', (_response: unknown, query: { sql: string }) => {
+  if (faulted || fault !== 'crash' || !/^commit/i.test(query.sql)) return;
+  faulted = true;
+  say({ t: 'crashing' });
+  process.kill(process.pid, 'SIGKILL');
 });
 
 let stopping = false;
@@ -47,8 +47,8 @@ say({ t: 'ready' });
 while (!stopping) {
   const orderId = orderIds[Math.floor(Math.random() * orderIds.length)]!;
   try {
-    const result = await writer.change({ orderId, to: 'PRICING_FAILED', from: ['PRICING_FAILED'], actor: 'consistency-test' });
-    if (result.kind === 'done') say({ t: 'write', orderId, version: result.order.version, at: Date.now() });
+    const result = await transitionOrder(writer, { orderId, to: 'PRICING_FAILED', from: ['PRICING_FAILED'] }, { actor: 'consistency-test', waitMs: config.lockWaitMs });
+    if (result.kind === 'done') say({ t: 'write', orderId, version: result.change.version, at: Date.now() });
   } catch (error) {
     say({ t: 'error', message: error instanceof Error ? error.message : String(error) });
     await new Promise((resolve) => setTimeout(resolve, 20)); // Redis or the lock away: pace the retries

@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { createApiClient } from '../../shared/clients/create-client.ts';
 import { loadConfig, type Config } from '../../shared/config.ts';
-import { createWebRuntime, type WebRuntime } from '../../shared/http/web-runtime.ts';
+import { createWebRuntime, type WebRuntime } from '../../workers/web-runtime.ts';
 import { IdGenerator } from '../../shared/ids.ts';
 import { createTestDatabase, type TestDatabase } from './test-database.ts';
 import { TEST_REDIS_URL, deleteKeysWithPrefix, uniqueQueuePrefix } from './test-redis.ts';

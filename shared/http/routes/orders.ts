@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import type { Queue } from 'bullmq';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Db } from '../../db.ts';
@@ -8,29 +7,27 @@ import { isIdString } from '../../ids.ts';
 import { CreateOrderBody, IDEMPOTENCY_KEY_PATTERN } from '../../orders/create-order-schema.ts';
 import type { OrderIntake } from '../../orders/order-intake.ts';
 import { applyOrderEvent } from '../../orders/apply-order-event.ts';
-import type { ChangeOrder } from '../../orders/order-writer.ts';
+import type { OrderWriterDeps } from '../../orders/write-orders.ts';
 import type { OrderReader } from '../../cache/order-reader.ts';
 import type { RecentWriters } from '../recent-writers.ts';
 import { trackOrder, type TrackingParts } from '../../orders/tracking.ts';
 import { ORDER_EVENT_TYPES } from '../../orders/state-machine.ts';
-import { enqueueNotifications } from '../../queues/notification-producer.ts';
 import { DeadlineExceeded, withDeadline } from '../../with-deadline.ts';
 
 export interface OrderRoutesDeps {
   readonly db: Db;
   readonly intake: OrderIntake;
   readonly dbTimeoutMs: number;
-  /** Changes orders through the lock-mark-update-reload routine. */
-  readonly changeOrder: ChangeOrder;
+  /** The write routine's parts: events change orders through lock, mark stale, update, reload. */
+  readonly writer: OrderWriterDeps;
+  /** How long an event waits for an order another writer holds, in ms (then 503 ORDER_BUSY). */
+  readonly lockWaitMs: number;
   /** Reads orders L1 -> L2 -> MySQL. */
   readonly reader: OrderReader;
   readonly recentWriters: RecentWriters;
   /** Where the tracking view's parts come from, and how long each may take. */
   readonly tracking: TrackingParts;
   readonly trackingPartTimeoutMs: number;
-  /** Where a cancelled order's customer notification goes. */
-  readonly notificationsQueue: Queue;
-  readonly redisTimeoutMs: number;
 }
 
 const OrderIdParams = Type.Object({ id: Type.String() });
@@ -112,19 +109,11 @@ export async function orderRoutes(scope: FastifyInstance, deps: OrderRoutesDeps)
     const { id } = request.params;
     if (!isIdString(id)) throw new ApiError('ORDER_NOT_FOUND');
     const client = request.client!;
-    const owned = await orUnavailable(
-      deps.db('orders').where({ id, client_id: client.id }).first('id'),
-      deps.dbTimeoutMs,
+    const change = await orUnavailable(
+      applyOrderEvent(deps.writer, { orderId: id, clientId: client.id, type: request.body.type, actor: `client:${client.id}`, waitMs: deps.lockWaitMs }),
+      deps.dbTimeoutMs + deps.lockWaitMs,
     );
-    if (!owned) throw new ApiError('ORDER_NOT_FOUND');
-    const order = await orUnavailable(applyOrderEvent(deps.changeOrder, id, request.body.type, `client:${client.id}`), deps.dbTimeoutMs);
     deps.recentWriters.wrote(client.id);
-    if (order.status === 'CANCELLED') {
-      // The cancel is committed; telling the customer must not undo or fail it.
-      await enqueueNotifications(deps.notificationsQueue, order.id, ['customer.cancelled'], deps.redisTimeoutMs).catch(
-        (error: unknown) => request.log.warn({ err: coerceError(error), orderId: order.id }, 'cancel notification not enqueued'),
-      );
-    }
-    return { id: order.id, status: order.status, version: order.version };
+    return { id: change.orderId, status: change.to, version: change.version };
   });
 }

@@ -1,32 +1,33 @@
 import type { FastifyInstance } from 'fastify';
 import type { Queue } from 'bullmq';
-import { Authenticator } from '../clients/authenticator.ts';
-import type { Config } from '../config.ts';
-import { createDb, type Db } from '../db.ts';
-import { coerceError } from '../errors/index.ts';
-import { IdGenerator } from '../ids.ts';
-import type { Logger } from '../logger.ts';
-import { MerchantDirectory } from '../merchants/merchant-directory.ts';
-import { createMetrics, type Metrics } from '../metrics.ts';
-import { OrderIntake } from '../orders/order-intake.ts';
-import { createOrderWriter, invalidationChannel, type OrderWriter } from '../orders/order-writer.ts';
-import { OrderReader } from '../cache/order-reader.ts';
-import { RecentWriters } from './recent-writers.ts';
-import { createQueue } from '../queues/create-queue.ts';
-import { enqueueWarmUp } from '../queues/maintenance-producer.ts';
-import { QUEUE_NAMES } from '../queues/queue-names.ts';
-import { createProducerRedis, createWorkerRedis, type Redis } from '../redis.ts';
-import { buildApp } from './build-app.ts';
+import { QUEUES } from '../jobs/job-types.ts';
+import { JobProducer } from '../jobs/producer.ts';
+import { OrderReader } from '../shared/cache/order-reader.ts';
+import { Authenticator } from '../shared/clients/authenticator.ts';
+import type { Config } from '../shared/config.ts';
+import { createDb, type Db } from '../shared/db.ts';
+import { coerceError } from '../shared/errors/index.ts';
+import { buildApp } from '../shared/http/build-app.ts';
+import { RecentWriters } from '../shared/http/recent-writers.ts';
+import { IdGenerator } from '../shared/ids.ts';
+import type { Logger } from '../shared/logger.ts';
+import { MerchantDirectory } from '../shared/merchants/merchant-directory.ts';
+import { createMetrics, type Metrics } from '../shared/metrics.ts';
+import { OrderIntake } from '../shared/orders/order-intake.ts';
+import { createOrderWriter, invalidationChannel } from '../shared/orders/order-writer.ts';
+import type { OrderWriterDeps } from '../shared/orders/write-orders.ts';
+import { createProducerRedis, createWorkerRedis, type Redis } from '../shared/redis.ts';
 
 export interface WebRuntime {
   readonly app: FastifyInstance;
   readonly db: Db;
   readonly redis: Redis;
+  /** The queues of the table of job types (shown on the dashboard). */
   readonly queues: readonly Queue[];
-  readonly ordersQueue: Queue;
+  readonly producer: JobProducer;
   readonly intake: OrderIntake;
-  /** Changes orders through the lock-mark-update-reload routine; owns the order cache. */
-  readonly writer: OrderWriter;
+  /** The write routine's parts (order events go through it); owns the order cache. */
+  readonly writer: OrderWriterDeps;
   readonly reader: OrderReader;
   /** Resolves once this process listens to invalidations. */
   readonly subscribed: Promise<unknown>;
@@ -47,14 +48,13 @@ export async function createWebRuntime(
   const intakeDb = createDb({ ...config, dbPoolMax: config.intakeMaxInFlight + 2 }, { logger, multipleStatements: true });
   const redis = createProducerRedis(config);
   redis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'redis connection error'));
-  const queues = Object.values(QUEUE_NAMES).map((name) => createQueue(name, { connection: redis, prefix: config.queuePrefix }));
-  for (const queue of queues) queue.on('error', (error) => logger.debug({ err: coerceError(error) }, 'queue error'));
-  const ordersQueue = queues.find((queue) => queue.name === QUEUE_NAMES.orders)!;
+  const producer = new JobProducer(redis, { prefix: config.queuePrefix, timeoutMs: config.redisTimeoutMs });
+  const queues = QUEUES.map((name) => producer.queue(name));
 
   const intake = new OrderIntake({
     config,
     db: intakeDb,
-    ordersQueue,
+    enqueuePriceBatch: (batch) => producer.add('orders.price', { orderIds: [...batch.orderIds], attempt: batch.attempt }),
     ids: new IdGenerator(config.nodeId),
     merchants: new MerchantDirectory(db),
     logger,
@@ -64,7 +64,15 @@ export async function createWebRuntime(
   const subscriber = createWorkerRedis(config);
   subscriber.on('error', (error) => logger.debug({ err: coerceError(error) }, 'invalidation subscriber error'));
   let reader: OrderReader | undefined;
-  const writer = createOrderWriter(db, redis, config, { onChanged: (record) => reader?.remember(record) });
+  const writer = createOrderWriter(db, redis, config, {
+    logger,
+    // This process's L1 learns of its own writes at once; other processes' by the published invalidation.
+    onChanged: ({ versions, records }) => {
+      for (const { id, version } of versions) reader?.invalidate(id, version);
+      for (const record of records) reader?.remember(record);
+    },
+    enqueueNotifications: async (_jobId, notifications) => void (await producer.add('notify.batch', { notifications: [...notifications] })),
+  });
   reader = new OrderReader({
     cache: writer.cache,
     primary: db,
@@ -87,7 +95,7 @@ export async function createWebRuntime(
     logger,
     metrics,
     intake,
-    changeOrder: writer.change,
+    writer,
     reader,
     recentWriters: new RecentWriters(config.readYourWritesMs),
     authenticator: new Authenticator(db, { ttlSeconds: config.authCacheTtlSeconds }),
@@ -96,8 +104,7 @@ export async function createWebRuntime(
   });
   if (config.warmupOnStart) {
     // Enqueued, not run: a worker warms the cache; web processes starting in the same minute add one job.
-    const maintenanceQueue = queues.find((queue) => queue.name === QUEUE_NAMES.maintenance)!;
-    enqueueWarmUp(maintenanceQueue, 'start', new Date(), config.redisTimeoutMs).then(
+    producer.add('cache.warm-up', { reason: 'start', at: Date.now() }).then(
       (jobId) => logger.info({ jobId }, 'cache warm-up enqueued'),
       (error: unknown) => logger.error({ err: coerceError(error) }, 'cache warm-up not enqueued (the next start or scheduler tick warms the cache)'),
     );
@@ -108,7 +115,7 @@ export async function createWebRuntime(
     db,
     redis,
     queues,
-    ordersQueue,
+    producer,
     intake,
     writer,
     reader,
@@ -117,7 +124,7 @@ export async function createWebRuntime(
     async close() {
       await app.close();
       await intake.idle();
-      await Promise.all(queues.map((queue) => queue.close()));
+      await producer.close();
       await reader.close();
       redis.disconnect();
       await Promise.all([db.destroy(), intakeDb.destroy(), replica?.destroy()]);

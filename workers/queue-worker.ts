@@ -1,0 +1,110 @@
+import { DelayedError, UnrecoverableError, type Job, type Worker, type WorkerOptions } from 'bullmq';
+import { JOB_TYPES, type JobType } from '../jobs/job-types.ts';
+import { isJobName, parsePayload, type JobName } from '../jobs/payloads.ts';
+import type { JobContext, ServicesOf } from '../jobs/services.ts';
+import type { Config } from '../shared/config.ts';
+import { coerceError } from '../shared/errors/index.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { QueueName } from '../shared/queues/queue-names.ts';
+import { startSupervisedWorker } from './supervised-worker.ts';
+
+export interface QueueWorker {
+  /** The current BullMQ worker (the watchdog may have replaced a stuck one). */
+  readonly worker: Worker;
+  /** Stops taking jobs, waits for the ones in flight and for what their final failures record. */
+  close(): Promise<void>;
+}
+
+export interface QueueWorkerOptions<Q extends QueueName> {
+  readonly queue: Q;
+  readonly services: ServicesOf<Q>;
+  readonly concurrency: number;
+  readonly config: Pick<Config, 'redisUrl' | 'redisTimeoutMs' | 'queuePrefix' | 'jobLockMs' | 'workerWatchdogMs'>;
+  readonly logger: Logger;
+  readonly settings?: WorkerOptions['settings'];
+}
+
+type AnyJobType = JobType<JobName, QueueName> & {
+  run(payload: unknown, services: unknown, job: JobContext): Promise<unknown>;
+  onFinalFailure?(payload: unknown, error: Error, services: unknown, job: JobContext): Promise<void>;
+};
+
+/**
+ * The worker of one queue, built from the table of job types: a job is looked up by name (a name
+ * the table does not put on this queue fails at once), its payload checked against its schema (a
+ * malformed one fails at once, never retried), then its handler runs with the services of the
+ * queue's process. A handler's error that its type says to wait out (the provider's open breaker)
+ * puts the job back without spending an attempt; after the last attempt, the type records what
+ * the job could not do (onFinalFailure).
+ */
+export function startQueueWorker<Q extends QueueName>(opts: QueueWorkerOptions<Q>): QueueWorker {
+  const { queue, services, logger } = opts;
+  const typeOf = (name: string): AnyJobType => {
+    const type = isJobName(name) ? (JOB_TYPES[name] as unknown as AnyJobType) : undefined;
+    if (!type || type.queue !== queue) throw new UnrecoverableError(`unknown job name "${name}" on the ${queue} queue`);
+    return type;
+  };
+  const contextOf = (job: Job, signal?: AbortSignal): JobContext => ({
+    id: job.id ?? '',
+    logger: logger.child({ job: job.id, name: job.name }),
+    ...(signal ? { signal } : {}),
+  });
+
+  const processor = async (job: Job, token?: string, signal?: AbortSignal) => {
+    const type = typeOf(job.name);
+    const payload = parsePayload(job.name as JobName, job.data);
+    try {
+      return await type.run(payload, services, contextOf(job, signal));
+    } catch (thrown) {
+      const error = coerceError(thrown);
+      const waitMs = type.postponeFor?.(error, job.timestamp);
+      if (waitMs === undefined || token === undefined) throw error;
+      await job.moveToDelayed(Date.now() + waitMs, token);
+      logger.debug({ job: job.id, name: job.name, waitMs, reason: error.message }, 'job waits without spending an attempt');
+      throw new DelayedError();
+    }
+  };
+
+  const recording = new Set<Promise<void>>();
+  const recordFinalFailure = (job: Job, error: Error) => {
+    let type: AnyJobType;
+    let payload: unknown;
+    try {
+      type = typeOf(job.name);
+      payload = parsePayload(job.name as JobName, job.data);
+    } catch {
+      return; // malformed or unknown: nothing it could have been recorded against
+    }
+    if (!type.onFinalFailure) return;
+    const recorded: Promise<void> = type
+      .onFinalFailure(payload, error, services, contextOf(job))
+      .catch((e: unknown) => logger.error({ err: coerceError(e), job: job.id, name: job.name }, 'could not record the final failure of a job'))
+      .finally(() => recording.delete(recorded));
+    recording.add(recorded);
+  };
+
+  const supervised = startSupervisedWorker({
+    queue,
+    processor,
+    concurrency: opts.concurrency,
+    config: opts.config,
+    logger,
+    ...(opts.settings ? { settings: opts.settings } : {}),
+    onFailed: (job, error, final) => {
+      const fields = { job: job.id, name: job.name, attemptsMade: job.attemptsMade, final, err: error };
+      if (final) logger.error(fields, `${job.name} job failed for good`);
+      else logger.warn(fields, `${job.name} job attempt failed; retrying later`);
+      if (final && error.name !== 'UnrecoverableError') recordFinalFailure(job, error);
+    },
+  });
+
+  return {
+    get worker() {
+      return supervised.worker;
+    },
+    async close() {
+      await supervised.close();
+      while (recording.size > 0) await Promise.all(recording);
+    },
+  };
+}
