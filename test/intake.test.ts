@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { orderJobId } from '../shared/queues/payloads.ts';
 import { createTestWeb, orderBody, type TestWeb } from './support/test-web.ts';
 
 let web: TestWeb;
@@ -46,12 +45,16 @@ describe('POST /v1/orders: the happy path', () => {
     expect(events[0]).toMatchObject({ from_status: null, to_status: 'CREATED', version: 1, actor: 'intake' });
   });
 
-  it('enqueues the committed order as job order-<id>', async () => {
+  it('enqueues the committed batch as one price job, whose id its row and CREATED event name', async () => {
     const res = await post(orderBody());
     const { id } = res.json();
     await web.runtime.intake.idle();
-    const job = await web.runtime.ordersQueue.getJob(orderJobId(id));
-    expect(job?.data).toEqual({ orderId: id });
+    const row = await web.database.db('orders').where({ id }).first();
+    expect(row.price_job_id).toMatch(new RegExp(`^price-${id}-1-a0$`));
+    const job = await web.runtime.producer.queue('orders').getJob(row.price_job_id);
+    expect(job?.name).toBe('orders.price');
+    expect(job?.data).toEqual({ orderIds: [id], attempt: 0 });
+    expect((await web.database.db('order_events').where({ order_id: id }).first()).job_id).toBe(row.price_job_id);
   });
 
   it('GET /v1/orders/:id returns the order to its client', async () => {
@@ -215,7 +218,7 @@ describe('Idempotency-Key', () => {
 });
 
 describe('durability and micro-batching under concurrency', () => {
-  it('every 202 is a committed row and an enqueued job, and concurrent requests share INSERTs', async () => {
+  it('every 202 is a committed row carried by an enqueued batch job, and concurrent requests share INSERTs and jobs', async () => {
     const batchesBefore = (await web.runtime.metrics.intakeBatchSize.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
     const n = 300;
     const answers = await Promise.all(Array.from({ length: n }, (_, i) => post(orderBody(), { key: `bulk-${i}` })));
@@ -228,8 +231,12 @@ describe('durability and micro-batching under concurrency', () => {
     expect(rows.every((r) => r.status === 'CREATED')).toBe(true);
 
     await web.runtime.intake.idle();
-    const jobs = await Promise.all(ids.map((id) => web.runtime.ordersQueue.getJob(orderJobId(id))));
-    expect(jobs.filter((job) => job?.data.orderId)).toHaveLength(n);
+    // Each order rides in exactly one price job, the one its row names; a job per batch, not per order.
+    const carriers = await web.database.db('orders').whereIn('id', ids).distinct('price_job_id').pluck('price_job_id');
+    const jobs = await Promise.all(carriers.map((jobId: string) => web.runtime.producer.queue('orders').getJob(jobId)));
+    const carried = jobs.flatMap((job) => (job?.data.orderIds ?? []) as string[]);
+    expect(carried.sort()).toEqual([...ids].sort());
+    expect(jobs.length).toBeLessThan(n / 4);
 
     const batchesAfter = (await web.runtime.metrics.intakeBatchSize.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
     const batches = batchesAfter - batchesBefore;

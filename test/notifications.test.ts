@@ -3,24 +3,23 @@ import type { Job, Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { sendNotificationJob } from '../jobs/send-notification.ts';
+import type { JobPayloads } from '../jobs/payloads.ts';
+import { JobProducer } from '../jobs/producer.ts';
+import { sendNotificationsJob, type SendNotificationsDeps } from '../jobs/send-notifications.ts';
 import { loadConfig, type Config } from '../shared/config.ts';
-import { ProviderUnavailableError } from '../shared/errors/index.ts';
+import { InvalidJobPayloadError, ProviderUnavailableError } from '../shared/errors/index.ts';
 import { IdGenerator } from '../shared/ids.ts';
 import { composeNotification, loadNotificationContexts } from '../shared/notifications/compose-notification.ts';
-import { BatchedNotificationLedger } from '../shared/notifications/ledger-steps.ts';
 import {
   buildDevProvider,
   type DeliveredMessage,
   type DevProviderSettings,
   type DevProviderStats,
 } from '../shared/notifications/dev-provider-app.ts';
+import type { NotificationKind, OwedNotification } from '../shared/notifications/kinds.ts';
 import { ProviderClient, notificationIdempotencyKey, type BreakerState } from '../shared/notifications/provider-client.ts';
 import { notificationBackoff } from '../shared/notifications/retry-policy.ts';
-import { createQueue } from '../shared/queues/create-queue.ts';
-import { enqueueNotificationBatch, enqueueNotifications } from '../shared/queues/notification-producer.ts';
-import { notificationJobId, type NotificationKind } from '../shared/queues/payloads.ts';
-import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
+import { notificationBatchJobId } from '../shared/queues/job-ids.ts';
 import { createProducerRedis, type Redis } from '../shared/redis.ts';
 import { startNotifier, type Notifier } from '../workers/notifier-pipeline.ts';
 import { runTsx } from './support/child-process.ts';
@@ -31,6 +30,8 @@ import { TEST_MERCHANT } from './support/test-web.ts';
 /** Small bounds so timeouts and the breaker's reset happen within a test. */
 const TIMEOUT_MS = 300;
 const RESET_MS = 500;
+/** A provider call carries at most this many messages here, so a test batch takes a few calls. */
+const CALL_MAX = 40;
 const PHONE = '+8613800000000';
 const silent = pino({ level: 'silent' });
 
@@ -38,6 +39,7 @@ let database: TestDatabase;
 let provider: FastifyInstance;
 let config: Config;
 let redis: Redis;
+let producer: JobProducer;
 let queue: Queue;
 let notifier: Notifier;
 const queuePrefix = uniqueQueuePrefix();
@@ -55,12 +57,14 @@ beforeAll(async () => {
       notifyProviderUrl: `http://127.0.0.1:${port}`,
       notifyTimeoutMs: TIMEOUT_MS,
       notifyBreakerResetMs: RESET_MS,
+      notifyProviderBatchMax: CALL_MAX,
       notifierConcurrency: 4,
       jobLockMs: 5000,
     },
   );
   redis = createProducerRedis(config);
-  queue = createQueue(QUEUE_NAMES.notifications, { connection: redis, prefix: queuePrefix });
+  producer = new JobProducer(redis, { prefix: queuePrefix, timeoutMs: 1000 });
+  queue = producer.queue('notifications');
   notifier = await startNotifier(config, silent);
   await notifier.worker.waitUntilReady();
 });
@@ -71,7 +75,7 @@ afterEach(async () => {
 
 afterAll(async () => {
   await notifier?.close();
-  await queue?.close();
+  await producer?.close();
   redis?.disconnect();
   await provider?.close();
   await database?.drop();
@@ -125,6 +129,16 @@ async function waitForSent(orderId: string, kind: NotificationKind, timeout = 10
   return ledger(orderId, kind);
 }
 
+/** The job's dependencies, run directly (not through a queue) against the given provider client. */
+function directDeps(client = notifier.provider, jobId = 'notify-direct'): SendNotificationsDeps {
+  return { db: database.db, provider: client, jobId, logger: silent };
+}
+
+const both = (orderId: string): OwedNotification[] => [
+  { orderId, kind: 'customer.dispatched' },
+  { orderId, kind: 'merchant.dispatched' },
+];
+
 /** Resolves with the next outcome of the job with this id on the notifier's worker. */
 function nextOutcome(jobId: string): Promise<{ result?: unknown; error?: Error; elapsedMs: number }> {
   const worker = notifier.worker;
@@ -151,10 +165,11 @@ function nextOutcome(jobId: string): Promise<{ result?: unknown; error?: Error; 
   });
 }
 
-describe('notifications', () => {
-  it('are sent exactly once end to end: enqueue -> notifier -> provider -> ledger SENT', async () => {
+describe('notifications in batches', () => {
+  it('are sent exactly once end to end: one batch job -> notifier -> one provider call -> ledger SENT', async () => {
     const orderId = await newOrder();
-    await enqueueNotifications(queue, orderId, ['customer.dispatched', 'merchant.dispatched'], 1000);
+    const before = await providerStats();
+    await producer.add('notify.batch', { notifications: both(orderId) });
 
     const customer = await waitForSent(orderId, 'customer.dispatched');
     const merchant = await waitForSent(orderId, 'merchant.dispatched');
@@ -166,92 +181,90 @@ describe('notifications', () => {
     expect(toCustomer.text).toMatch(/Test Noodles: your order \d+ has a rider and is on its way, arriving in about 25 min/);
     expect(toMerchant).toMatchObject({ to: `merchant:${TEST_MERCHANT.id}`, idempotencyKey: `${orderId}:merchant.dispatched` });
     expect(toMerchant.text).toMatch(/rider 7101 is coming to pick it up/);
-    expect(customer).toMatchObject({ attempts: 1, provider_message_id: toCustomer.id, last_error: null });
+    expect(customer).toMatchObject({ attempts: 1, provider_message_id: toCustomer.id, last_error: null, job_id: notificationBatchJobId(both(orderId)) });
     expect(customer.sent_at).toBeInstanceOf(Date);
     expect(merchant).toMatchObject({ attempts: 1, provider_message_id: toMerchant.id });
+    const after = await providerStats();
+    expect(after.requests - before.requests).toBe(1); // both messages in one batch call
+    expect(after.batches - before.batches).toBe(1);
   });
 
-  it('a duplicated job has no second effect', async () => {
+  it('a batch of 100 costs a handful of statements and ceil(100 / call size) provider calls, and each is still sent once', async () => {
+    const orderIds: string[] = [];
+    for (let i = 0; i < 50; i++) orderIds.push(await newOrder());
+    const statements: string[] = [];
+    const onQuery = (query: { sql: string }) => statements.push(query.sql.replaceAll('`', ''));
+    const before = await providerStats();
+    database.db.on('query', onQuery);
+    let outcome;
+    try {
+      outcome = await sendNotificationsJob({ notifications: orderIds.flatMap(both) }, directDeps());
+    } finally {
+      database.db.off('query', onQuery);
+    }
+    expect(outcome).toMatchObject({ sent: 100, alreadySent: 0, refused: 0 });
+    const after = await providerStats();
+    expect(after.deliveries - before.deliveries).toBe(100);
+    expect(after.duplicates).toBe(before.duplicates);
+    expect(after.requests - before.requests).toBe(Math.ceil(100 / CALL_MAX));
+    const rows = await database.db('notifications').whereIn('order_id', orderIds);
+    expect(rows).toHaveLength(100);
+    expect(rows.every((row) => row.status === 'SENT' && row.attempts === 1 && row.provider_message_id)).toBe(true);
+    // The rows did not exist (no change wrote them): read, one INSERT, read again, the orders, the
+    // attempts, and one transaction of SENT marks (begin, lock, update, commit) for the whole batch.
+    expect(statements.filter((sql) => /^insert into notifications/i.test(sql))).toHaveLength(1);
+    expect(statements.filter((sql) => /^update notifications set attempts/i.test(sql))).toHaveLength(1);
+    expect(statements.filter((sql) => /^update notifications set status = \?/i.test(sql))).toHaveLength(1);
+    expect(statements.length).toBeLessThanOrEqual(10);
+  });
+
+  it('a duplicated batch job has no second effect', async () => {
     const orderId = await newOrder();
-    const kind = 'customer.dispatched';
-    const jobId = notificationJobId(orderId, kind);
+    const notifications: OwedNotification[] = [{ orderId, kind: 'customer.dispatched' }];
+    const jobId = notificationBatchJobId(notifications);
 
     // Enqueued twice while the first is waiting: one job.
     const firstRun = nextOutcome(jobId);
     await notifier.worker.pause();
     try {
-      await enqueueNotifications(queue, orderId, [kind], 1000);
-      await enqueueNotifications(queue, orderId, [kind, kind], 1000);
-      const waiting = (await queue.getJobs(['wait'])).filter((job) => job.data.orderId === orderId);
-      expect(waiting.map((job) => job.id)).toEqual([jobId]);
+      expect(await producer.add('notify.batch', { notifications })).toBe(jobId);
+      expect(await producer.add('notify.batch', { notifications })).toBe(jobId);
+      const waiting = (await queue.getJobs(['wait'])).filter((job) => job.id === jobId);
+      expect(waiting).toHaveLength(1);
     } finally {
       notifier.worker.resume();
     }
-    expect((await firstRun).result).toBe('sent');
-    const sent = await ledger(orderId, kind);
+    expect((await firstRun).result).toMatchObject({ sent: 1 });
+    const sent = await ledger(orderId, 'customer.dispatched');
     expect(sent.status).toBe('SENT');
-    expect(await delivered(orderId)).toHaveLength(1);
 
-    // Enqueued again after the job finished (and was removed): the job runs, finds SENT, sends nothing.
+    // Enqueued again after the job finished (and was removed): it runs, finds SENT, sends nothing.
     const requestsBefore = (await providerStats()).requests;
     const outcome = nextOutcome(jobId);
-    await enqueueNotifications(queue, orderId, [kind], 1000);
-    expect((await outcome).result).toBe('already-sent');
-
+    await producer.add('notify.batch', { notifications });
+    expect((await outcome).result).toMatchObject({ sent: 0, alreadySent: 1 });
     // Run directly, twice.
-    const deps = { ledger: new BatchedNotificationLedger(database.db), provider: notifier.provider, logger: silent };
-    expect(await sendNotificationJob({ orderId, kind }, deps)).toBe('already-sent');
-    expect(await sendNotificationJob({ orderId, kind }, deps)).toBe('already-sent');
+    expect(await sendNotificationsJob({ notifications }, directDeps())).toMatchObject({ sent: 0, alreadySent: 1 });
+    expect(await sendNotificationsJob({ notifications }, directDeps())).toMatchObject({ sent: 0, alreadySent: 1 });
 
     expect((await providerStats()).requests).toBe(requestsBefore);
     expect(await delivered(orderId)).toHaveLength(1);
-    expect(await ledger(orderId, kind)).toMatchObject({ status: 'SENT', attempts: 1, provider_message_id: sent.provider_message_id });
-    expect(await database.db('notifications').where({ order_id: orderId })).toHaveLength(1);
+    expect(await ledger(orderId, 'customer.dispatched')).toMatchObject({ status: 'SENT', attempts: 1, provider_message_id: sent.provider_message_id });
   });
 
-  it('two runs of one notification at once send one message', async () => {
+  it('two runs of one batch at once send each message once', async () => {
     const orderId = await newOrder();
-    const kind = 'customer.cancelled';
-    const deps = { ledger: new BatchedNotificationLedger(database.db), provider: notifier.provider, logger: silent };
-    const outcomes = await Promise.all([sendNotificationJob({ orderId, kind }, deps), sendNotificationJob({ orderId, kind }, deps)]);
-    expect(outcomes.sort()).toEqual(['already-sent', 'sent']);
+    const notifications = both(orderId);
+    const outcomes = await Promise.all([sendNotificationsJob({ notifications }, directDeps()), sendNotificationsJob({ notifications }, directDeps())]);
+    expect(outcomes.reduce((sum, outcome) => sum + outcome.sent, 0)).toBe(2);
     const messages = await delivered(orderId);
-    expect(messages).toHaveLength(1);
-    expect(messages[0]!.text).toMatch(/your order \d+ has been cancelled/);
-    expect(await ledger(orderId, kind)).toMatchObject({ status: 'SENT', provider_message_id: messages[0]!.id });
-  });
-
-  it('the ledger steps of notifications sent at once share their round trips, and each is still sent once', async () => {
-    const orderIds: string[] = [];
-    for (let i = 0; i < 50; i++) orderIds.push(await newOrder());
-    const kinds: NotificationKind[] = ['customer.dispatched', 'merchant.dispatched'];
-    const statements: string[] = [];
-    const onQuery = (query: { sql: string }) => statements.push(query.sql);
-    const deps = { ledger: new BatchedNotificationLedger(database.db, { maxSize: 100 }), provider: notifier.provider, logger: silent };
-    const before = await providerStats();
-    database.db.on('query', onQuery);
-    let outcomes: string[];
-    try {
-      outcomes = await Promise.all(orderIds.flatMap((orderId) => kinds.map((kind) => sendNotificationJob({ orderId, kind }, deps))));
-    } finally {
-      database.db.off('query', onQuery);
+    expect(messages).toHaveLength(2);
+    for (const kind of ['customer.dispatched', 'merchant.dispatched'] as const) {
+      expect(await ledger(orderId, kind)).toMatchObject({ status: 'SENT', provider_message_id: messages.find((m) => m.kind === kind)!.id });
     }
-    expect(outcomes).toEqual(Array(100).fill('sent'));
-    const after = await providerStats();
-    expect(after.deliveries - before.deliveries).toBe(100);
-    expect(after.duplicates).toBe(before.duplicates);
-    const rows = await database.db('notifications').whereIn('order_id', orderIds);
-    expect(rows).toHaveLength(100);
-    expect(rows.every((row) => row.status === 'SENT' && row.attempts === 1 && row.provider_message_id)).toBe(true);
-    // One at a time: 5 statements a notification (500). Together: the 100 begins, submitted at
-    // once, are one batch (INSERT, two SELECTs, one UPDATE of the attempts); the SENT marks follow
-    // the provider's answers in a few transactions.
-    expect(statements.filter((sql) => /^insert into notifications/i.test(sql.replaceAll('`', '')))).toHaveLength(1);
-    expect(statements.filter((sql) => /^update notifications set attempts/i.test(sql.replaceAll('`', '')))).toHaveLength(1);
-    expect(statements.length).toBeLessThan(250);
   });
 
-  it('a retry after a crash between the provider call and marking SENT notifies once', async () => {
+  it('a retry after a crash between the provider\'s answer and the SENT mark notifies once', async () => {
     const orderId = await newOrder();
     const kind = 'customer.dispatched';
     // The run that crashed: it opened the ledger row, counted its attempt, and the provider accepted
@@ -261,59 +274,84 @@ describe('notifications', () => {
     const client = new ProviderClient(config);
     let first;
     try {
-      first = await client.send({ orderId, kind, ...composeNotification(kind, context) });
+      [first] = await client.sendBatch([{ orderId, kind, ...composeNotification(kind, context) }]);
     } finally {
       await client.close();
     }
-    expect(first.replayed).toBe(false);
+    expect(first).toMatchObject({ kind: 'sent', replayed: false });
     const before = await providerStats();
 
     // The retry calls the provider again with the same key; the provider drops the repeat.
-    const outcome = await sendNotificationJob({ orderId, kind }, { ledger: new BatchedNotificationLedger(database.db), provider: notifier.provider, logger: silent });
-    expect(outcome).toBe('sent');
-
+    expect(await sendNotificationsJob({ notifications: [{ orderId, kind }] }, directDeps())).toMatchObject({ sent: 1 });
     const after = await providerStats();
     expect(after.deliveries).toBe(before.deliveries);
     expect(after.duplicates).toBe(before.duplicates + 1);
     const messages = await delivered(orderId);
     expect(messages).toHaveLength(1);
     expect(messages[0]!.idempotencyKey).toBe(notificationIdempotencyKey(orderId, kind));
-    expect(await ledger(orderId, kind)).toMatchObject({ status: 'SENT', attempts: 2, provider_message_id: first.messageId });
+    expect(await ledger(orderId, kind)).toMatchObject({ status: 'SENT', attempts: 2, provider_message_id: (first as { messageId: string }).messageId });
   });
 
-  it('a provider slower than the timeout costs the bound, and the notification is sent once when it recovers', async () => {
-    // One call: it fails at the timeout, not when the provider finally answers.
+  it('some messages of a batch failing fail the job; its retries send only the ones still PENDING, each once', async () => {
+    const orderIds: string[] = [];
+    for (let i = 0; i < 10; i++) orderIds.push(await newOrder());
+    const notifications = orderIds.flatMap(both);
+    await control({ failRate: 0.3 });
+    const first = await sendNotificationsJob({ notifications }, directDeps()).catch((error: unknown) => error);
+    await control({ failRate: 0 });
+    const afterFirst = await database.db('notifications').whereIn('order_id', orderIds);
+    const pending = afterFirst.filter((row) => row.status === 'PENDING');
+    if (first instanceof Error) {
+      expect(first.message).toMatch(new RegExp(`^${pending.length} of 20 notifications failed`));
+      expect(pending.every((row) => row.attempts === 1 && /failed this message/.test(row.last_error))).toBe(true);
+    } else {
+      expect(pending).toHaveLength(0); // the dice spared every message
+    }
+    const before = await providerStats();
+    expect(await sendNotificationsJob({ notifications }, directDeps())).toMatchObject({ sent: pending.length, alreadySent: 20 - pending.length });
+    expect((await providerStats()).deliveries - before.deliveries).toBe(pending.length);
+    for (const orderId of orderIds) expect(await delivered(orderId)).toHaveLength(2);
+    expect((await database.db('notifications').whereIn('order_id', orderIds)).every((row) => row.status === 'SENT')).toBe(true);
+  });
+
+  it('a notification whose order is gone is REFUSED, not retried; the rest of its batch goes out', async () => {
+    const orderId = await newOrder();
+    const ghost = ids.next(1);
+    const outcome = await sendNotificationsJob(
+      { notifications: [{ orderId, kind: 'customer.cancelled' }, { orderId: ghost, kind: 'customer.cancelled' }] },
+      directDeps(),
+    );
+    expect(outcome).toMatchObject({ sent: 1, refused: 1 });
+    expect(await ledger(ghost, 'customer.cancelled')).toMatchObject({ status: 'REFUSED', attempts: 0 });
+    expect((await ledger(ghost, 'customer.cancelled')).last_error).toMatch(/does not exist/);
+  });
+
+  it('a provider slower than the timeout fails the call at the bound, and the notification is sent once when it recovers', async () => {
+    // One call, straight through the client: its messages come back failed with the timeout.
     await control({ delayMs: 1500 });
     const client = new ProviderClient(config);
     try {
-      const startedAt = Date.now();
-      await expect(client.send({ orderId: '1', kind: 'customer.dispatched', to: PHONE, text: 'probe' })).rejects.toThrow(
-        `did not answer within ${TIMEOUT_MS} ms`,
-      );
-      const elapsed = Date.now() - startedAt;
-      expect(elapsed).toBeGreaterThanOrEqual(TIMEOUT_MS - 20);
-      expect(elapsed).toBeLessThan(TIMEOUT_MS + 400);
+      const [outcome] = await client.sendBatch([{ orderId: '1', kind: 'customer.dispatched', to: PHONE, text: 'probe' }]);
+      expect(outcome).toEqual({ kind: 'failed', reason: `the notification provider did not answer within ${TIMEOUT_MS} ms` });
     } finally {
       await client.close();
     }
 
     // Through the notifier: the first attempt times out and is retried later.
     const orderId = await newOrder();
-    const kind = 'customer.dispatched';
+    const notifications: OwedNotification[] = [{ orderId, kind: 'customer.dispatched' }];
     const duplicatesBefore = (await providerStats()).duplicates;
-    const firstAttempt = nextOutcome(notificationJobId(orderId, kind));
-    await enqueueNotifications(queue, orderId, [kind], 1000);
+    const firstAttempt = nextOutcome(notificationBatchJobId(notifications));
+    await producer.add('notify.batch', { notifications });
     const failed = await firstAttempt;
     expect(failed.error?.message).toMatch(`did not answer within ${TIMEOUT_MS} ms`);
-    expect(failed.elapsedMs).toBeLessThan(TIMEOUT_MS + 700);
-    expect(await ledger(orderId, kind)).toMatchObject({ status: 'PENDING', attempts: 1 });
-    expect((await ledger(orderId, kind)).last_error).toMatch(/did not answer within/);
+    expect(await ledger(orderId, 'customer.dispatched')).toMatchObject({ status: 'PENDING', attempts: 1 });
+    expect((await ledger(orderId, 'customer.dispatched')).last_error).toMatch(/did not answer within/);
 
     // The provider recovers. It also finishes the slow request it was given (as real providers
     // do: a timeout is not a refusal), so the retry's key is a repeat: still one message.
     await control({ delayMs: 0 });
-    const sent = await waitForSent(orderId, kind);
-    // Both requests have now been handled by the provider: one delivered, the other a repeat.
+    const sent = await waitForSent(orderId, 'customer.dispatched');
     await vi.waitFor(async () => expect((await providerStats()).duplicates).toBe(duplicatesBefore + 1), { timeout: 5000, interval: 25 });
     const messages = await delivered(orderId);
     expect(messages).toHaveLength(1);
@@ -321,51 +359,42 @@ describe('notifications', () => {
     expect(sent.attempts).toBeGreaterThanOrEqual(2);
   });
 
-  it('the provider down opens the breaker: calls fail fast without reaching it; a half-open call that succeeds closes it', async () => {
+  it('the provider down opens the breaker: calls come back unavailable without reaching it; a half-open call that succeeds closes it', async () => {
     const client = new ProviderClient(config, { volumeThreshold: 3 });
     const states: BreakerState[] = [];
     client.onStateChange((state) => states.push(state));
     const orderId = await newOrder();
-    const kind = 'customer.dispatched';
-    const deps = { ledger: new BatchedNotificationLedger(database.db), provider: client, logger: silent };
+    const notifications: OwedNotification[] = [{ orderId, kind: 'customer.dispatched' }];
+    const probe = [{ orderId: '1', kind: 'customer.dispatched' as const, to: PHONE, text: 'probe' }];
     try {
       await control({ down: true });
-      for (let i = 0; i < 3; i++) {
-        await expect(client.send({ orderId: '1', kind, to: PHONE, text: 'probe' })).rejects.toThrow(/answered 503/);
-      }
+      for (let i = 0; i < 3; i++) expect(await client.sendBatch(probe)).toEqual([{ kind: 'failed', reason: expect.stringMatching(/answered 503/) }]);
       expect(client.state).toBe('open');
       expect(states).toEqual(['open']);
 
-      // Open: calls fail at once and the provider sees none of them.
+      // Open: the provider sees no call at all.
       const requestsWhileOpen = (await providerStats()).requests;
-      for (let i = 0; i < 5; i++) {
-        const startedAt = Date.now();
-        const error = await client.send({ orderId: '1', kind, to: PHONE, text: 'probe' }).catch((e: unknown) => e);
-        expect(error).toBeInstanceOf(ProviderUnavailableError);
-        expect(Date.now() - startedAt).toBeLessThan(100);
-        expect((error as ProviderUnavailableError).retryAfterMs).toBeGreaterThan(0);
-        expect((error as ProviderUnavailableError).retryAfterMs).toBeLessThanOrEqual(RESET_MS);
-      }
+      for (let i = 0; i < 5; i++) expect(await client.sendBatch(probe)).toEqual([{ kind: 'unavailable', reason: expect.stringMatching(/circuit breaker is open/) }]);
+      expect(client.retryAfterMs()).toBeGreaterThan(0);
+      expect(client.retryAfterMs()).toBeLessThanOrEqual(RESET_MS);
       // A job meets the open breaker: it fails with ProviderUnavailableError, the row stays PENDING,
       // and its retry waits at least until the breaker lets a call through.
-      const jobError = await sendNotificationJob({ orderId, kind }, deps).catch((e: unknown) => e);
+      const jobError = await sendNotificationsJob({ notifications }, directDeps(client)).catch((e: unknown) => e);
       expect(jobError).toBeInstanceOf(ProviderUnavailableError);
-      expect(notificationBackoff(1, 'notification', jobError as Error)).toBeGreaterThanOrEqual(
-        (jobError as ProviderUnavailableError).retryAfterMs,
-      );
+      expect(notificationBackoff(1, 'notification', jobError as Error)).toBeGreaterThanOrEqual((jobError as ProviderUnavailableError).retryAfterMs);
       // Nothing reached the provider, so no attempt is counted.
-      expect(await ledger(orderId, kind)).toMatchObject({ status: 'PENDING', attempts: 0 });
-      expect((await ledger(orderId, kind)).last_error).toMatch(/circuit breaker is open/);
+      expect(await ledger(orderId, 'customer.dispatched')).toMatchObject({ status: 'PENDING', attempts: 0 });
+      expect((await ledger(orderId, 'customer.dispatched')).last_error).toMatch(/circuit breaker is open/);
       expect((await providerStats()).requests).toBe(requestsWhileOpen);
 
       // The provider comes back; after the reset timeout the breaker lets one trial call through.
       await control({ down: false });
       await vi.waitFor(() => expect(client.state).toBe('halfOpen'), { timeout: RESET_MS * 4, interval: 10 });
-      expect(await sendNotificationJob({ orderId, kind }, deps)).toBe('sent');
+      expect(await sendNotificationsJob({ notifications }, directDeps(client))).toMatchObject({ sent: 1 });
       expect(client.state).toBe('closed');
       expect(states).toEqual(['open', 'halfOpen', 'closed']);
       expect(await delivered(orderId)).toHaveLength(1);
-      expect(await ledger(orderId, kind)).toMatchObject({ status: 'SENT', attempts: 1, last_error: null });
+      expect(await ledger(orderId, 'customer.dispatched')).toMatchObject({ status: 'SENT', attempts: 1, last_error: null });
     } finally {
       await client.close();
     }
@@ -375,17 +404,17 @@ describe('notifications', () => {
     const client = new ProviderClient(config, { volumeThreshold: 3 });
     const states: BreakerState[] = [];
     client.onStateChange((state) => states.push(state));
-    const kind = 'customer.dispatched';
+    const probe = [{ orderId: '1', kind: 'customer.dispatched' as const, to: PHONE, text: 'probe' }];
     try {
       await control({ down: true });
-      for (let i = 0; i < 3; i++) await expect(client.send({ orderId: '1', kind, to: PHONE, text: 'probe' })).rejects.toThrow(/answered 503/);
+      for (let i = 0; i < 3; i++) await client.sendBatch(probe);
       await vi.waitFor(() => expect(client.state).toBe('halfOpen'), { timeout: RESET_MS * 4, interval: 10 });
       // The provider is slow now; the trial's caller gives up before it answers.
       await control({ down: false, delayMs: 1000 });
       const caller = new AbortController();
-      const trial = client.send({ orderId: '1', kind, to: PHONE, text: 'probe' }, { signal: caller.signal }).catch((e: unknown) => e);
+      const trial = client.sendBatch(probe, { signal: caller.signal });
       caller.abort();
-      expect(await trial).toMatchObject({ message: 'the notification was abandoned by its caller' });
+      expect(await trial).toEqual([{ kind: 'failed', reason: 'the notification was abandoned by its caller' }]);
       // Nothing showed the provider is back: the breaker opens again rather than closing.
       expect(states).toEqual(['open', 'halfOpen', 'open']);
       expect(client.state).toBe('open');
@@ -399,7 +428,8 @@ describe('notifications', () => {
     // A notifier of its own (own queue, own breaker with a clean window), on the same provider.
     const prefix = uniqueQueuePrefix();
     const own = await startNotifier({ ...config, queuePrefix: prefix }, silent);
-    const ownQueue = createQueue(QUEUE_NAMES.notifications, { connection: redis, prefix });
+    const ownProducer = new JobProducer(redis, { prefix, timeoutMs: 1000 });
+    const ownQueue = ownProducer.queue('notifications');
     let opened = 0;
     own.provider.onStateChange((state) => {
       if (state === 'open') opened++;
@@ -409,22 +439,20 @@ describe('notifications', () => {
       await own.worker.waitUntilReady();
       await control({ down: true });
       const orderIds = await Promise.all(Array.from({ length: 6 }, () => newOrder()));
-      // A producer that does not use NOTIFICATION_JOB_OPTIONS: 5 attempts 50 ms apart would be
+      const batches = orderIds.map((orderId) => [{ orderId, kind }] as OwedNotification[]);
+      // A producer that does not use the notification options: 5 attempts 50 ms apart would be
       // spent in a quarter of a second if waiting on the breaker cost attempts.
       await ownQueue.addBulk(
-        orderIds.map((orderId) => ({
-          name: 'notify.send',
-          data: { orderId, kind },
-          opts: { jobId: notificationJobId(orderId, kind), attempts: 5, backoff: { type: 'fixed', delay: 50 } },
+        batches.map((notifications) => ({
+          name: 'notify.batch',
+          data: { notifications },
+          opts: { jobId: notificationBatchJobId(notifications), attempts: 5, backoff: { type: 'fixed', delay: 50 } },
         })),
       );
       // The breaker opens, and opens again after two failed half-open trials: three reset periods.
       await vi.waitFor(() => expect(opened).toBeGreaterThanOrEqual(3), { timeout: RESET_MS * 10, interval: 10 });
       expect(await ownQueue.getFailedCount()).toBe(0);
-      for (const orderId of orderIds) {
-        const job = await ownQueue.getJob(notificationJobId(orderId, kind));
-        expect(job!.attemptsMade).toBeLessThan(5);
-      }
+      for (const notifications of batches) expect((await ownQueue.getJob(notificationBatchJobId(notifications)))!.attemptsMade).toBeLessThan(5);
 
       await control({ down: false });
       for (const orderId of orderIds) await waitForSent(orderId, kind);
@@ -433,83 +461,57 @@ describe('notifications', () => {
       expect(await ownQueue.getFailedCount()).toBe(0);
     } finally {
       await own.close();
-      await ownQueue.close();
+      await ownProducer.close();
       await deleteKeysWithPrefix(prefix);
     }
   });
 
-  it('a batch enqueues every notification of many orders once, with the notification retry policy', async () => {
-    const [a, b] = [await newOrder(), await newOrder()];
-    await notifier.worker.pause();
-    try {
-      await enqueueNotificationBatch(
-        queue,
-        [
-          { orderId: a, kind: 'customer.dispatched' },
-          { orderId: a, kind: 'merchant.dispatched' },
-          { orderId: b, kind: 'customer.dispatched' },
-          { orderId: a, kind: 'customer.dispatched' },
-        ],
-        1000,
-      );
-      const waiting = (await queue.getJobs(['wait'])).filter((job) => [a, b].includes(job.data.orderId));
-      expect(waiting.map((job) => job.id).sort()).toEqual(
-        [
-          notificationJobId(a, 'customer.dispatched'),
-          notificationJobId(a, 'merchant.dispatched'),
-          notificationJobId(b, 'customer.dispatched'),
-        ].sort(),
-      );
-      for (const job of waiting) expect(job.opts).toMatchObject({ attempts: 10, backoff: { type: 'notification' } });
-    } finally {
-      notifier.worker.resume();
-    }
-    await waitForSent(a, 'customer.dispatched');
-    await waitForSent(a, 'merchant.dispatched');
-    await waitForSent(b, 'customer.dispatched');
-    expect(await delivered(a)).toHaveLength(2);
-    expect(await delivered(b)).toHaveLength(1);
-  });
-
-  it('the producer refuses a malformed notification and the wrong queue', async () => {
+  it('a per-notification job left in Redis by the pipeline before batches (notify.send) is still sent, once', async () => {
     const orderId = await newOrder();
-    await expect(enqueueNotifications(queue, orderId, ['customer.exploded' as NotificationKind], 1000)).rejects.toThrow(
-      /malformed notify\.send payload/,
-    );
-    await expect(enqueueNotifications(queue, 'not-an-id', ['customer.dispatched'], 1000)).rejects.toThrow(/malformed notify\.send payload/);
-    const orders = createQueue(QUEUE_NAMES.orders, { connection: redis, prefix: queuePrefix });
-    try {
-      await expect(enqueueNotifications(orders, orderId, ['customer.dispatched'], 1000)).rejects.toThrow(/notifications queue/);
-    } finally {
-      await orders.close();
-    }
+    await queue.add('notify.send', { orderId, kind: 'customer.cancelled' }, { jobId: `notify-${orderId}-customer-cancelled` });
+    const sent = await waitForSent(orderId, 'customer.cancelled');
+    expect(sent.job_id).toBe(`notify-${orderId}-customer-cancelled`);
+    expect(await delivered(orderId)).toHaveLength(1);
   });
 
-  it('the dev provider runs as a process, deduplicates by Idempotency-Key and stops on SIGTERM', async () => {
+  it('the producer refuses a malformed notification batch before anything is added', async () => {
+    const orderId = await newOrder();
+    const before = await queue.getJobCounts('wait', 'delayed');
+    const bad: unknown[] = [
+      { notifications: [{ orderId, kind: 'customer.exploded' }] },
+      { notifications: [{ orderId: 'not-an-id', kind: 'customer.dispatched' }] },
+      { notifications: [] },
+      { notifications: [{ orderId, kind: 'customer.dispatched' }], extra: true },
+    ];
+    for (const payload of bad) {
+      await expect(producer.add('notify.batch', payload as JobPayloads['notify.batch'])).rejects.toThrow(InvalidJobPayloadError);
+    }
+    await expect(producer.add('notify.batch', bad[0] as JobPayloads['notify.batch'])).rejects.toThrow(/malformed notify\.batch payload/);
+    expect(await queue.getJobCounts('wait', 'delayed')).toEqual(before);
+  });
+
+  it('the dev provider runs as a process, deduplicates each message of a batch by its key, and stops on SIGTERM', async () => {
     const child = runTsx('workers/dev-provider.ts', [], { NOTIFY_PROVIDER_PORT: '0', LOG_LEVEL: 'info', LOG_FORMAT: 'json' });
     try {
       const line = await child.waitForLine(/dev provider ready/, 20_000);
       const base = /POST (http:\/\/127\.0\.0\.1:\d+)\/v1\/messages/.exec(line)![1]!;
-      const post = () =>
-        fetch(`${base}/v1/messages`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'idempotency-key': '42:customer.dispatched' },
-          body: JSON.stringify({ orderId: '42', kind: 'customer.dispatched', to: PHONE, text: 'hello' }),
-        });
-      const first = await post();
+      const message = (key: string) => ({ idempotencyKey: key, orderId: '42', kind: 'customer.dispatched', to: PHONE, text: 'hello' });
+      const post = (messages: unknown[]) =>
+        fetch(`${base}/v1/messages/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages }) });
+      const first = await post([message('42:a'), message('42:b')]);
       expect(first.status).toBe(200);
-      const repeat = await post();
-      expect(repeat.status).toBe(200);
-      expect(repeat.headers.get('idempotent-replayed')).toBe('true');
-      expect((await repeat.json()).id).toBe((await first.json()).id);
-      const listed = await (await fetch(`${base}/v1/messages`)).json();
-      expect(listed.count).toBe(1);
-      const noKey = await fetch(`${base}/v1/messages`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ orderId: '42', kind: 'customer.dispatched', to: PHONE, text: 'hello' }),
-      });
-      expect(noKey.status).toBe(400);
+      const { results } = await first.json();
+      expect(results.map((r: { status: number; duplicate: boolean }) => [r.status, r.duplicate])).toEqual([
+        [200, false],
+        [200, false],
+      ]);
+      const repeat = await (await post([message('42:b'), message('42:c')])).json();
+      expect(repeat.results[0]).toMatchObject({ idempotencyKey: '42:b', status: 200, duplicate: true, id: results[1].id });
+      expect(repeat.results[1]).toMatchObject({ idempotencyKey: '42:c', duplicate: false });
+      expect((await (await fetch(`${base}/v1/messages`)).json()).count).toBe(3);
+      const tooMany = await post(Array.from({ length: 101 }, (_, i) => message(`42:${i}`)));
+      expect(tooMany.status).toBe(400);
+      expect((await tooMany.json()).code).toBe('BATCH_TOO_LARGE');
       child.process.kill('SIGTERM');
       expect((await child.exited).code).toBe(0);
     } finally {

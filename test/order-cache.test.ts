@@ -1,27 +1,28 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OrderCache } from '../shared/cache/order-cache.ts';
-import { OrderLocks } from '../shared/cache/order-locks.ts';
-import { LockTimeoutError } from '../shared/errors/index.ts';
-import { changeOrder, type OrderChangeDeps } from '../shared/orders/change-order.ts';
+import { OrderCache, STALE_MARK_TTL_MS } from '../shared/cache/order-cache.ts';
+import { createOrderLocks } from '../shared/cache/order-locks.ts';
+import type { RedisLocks } from '../shared/cache/redis-locks.ts';
 import { readOrder, type OrderRecord, type OrderView } from '../shared/orders/read-order.ts';
+import { transitionOrder, transitionOrders } from '../shared/orders/transition-orders.ts';
+import type { OrderWriterDeps } from '../shared/orders/write-orders.ts';
 import { TEST_REDIS_URL, deleteKeysWithPrefix } from './support/test-redis.ts';
 import { createTestWeb, type TestWeb } from './support/test-web.ts';
 
 const prefix = `courier-test-cache-${randomBytes(5).toString('hex')}`;
 let redis: Redis;
 let cache: OrderCache;
-let locks: OrderLocks;
+let locks: RedisLocks;
 let web: TestWeb;
-let deps: OrderChangeDeps;
+let writer: OrderWriterDeps;
 
 beforeAll(async () => {
   redis = new Redis(TEST_REDIS_URL);
-  cache = new OrderCache(redis, { prefix, ttlMs: 60_000 });
-  locks = new OrderLocks(redis, { prefix, lockTimeoutMs: 2000, acquireTimeoutMs: 1000 });
+  cache = new OrderCache(redis, { prefix, ttlMs: 60_000, finalTtlMs: 5_000 });
+  locks = createOrderLocks(redis, { prefix, ttlMs: 2000 });
   web = await createTestWeb();
-  deps = { db: web.database.db, cache, locks, publisher: redis, invalidationChannel: `${prefix}:invalidate` };
+  writer = { db: web.database.db, cache, locks, publisher: redis, invalidationChannel: `${prefix}:invalidate` };
 });
 
 afterAll(async () => {
@@ -30,9 +31,11 @@ afterAll(async () => {
   redis?.disconnect();
 });
 
-function fakeOrder(id: string, version: number): OrderRecord {
-  return { clientId: '1', order: { id, version, status: 'CREATED' } as OrderView };
+function fakeOrder(id: string, version: number, status = 'CREATED'): OrderRecord {
+  return { clientId: '1', order: { id, version, status } as OrderView };
 }
+
+const cancel = (orderId: string) => transitionOrder(writer, { orderId, to: 'CANCELLED' }, { actor: 'test', waitMs: 1000 });
 
 describe('OrderCache: the compare-and-set', () => {
   it('never lets a cached version go backwards', async () => {
@@ -44,12 +47,27 @@ describe('OrderCache: the compare-and-set', () => {
 
   it('a stale mark of version N refuses N itself and lets only a newer version in', async () => {
     await cache.fill(fakeOrder('102', 1), await cache.epoch());
-    await cache.invalidate('102', 1);
+    expect(await cache.markStaleMany([{ id: '102', version: 1 }])).toEqual([true]); // it was cached
     expect(await cache.get('102')).toEqual({ kind: 'stale', version: 1 });
     expect(await cache.fill(fakeOrder('102', 1), await cache.epoch())).toBe(false); // a reader who loaded v1 a moment ago
     expect(await cache.fill(fakeOrder('102', 2), await cache.epoch())).toBe(true);
-    await cache.invalidate('102', 1); // a late mark of an older version changes nothing
-    expect(await cache.get('102')).toMatchObject({ kind: 'hit', record: { order: { version: 2 } } });
+    expect(await cache.markStaleMany([{ id: '102', version: 1 }])).toEqual([true]); // a late mark of an older version...
+    expect(await cache.get('102')).toMatchObject({ kind: 'hit', record: { order: { version: 2 } } }); // ...changes nothing
+  });
+
+  it('marks an order nobody cached with a short-lived mark, and says it was not cached', async () => {
+    expect(await cache.markStaleMany([{ id: '103', version: 4 }])).toEqual([false]);
+    expect(await cache.get('103')).toEqual({ kind: 'stale', version: 4 });
+    expect(await cache.fill(fakeOrder('103', 4), await cache.epoch())).toBe(false);
+    const ttl = await redis.pttl(cache.key('103'));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(STALE_MARK_TTL_MS);
+  });
+
+  it('keeps a delivered or cancelled order only for the final TTL', async () => {
+    await cache.fillMany([fakeOrder('104', 1, 'PRICED'), fakeOrder('105', 1, 'DELIVERED')], await cache.epoch());
+    expect(await redis.pttl(cache.key('104'))).toBeGreaterThan(5_000);
+    expect(await redis.pttl(cache.key('105'))).toBeLessThanOrEqual(5_000);
   });
 });
 
@@ -66,7 +84,7 @@ describe('OrderCache epochs', () => {
   });
 });
 
-describe('OrderCache.fillMany (warm-up)', () => {
+describe('OrderCache.fillMany (warm-up, reloads)', () => {
   it('writes a batch in one round trip, still never going backwards', async () => {
     await cache.fill(fakeOrder('151', 5), await cache.epoch());
     const written = await cache.fillMany([fakeOrder('150', 1), fakeOrder('151', 4), fakeOrder('152', 3)], await cache.epoch());
@@ -76,80 +94,93 @@ describe('OrderCache.fillMany (warm-up)', () => {
   });
 });
 
-describe('OrderLocks', () => {
-  it('serialises the holders of one order', async () => {
-    const trail: string[] = [];
-    let releaseFirst!: () => void;
-    const firstHolds = new Promise<void>((resolve) => (releaseFirst = resolve));
-    let firstIn!: () => void;
-    const firstEntered = new Promise<void>((resolve) => (firstIn = resolve));
-    const first = locks.withLock('201', async () => {
-      trail.push('first in');
-      firstIn();
-      await firstHolds;
-      trail.push('first out');
-    });
-    await firstEntered;
-    const second = locks.withLock('201', async () => void trail.push('second in'));
-    releaseFirst();
-    await Promise.all([first, second]);
-    expect(trail).toEqual(['first in', 'first out', 'second in']);
+describe('locks of many orders at once', () => {
+  it('takes the free ones in one go and reports the held ones busy at once (waitMs 0)', async () => {
+    const first = await locks.lock(['201', '202'], { waitMs: 0 });
+    const second = await locks.lock(['202', '203'], { waitMs: 0 });
+    try {
+      expect(first.held).toEqual(['201', '202']);
+      expect(second.held).toEqual(['203']);
+      expect(second.busy).toEqual(['202']);
+    } finally {
+      await Promise.all([first.release(), second.release()]);
+    }
+    const after = await locks.lock(['202'], { waitMs: 0 });
+    expect(after.held).toEqual(['202']); // released: free again
+    await after.release();
   });
 
-  it('bounds the wait: a lock held too long is a LockTimeoutError, and nothing ran', async () => {
-    const patient = new OrderLocks(redis, { prefix, lockTimeoutMs: 5000, acquireTimeoutMs: 200 });
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let entered!: () => void;
-    const inside = new Promise<void>((resolve) => (entered = resolve));
-    const holder = patient.withLock('202', async () => {
-      entered();
-      await held;
-    });
-    await inside;
-    let ran = false;
-    await expect(patient.withLock('202', async () => void (ran = true))).rejects.toBeInstanceOf(LockTimeoutError);
-    expect(ran).toBe(false);
-    release();
-    await holder;
+  it('a waiting caller gets a lock its holder releases within the wait, and not one held past it', async () => {
+    const holder = await locks.lock(['211', '212'], { waitMs: 0 });
+    const waiting = locks.lock(['211'], { waitMs: 5_000 });
+    const impatient = await locks.lock(['212'], { waitMs: 100 });
+    expect(impatient.busy).toEqual(['212']);
+    await holder.release();
+    const got = await waiting;
+    expect(got.held).toEqual(['211']);
+    await got.release();
+  });
+
+  it('only the holder releases: a holder paused past its TTL deletes nothing of its successor', async () => {
+    const quick = createOrderLocks(redis, { prefix, ttlMs: 100_000 });
+    const late = await quick.lock(['221'], { waitMs: 0 });
+    await redis.del(`${prefix}:lock:order:221`); // its lock expired, as after a long pause...
+    const successor = await quick.lock(['221'], { waitMs: 0 }); // ...and another writer took it
+    expect(successor.held).toEqual(['221']);
+    await late.release();
+    expect(await redis.exists(`${prefix}:lock:order:221`)).toBe(1);
+    await successor.release();
+    expect(await redis.exists(`${prefix}:lock:order:221`)).toBe(0);
   });
 
   it('a holder whose lock was taken from it is told (its signal aborts)', async () => {
-    const quick = new OrderLocks(redis, { prefix, lockTimeoutMs: 300, acquireTimeoutMs: 1000 });
-    await quick.withLock('203', async ({ signal }) => {
-      await redis.del(`mutex:${prefix}:lock:order:203`); // redis-semaphore prefixes its keys with mutex: // the lock expires under it, as after a long pause
-      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-      expect(signal.aborted).toBe(true);
-    });
+    const quick = createOrderLocks(redis, { prefix, ttlMs: 300 });
+    const held = await quick.lock(['231'], { waitMs: 0 });
+    try {
+      await redis.set(`${prefix}:lock:order:231`, 'someone else'); // expired under it and taken, as after a long pause
+      await new Promise<void>((resolve) => held.signal.addEventListener('abort', () => resolve(), { once: true }));
+      expect(held.signal.aborted).toBe(true);
+    } finally {
+      await held.release();
+    }
   });
 });
 
-describe('changeOrder: lock, mark stale, update, reload', () => {
-  it('leaves the cache at the new version, and a reader who loaded the old row cannot put it back', async () => {
+describe('the write routine: lock, mark stale, update, reload what was cached', () => {
+  it('leaves a cached order at the new version, and a reader who loaded the old row cannot put it back', async () => {
     const id = await web.postOrder();
     const stale = (await readOrder(web.database.db, id))!; // a reader loads v1 ...
-    const result = await changeOrder(deps, { orderId: id, to: 'CANCELLED', actor: 'test' });
-    expect(result.kind).toBe('done');
-    expect(await cache.fill(stale, await cache.epoch())).toBe(false); // ... and arrives late with it
+    await cache.fill(stale, await cache.epoch()); // ... and another one cached it
+    expect((await cancel(id)).kind).toBe('done');
+    expect(await cache.fill(stale, await cache.epoch())).toBe(false); // the first arrives late with v1
     expect(await cache.get(id)).toMatchObject({ kind: 'hit', record: { clientId: web.clientId, order: { id, status: 'CANCELLED', version: 2 } } });
   });
 
-  it('an illegal change leaves the row and lets its version be cached again', async () => {
+  it('writes no data for an order nobody cached, and a late reader of the old row still cannot put it back', async () => {
     const id = await web.postOrder();
-    const result = await changeOrder(deps, { orderId: id, to: 'DELIVERED', actor: 'test' });
-    expect(result.kind).toBe('illegal');
-    expect(await cache.get(id)).toEqual({ kind: 'miss' });
-    expect(await cache.fill((await readOrder(web.database.db, id))!, await cache.epoch())).toBe(true);
+    const stale = (await readOrder(web.database.db, id))!;
+    expect((await cancel(id)).kind).toBe('done');
+    expect(await cache.get(id)).toEqual({ kind: 'stale', version: 1 }); // only the short-lived mark
+    expect(await cache.fill(stale, await cache.epoch())).toBe(false);
+    expect(await cache.fill((await readOrder(web.database.db, id))!, await cache.epoch())).toBe(true); // a reader of v2 caches it
   });
 
-  it('publishes an invalidation with the new version', async () => {
+  it('an illegal change writes nothing, in MySQL or Redis', async () => {
     const id = await web.postOrder();
+    const result = await transitionOrder(writer, { orderId: id, to: 'DELIVERED' }, { actor: 'test', waitMs: 1000 });
+    expect(result.kind).toBe('illegal');
+    expect(await cache.get(id)).toEqual({ kind: 'miss' });
+    expect((await readOrder(web.database.db, id))?.order.version).toBe(1);
+  });
+
+  it('publishes one invalidation for a batch, with every new version', async () => {
+    const ids = [await web.postOrder(), await web.postOrder()];
     const subscriber = new Redis(TEST_REDIS_URL);
     try {
       await subscriber.subscribe(`${prefix}:invalidate`);
       const message = new Promise<string>((resolve) => subscriber.on('message', (_channel, text) => resolve(text)));
-      await changeOrder(deps, { orderId: id, to: 'CANCELLED', actor: 'test' });
-      expect(await message).toBe(`${id}:2`);
+      await transitionOrders(writer, ids.map((orderId) => ({ orderId, to: 'CANCELLED' as const })), { actor: 'test', waitMs: 1000 });
+      expect((await message).split(',').sort()).toEqual(ids.map((id) => `${id}:2`).sort());
     } finally {
       subscriber.disconnect();
     }

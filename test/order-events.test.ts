@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { transitionOrder } from '../shared/orders/transition-order.ts';
-import { notificationJobId } from '../shared/queues/payloads.ts';
+import { transitionOrder } from '../shared/orders/transition-orders.ts';
+import { writeOrders } from '../shared/orders/write-orders.ts';
 import { createTestWeb, type TestWeb } from './support/test-web.ts';
 
 let web: TestWeb;
@@ -24,18 +24,19 @@ function sendEvent(id: string, type: unknown, apiKey = web.apiKey) {
 }
 
 async function dispatchTo(id: string, riderId: string): Promise<void> {
-  const db = web.database.db;
-  expect((await transitionOrder(db, { orderId: id, to: 'PRICED', actor: 'test', patch: { fee_cents: 500, eta_seconds: 900 } })).kind).toBe('done');
-  const dispatched = await transitionOrder(db, {
-    orderId: id,
-    to: 'DISPATCHED',
+  const writer = web.runtime.writer;
+  const priced = await transitionOrder(writer, { orderId: id, to: 'PRICED', patch: { fee_cents: 500, eta_seconds: 900 } }, { actor: 'test', waitMs: 1000 });
+  expect(priced.kind).toBe('done');
+  const dispatched = await writeOrders(writer, {
+    orderIds: [id],
     actor: 'test',
-    patch: { rider_id: riderId },
+    waitMs: 1000,
+    plan: () => [{ orderId: id, to: 'DISPATCHED', patch: { rider_id: riderId } }],
     alsoDo: async (trx) => {
       await trx('riders').where({ id: riderId }).increment('active_orders', 1);
     },
   });
-  expect(dispatched.kind).toBe('done');
+  expect(dispatched.applied).toHaveLength(1);
 }
 
 describe('POST /v1/orders/:id/events', () => {
@@ -78,8 +79,11 @@ describe('POST /v1/orders/:id/events', () => {
     const first = await sendEvent(id, 'cancel');
     expect(first.statusCode).toBe(200);
     expect(first.json()).toEqual({ id, status: 'CANCELLED', version: 2 });
-    const notifications = web.runtime.queues.find((queue) => queue.name === 'notifications')!;
-    expect((await notifications.getJob(notificationJobId(id, 'customer.cancelled')))?.data).toEqual({ orderId: id, kind: 'customer.cancelled' });
+    // The customer is owed a message: its ledger row committed with the cancel, its batch job enqueued.
+    const ledger = await web.database.db('notifications').where({ order_id: id });
+    expect(ledger.map((row) => [row.kind, row.status])).toEqual([['customer.cancelled', 'PENDING']]);
+    const job = await web.runtime.producer.queue('notifications').getJob(ledger[0].job_id);
+    expect(job?.data).toEqual({ notifications: [{ orderId: id, kind: 'customer.cancelled' }] });
     const second = await sendEvent(id, 'cancel');
     expect(second.statusCode).toBe(409);
     expect(second.json().status).toBe('CANCELLED');
@@ -96,11 +100,11 @@ describe('POST /v1/orders/:id/events', () => {
   });
 });
 
-describe('transitionOrder', () => {
+describe('the write routine', () => {
   it('of 20 concurrent attempts at one transition exactly one wins; the rest change nothing', async () => {
     const id = await web.postOrder();
     const results = await Promise.all(
-      Array.from({ length: 20 }, () => transitionOrder(web.database.db, { orderId: id, to: 'PRICED', actor: 'test', from: ['CREATED'] })),
+      Array.from({ length: 20 }, () => transitionOrder(web.runtime.writer, { orderId: id, to: 'PRICED', from: ['CREATED'] }, { actor: 'test', waitMs: 10_000 })),
     );
     expect(results.filter((r) => r.kind === 'done')).toHaveLength(1);
     expect(results.filter((r) => r.kind === 'illegal')).toHaveLength(19);
@@ -108,13 +112,14 @@ describe('transitionOrder', () => {
     expect(await web.database.db('order_events').where({ order_id: id, to_status: 'PRICED' })).toHaveLength(1);
   });
 
-  it('a failing side effect rolls the transition back', async () => {
+  it('a failing side effect rolls the transition back, events and ledger rows included', async () => {
     const id = await web.postOrder();
     await expect(
-      transitionOrder(web.database.db, {
-        orderId: id,
-        to: 'PRICED',
+      writeOrders(web.runtime.writer, {
+        orderIds: [id],
         actor: 'test',
+        waitMs: 1000,
+        plan: () => [{ orderId: id, to: 'CANCELLED' }],
         alsoDo: async () => {
           throw new Error('side effect failed');
         },
@@ -122,5 +127,14 @@ describe('transitionOrder', () => {
     ).rejects.toThrow('side effect failed');
     expect((await web.database.db('orders').where({ id }).first()).status).toBe('CREATED');
     expect(await web.database.db('order_events').where({ order_id: id })).toHaveLength(1);
+    expect(await web.database.db('notifications').where({ order_id: id })).toHaveLength(0);
+  });
+
+  it('refuses a plan that breaks the state machine, and writes nothing', async () => {
+    const id = await web.postOrder();
+    await expect(
+      writeOrders(web.runtime.writer, { orderIds: [id], actor: 'test', waitMs: 1000, plan: () => [{ orderId: id, to: 'DELIVERED' }] }),
+    ).rejects.toThrow('CREATED -> DELIVERED is not a legal transition');
+    expect((await web.database.db('orders').where({ id }).first())).toMatchObject({ status: 'CREATED', version: 1 });
   });
 });

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { OrderReader } from '../shared/cache/order-reader.ts';
-import { createWebRuntime, type WebRuntime } from '../shared/http/web-runtime.ts';
+import { createWebRuntime, type WebRuntime } from '../workers/web-runtime.ts';
 import { invalidationChannel } from '../shared/orders/order-writer.ts';
 import { createTestDatabase, type TestDatabase } from './support/test-database.ts';
 import { TEST_REDIS_URL } from './support/test-redis.ts';
@@ -72,7 +72,7 @@ describe('the read path', () => {
     db.on('query', count);
     const reader = otherProcessReader();
     try {
-      await web.runtime.writer.cache.forget(id);
+      await web.forgetCached(id);
       const reads = await Promise.all(Array.from({ length: 1000 }, () => reader.get(id)));
       expect(reads.every((r) => r.record?.order.id === id)).toBe(true);
       expect(orderQueries).toBe(1);

@@ -1,6 +1,9 @@
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { priceOrders, type PriceBatchDeps } from '../shared/orders/price-batch.ts';
+import { priceOrdersJob, recordPricingFailed, type PriceOrdersDeps } from '../jobs/price-orders.ts';
 import { priceOrder, type PricingInput } from '../shared/orders/pricing.ts';
+import { readOrder } from '../shared/orders/read-order.ts';
+import { transitionOrder } from '../shared/orders/transition-orders.ts';
 import { ZoneLoad } from '../shared/orders/zone-load.ts';
 import { seedOrders } from './support/seed-orders.ts';
 import { createTestWeb, TEST_MERCHANT, type TestWeb } from './support/test-web.ts';
@@ -8,7 +11,7 @@ import { createTestWeb, TEST_MERCHANT, type TestWeb } from './support/test-web.t
 let web: TestWeb;
 
 beforeAll(async () => {
-  // A held order's lock is waited for this long before its job gives up.
+  // A held order's lock is waited for this long in the batch's second pass.
   web = await createTestWeb({ lockWaitMs: 1500 });
 });
 
@@ -16,13 +19,14 @@ afterAll(async () => {
   await web?.close();
 });
 
-/** The worker's batch pricing, wired to the test web's order writer; `beforeCommit` runs between the read and the commit. */
-function batchDeps(beforeCommit?: () => Promise<void>): PriceBatchDeps & { threadCalls: number[]; inputs: PricingInput[] } {
+/** The price job's dependencies, wired to the test web's write routine; `beforeCommit` runs between the read and the commit. */
+function jobDeps(beforeCommit?: () => Promise<void>): PriceOrdersDeps & { threadCalls: number[]; inputs: PricingInput[]; booked: string[] } {
   const threadCalls: number[] = [];
   const inputs: PricingInput[] = [];
+  const booked: string[] = [];
   return {
-    ...web.runtime.writer.deps,
-    change: web.runtime.writer.change,
+    db: web.database.db,
+    writer: web.runtime.writer,
     priceMany: async (batch: readonly PricingInput[]) => {
       threadCalls.push(batch.length);
       inputs.push(...batch);
@@ -30,41 +34,38 @@ function batchDeps(beforeCommit?: () => Promise<void>): PriceBatchDeps & { threa
       return batch.map(priceOrder);
     },
     zoneLoad: new ZoneLoad(web.database.db),
-    actor: 'worker:price',
+    bookDispatch: async (zoneIds) => void booked.push(...zoneIds),
+    lockWaitMs: web.config.lockWaitMs,
+    retry: { baseMs: 30_000, maxMs: 900_000 },
+    jobId: 'price-test-batch',
+    logger: pino({ level: 'silent' }),
     threadCalls,
     inputs,
+    booked,
   };
 }
 
-/** What each job of the batch is answered: the outcome, or the error it fails with. */
-const answers = async (deps: PriceBatchDeps, ids: readonly string[]) =>
-  (await priceOrders(deps, ids)).map((result) => (result.ok ? result.value : { error: result.error.message }));
-
-/** Takes an order's lock as another writer would, and keeps it until letGo(). */
-async function holdLock(orderId: string): Promise<{ letGo: () => void; holder: Promise<void> }> {
-  let letGo!: () => void;
-  let isHeld!: () => void;
-  const holding = new Promise<void>((resolve) => (isHeld = resolve));
-  const holder = web.runtime.writer.deps.locks.withLock(orderId, async () => {
-    isHeld();
-    await new Promise<void>((resolve) => (letGo = resolve));
-  });
-  await holding;
-  return { letGo, holder };
+/** Takes orders' locks as another writer would, and keeps them until letGo(). */
+async function holdLocks(orderIds: readonly string[]): Promise<{ letGo: () => Promise<void> }> {
+  const held = await web.runtime.writer.locks.lock(orderIds, { waitMs: 0 });
+  expect(held.held).toEqual(orderIds);
+  return { letGo: () => held.release() };
 }
 
 const rowsOf = (ids: readonly string[]) => web.database.db('orders').whereIn('id', ids).orderBy('id');
 const pricedEvents = (ids: readonly string[]) => web.database.db('order_events').whereIn('order_id', ids).where({ to_status: 'PRICED' });
+const seed = (count: number, status: 'CREATED' | 'CANCELLED' = 'CREATED') => seedOrders(web.database.db, { clientId: web.clientId, status, count });
 
-describe('pricing orders in a batch', () => {
-  it('moves every CREATED order of the batch to PRICED once, with its own fee and ETA and its event, in one thread call; the cache holds the new versions', async () => {
+describe('the price batch job', () => {
+  it('moves every CREATED order of the batch to PRICED once, each with its own fee, ETA and event, in one thread call, and books the zone once', async () => {
     const { db } = web.database;
-    const ids = await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 200 });
+    const ids = await seed(200);
     // Each order its own dropoff, so a fee written to the wrong row shows.
     for (const [index, id] of ids.entries()) await db('orders').where({ id }).update({ dropoff_lat: 31.2 + index / 1000 });
-    const deps = batchDeps();
-    expect(await answers(deps, ids)).toEqual(ids.map(() => ({ outcome: 'priced', zoneId: TEST_MERCHANT.zone_id })));
+    const deps = jobDeps();
+    expect(await priceOrdersJob({ orderIds: ids, attempt: 0 }, deps)).toMatchObject({ priced: 200, movedOn: 0, failed: 0, missing: 0 });
     expect(deps.threadCalls).toEqual([200]);
+    expect(deps.booked).toEqual([TEST_MERCHANT.zone_id]);
 
     const rows = await rowsOf(ids);
     expect(rows.every((row) => row.status === 'PRICED' && row.version === 2)).toBe(true);
@@ -83,99 +84,94 @@ describe('pricing orders in a batch', () => {
     const events = await pricedEvents(ids);
     expect(events).toHaveLength(200);
     expect(new Set(events.map((event) => String(event.order_id))).size).toBe(200);
-    expect(events.every((event) => event.from_status === 'CREATED' && event.version === 2 && event.actor === 'worker:price')).toBe(true);
-
-    const { cache } = web.runtime.writer;
-    for (const id of [ids[0]!, ids[199]!]) {
-      expect(await cache.get(id)).toMatchObject({ kind: 'hit', record: { order: { id, status: 'PRICED', version: 2 } } });
-    }
+    expect(events.every((event) => event.from_status === 'CREATED' && event.version === 2 && event.actor === 'worker:price' && event.job_id === 'price-test-batch')).toBe(true);
   });
 
-  it('run again (a duplicate job, a retry after a crash) changes nothing', async () => {
-    const { db } = web.database;
-    const ids = await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 20 });
-    await priceOrders(batchDeps(), ids);
+  it('writes to Redis only what a reader cached: an order nobody read gets no entry, a read one is reloaded at its new version', async () => {
+    const ids = await seed(3);
+    const { cache } = web.runtime.writer;
+    await cache.fill((await readOrder(web.database.db, ids[1]!))!, await cache.epoch()); // a reader cached this one
+    await priceOrdersJob({ orderIds: ids, attempt: 0 }, jobDeps());
+    expect(await cache.get(ids[1]!)).toMatchObject({ kind: 'hit', record: { order: { id: ids[1], status: 'PRICED', version: 2 } } });
+    for (const id of [ids[0]!, ids[2]!]) expect(await cache.get(id)).toEqual({ kind: 'stale', version: 1 }); // a short-lived mark, no data
+  });
+
+  it('run again (a duplicate job, a retry after a crash) changes nothing, and still books the zone', async () => {
+    const ids = await seed(20);
+    await priceOrdersJob({ orderIds: ids, attempt: 0 }, jobDeps());
     const before = await rowsOf(ids);
-    const deps = batchDeps();
-    // Found PRICED: the answer names its zone, which may still be owed a dispatch booking.
-    expect(await answers(deps, ids)).toEqual(ids.map(() => ({ outcome: 'already-moved-on', pricedInZone: TEST_MERCHANT.zone_id })));
+    const deps = jobDeps();
+    expect(await priceOrdersJob({ orderIds: ids, attempt: 0 }, deps)).toMatchObject({ priced: 0, movedOn: 20 });
     expect(deps.threadCalls).toEqual([]); // nothing left to price: no thread call, no commit
+    // Found PRICED: the zone may still be owed the booking of a run that failed after its commit.
+    expect(deps.booked).toEqual([TEST_MERCHANT.zone_id]);
     expect(await rowsOf(ids)).toEqual(before);
     expect(await pricedEvents(ids)).toHaveLength(20);
   });
 
-  it('answers each id asked, in order: an unknown order, one moved on, and an id asked twice', async () => {
-    const { db } = web.database;
-    const [fresh] = await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 1 });
-    const [cancelled] = await seedOrders(db, { clientId: web.clientId, status: 'CANCELLED', count: 1 });
-    expect(await answers(batchDeps(), [fresh!, '999999999', cancelled!, fresh!])).toEqual([
-      { outcome: 'priced', zoneId: TEST_MERCHANT.zone_id },
-      { outcome: 'not-found' },
-      { outcome: 'already-moved-on' },
-      { outcome: 'priced', zoneId: TEST_MERCHANT.zone_id },
-    ]);
+  it('an unknown order and one moved on are left alone; the rest is priced', async () => {
+    const [fresh] = await seed(1);
+    const [cancelled] = await seed(1, 'CANCELLED');
+    expect(await priceOrdersJob({ orderIds: [fresh!, '999999999', cancelled!, fresh!], attempt: 0 }, jobDeps())).toMatchObject({
+      priced: 1,
+      movedOn: 1,
+      missing: 1,
+    });
     expect(await pricedEvents([fresh!])).toHaveLength(1);
     expect((await rowsOf([cancelled!]))[0]).toMatchObject({ status: 'CANCELLED', version: 1 });
   });
 
   it('an order cancelled between the read and the commit stays CANCELLED; the rest of the batch is priced', async () => {
-    const { db } = web.database;
-    const ids = await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 10 });
+    const ids = await seed(10);
     const victim = ids[4]!;
-    const deps = batchDeps(async () => {
-      const result = await web.runtime.writer.change({ orderId: victim, to: 'CANCELLED', actor: 'client', reason: 'changed my mind' });
+    const deps = jobDeps(async () => {
+      const result = await transitionOrder(web.runtime.writer, { orderId: victim, to: 'CANCELLED', reason: 'changed my mind' }, { actor: 'client', waitMs: 1000 });
       expect(result.kind).toBe('done');
     });
-    const outcomes = await answers(deps, ids);
-    expect(outcomes[4]).toEqual({ outcome: 'already-moved-on' });
-    expect(outcomes.filter((outcome) => 'outcome' in outcome && outcome.outcome === 'priced')).toHaveLength(9);
+    expect(await priceOrdersJob({ orderIds: ids, attempt: 0 }, deps)).toMatchObject({ priced: 9, movedOn: 1 });
     expect((await rowsOf([victim]))[0]).toMatchObject({ status: 'CANCELLED', version: 2, fee_cents: null });
     expect(await pricedEvents([victim])).toHaveLength(0);
     expect(await pricedEvents(ids)).toHaveLength(9);
   });
 
-  it('an order another run priced between the read and the commit is answered with its zone, so its dispatch booking is not lost', async () => {
-    const { db } = web.database;
-    const [raced] = await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 1 });
-    const deps = batchDeps(async () => {
-      const result = await web.runtime.writer.change({ orderId: raced!, to: 'PRICED', from: ['CREATED'], actor: 'worker:price', patch: { fee_cents: 999 } });
-      expect(result.kind).toBe('done');
-    });
-    expect(await answers(deps, [raced!])).toEqual([{ outcome: 'already-moved-on', pricedInZone: TEST_MERCHANT.zone_id }]);
-    expect((await rowsOf([raced!]))[0]).toMatchObject({ status: 'PRICED', version: 2, fee_cents: 999 });
-    expect(await pricedEvents([raced!])).toHaveLength(1);
-  });
-
-  it('an order another writer holds is not skipped: it is priced, once, as soon as the holder lets go', async () => {
-    const { db } = web.database;
-    const [free, held] = (await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 2 })) as [string, string];
-    const { letGo, holder } = await holdLock(held);
-    const pricing = answers(batchDeps(), [free, held]);
-    // The batch commits the order it could lock and leaves the held one waiting for its lock.
+  it('an order another writer holds is not skipped: it is priced, once, in a second pass as soon as the holder lets go', async () => {
+    const [free, held] = (await seed(2)) as [string, string];
+    const holder = await holdLocks([held]);
+    const pricing = priceOrdersJob({ orderIds: [free, held], attempt: 0 }, jobDeps());
+    // The batch commits the order it could lock and waits for the held one.
     await vi.waitFor(async () => expect((await rowsOf([free]))[0].status).toBe('PRICED'), { timeout: 5000, interval: 20 });
     expect((await rowsOf([held]))[0].status).toBe('CREATED');
-    letGo();
-    await holder;
-    expect(await pricing).toEqual([
-      { outcome: 'priced', zoneId: TEST_MERCHANT.zone_id },
-      { outcome: 'priced', zoneId: TEST_MERCHANT.zone_id },
-    ]);
+    await holder.letGo();
+    expect(await pricing).toMatchObject({ priced: 2 });
     expect(await pricedEvents([free, held])).toHaveLength(2);
   });
 
-  it('an order whose lock is not freed in time fails alone: its job is retried, the rest of the batch stands', async () => {
-    const { db } = web.database;
-    const [free, held] = (await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 2 })) as [string, string];
-    const { letGo, holder } = await holdLock(held);
+  it('an order whose lock is not freed in time fails the job, whose retry prices only what is still CREATED', async () => {
+    const [free, held] = (await seed(2)) as [string, string];
+    const holder = await holdLocks([held]);
     try {
-      const outcomes = await answers(batchDeps(), [free, held]);
-      expect(outcomes[0]).toEqual({ outcome: 'priced', zoneId: TEST_MERCHANT.zone_id });
-      expect(outcomes[1]).toMatchObject({ error: expect.stringMatching(/lock/i) });
+      await expect(priceOrdersJob({ orderIds: [free, held], attempt: 0 }, jobDeps())).rejects.toThrow(/1 of 2 orders were held by other writers/);
     } finally {
-      letGo();
-      await holder;
+      await holder.letGo();
     }
-    expect((await rowsOf([held]))[0]).toMatchObject({ status: 'CREATED', version: 1 });
-    expect(await pricedEvents([free, held])).toHaveLength(1);
+    expect((await rowsOf([free, held])).map((row) => [row.status, row.version])).toEqual([
+      ['PRICED', 2],
+      ['CREATED', 1],
+    ]);
+    const retry = jobDeps();
+    expect(await priceOrdersJob({ orderIds: [free, held], attempt: 0 }, retry)).toMatchObject({ priced: 1, movedOn: 1 });
+    expect(retry.threadCalls).toEqual([1]);
+    expect(await pricedEvents([free, held])).toHaveLength(2);
+  });
+
+  it('out of retries, the orders of the batch still CREATED are recorded PRICING_FAILED with the error; the others are left alone', async () => {
+    const ids = await seed(3);
+    await priceOrdersJob({ orderIds: [ids[0]!], attempt: 0 }, jobDeps());
+    const recorded = await recordPricingFailed({ orderIds: ids, attempt: 0 }, new Error('the pricing thread kept dying'), jobDeps());
+    expect(recorded).toBe(2);
+    expect((await rowsOf(ids)).map((row) => row.status)).toEqual(['PRICED', 'PRICING_FAILED', 'PRICING_FAILED']);
+    const failed = (await rowsOf([ids[2]!]))[0];
+    expect(failed.last_error).toBe('the pricing thread kept dying');
+    expect(failed.next_attempt_at).not.toBeNull();
   });
 });

@@ -1,10 +1,8 @@
 import { Queue, QueueEvents } from 'bullmq';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { priceOrderJob } from '../jobs/price-order.ts';
-import { priceOrders } from '../shared/orders/price-batch.ts';
 import { priceOrder } from '../shared/orders/pricing.ts';
-import { ZoneLoad } from '../shared/orders/zone-load.ts';
+import { seedOrders } from './support/seed-orders.ts';
 import { startOrderPipeline, type OrderPipeline } from '../workers/order-pipeline.ts';
 import { TEST_REDIS_URL } from './support/test-redis.ts';
 import { createTestWeb, type TestWeb } from './support/test-web.ts';
@@ -49,33 +47,43 @@ describe('pricing', () => {
     expect(row.fee_cents).toBeGreaterThan(300);
     expect(row.eta_seconds).toBeGreaterThan(600);
     expect(row.version).toBe(2);
-    expect(await web.database.db('order_events').where({ order_id: id, to_status: 'PRICED', actor: 'worker:price' })).toHaveLength(1);
+    const [event] = await web.database.db('order_events').where({ order_id: id, to_status: 'PRICED', actor: 'worker:price' });
+    expect(event.job_id).toBe(row.price_job_id); // priced by the batch the intake enqueued
   });
 
-  it('a duplicated job has no second effect', async () => {
+  it('a duplicated batch job has no second effect', async () => {
     const id = await web.postOrder();
     await vi.waitFor(async () => expect((await web.database.db('orders').where({ id }).first()).status).toBe('PRICED'), {
       timeout: 15_000,
       interval: 50,
     });
-    const batchDeps = {
-      ...web.runtime.writer.deps,
-      change: web.runtime.writer.change,
-      priceMany: async (inputs: readonly Parameters<typeof priceOrder>[0][]) => inputs.map(priceOrder),
-      zoneLoad: new ZoneLoad(web.database.db),
-      actor: 'worker:price',
-    };
-    const deps = {
-      priceOrder: async (orderId: string) => {
-        const [result] = await priceOrders(batchDeps, [orderId]);
-        if (!result!.ok) throw result!.error;
-        return result!.value;
-      },
-    };
-    expect(await priceOrderJob({ orderId: id }, deps)).toMatchObject({ outcome: 'already-moved-on' });
+    // The same batch again (its finished job is gone, so the add goes through): the worker runs it, and finds the order moved on.
+    const events = new QueueEvents('orders', { connection: { url: TEST_REDIS_URL }, prefix: web.config.queuePrefix });
+    try {
+      await events.waitUntilReady();
+      const completed = new Promise<{ jobId: string; returnvalue: unknown }>((resolve) => events.on('completed', resolve));
+      const jobId = await web.runtime.producer.add('orders.price', { orderIds: [id], attempt: 0 });
+      const event = await completed;
+      expect(event.jobId).toBe(jobId);
+      expect(event.returnvalue).toMatchObject({ priced: 0, movedOn: 1 });
+    } finally {
+      await events.close();
+    }
     const row = await web.database.db('orders').where({ id }).first();
     expect(row.version).toBe(2);
     expect(await web.database.db('order_events').where({ order_id: id, to_status: 'PRICED' })).toHaveLength(1);
+  });
+
+  it('a per-order price job left in Redis by the pipeline before batches (order-<id>) is still run', async () => {
+    const [id] = await seedOrders(web.database.db, { clientId: web.clientId, status: 'CREATED', count: 1 });
+    const raw = new Queue('orders', { connection: { url: TEST_REDIS_URL }, prefix: web.config.queuePrefix });
+    try {
+      await raw.add('order.price', { orderId: id }, { jobId: `order-${id}` });
+    } finally {
+      await raw.close();
+    }
+    await vi.waitFor(async () => expect((await web.database.db('orders').where({ id }).first()).status).toBe('PRICED'), { timeout: 15_000, interval: 50 });
+    expect(await web.database.db('order_events').where({ order_id: id, to_status: 'PRICED', job_id: `order-${id}` })).toHaveLength(1);
   });
 
   it('a malformed payload from a raw BullMQ producer fails at once with its reason, without retries', async () => {
@@ -84,10 +92,10 @@ describe('pricing', () => {
     try {
       await events.waitUntilReady();
       const failed = new Promise<{ jobId: string; failedReason: string }>((resolve) => events.on('failed', resolve));
-      const job = await raw.add('order.price', { orderId: 42 }, { attempts: 5 });
+      const job = await raw.add('orders.price', { orderIds: [42], attempt: 0 }, { attempts: 5 });
       const event = await failed;
       expect(event.jobId).toBe(job.id);
-      expect(event.failedReason).toMatch(/malformed order\.price payload: \/orderId must be string/);
+      expect(event.failedReason).toMatch(/malformed orders\.price payload: \/orderIds\/0 must be string/);
       const stored = await raw.getJob(job.id!);
       expect(stored?.attemptsMade).toBe(1);
       expect(await stored?.getState()).toBe('failed');

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trackOrder } from '../shared/orders/tracking.ts';
 import type { OrderView } from '../shared/orders/read-order.ts';
-import { transitionOrder } from '../shared/orders/transition-order.ts';
+import { transitionOrder } from '../shared/orders/transition-orders.ts';
 import { createTestWeb, type TestWeb } from './support/test-web.ts';
 
 let web: TestWeb;
@@ -18,10 +18,9 @@ afterAll(async () => {
 describe('GET /v1/orders/:id/tracking', () => {
   it('answers the order, its rider position and ETA', async () => {
     const id = await web.postOrder();
-    const db = web.database.db;
-    await transitionOrder(db, { orderId: id, to: 'PRICED', actor: 'test', patch: { fee_cents: 500, eta_seconds: 1200 } });
-    await transitionOrder(db, { orderId: id, to: 'DISPATCHED', actor: 'test', patch: { rider_id: '9001' } });
-    await web.runtime.writer.cache.forget(id);
+    const writer = web.runtime.writer;
+    await transitionOrder(writer, { orderId: id, to: 'PRICED', patch: { fee_cents: 500, eta_seconds: 1200 } }, { actor: 'test', waitMs: 1000 });
+    await transitionOrder(writer, { orderId: id, to: 'DISPATCHED', patch: { rider_id: '9001' } }, { actor: 'test', waitMs: 1000 });
     const res = await web.runtime.app.inject({
       method: 'GET',
       url: `/v1/orders/${id}/tracking`,

@@ -18,6 +18,8 @@ export interface TestWeb {
   readonly otherApiKey: string;
   /** Posts an order (orderBody with the overrides) under a fresh key; resolves with its id once it is committed and enqueued. */
   postOrder(overrides?: Record<string, unknown>): Promise<string>;
+  /** Drops an order's L2 entry (data or stale mark), as its TTL would. */
+  forgetCached(orderId: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -66,6 +68,9 @@ export async function createTestWeb(
       if (res.statusCode !== 202) throw new Error(`POST /v1/orders answered ${res.statusCode}: ${res.body}`);
       await runtime.intake.idle();
       return (res.json() as { id: string }).id;
+    },
+    async forgetCached(orderId) {
+      await runtime.redis.del(runtime.writer.cache.key(orderId));
     },
     async close() {
       await runtime.close();
