@@ -1,8 +1,9 @@
 import { Queue, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { CourierProducer } from '../jobs/courier-producer.ts';
+import { JOB_TYPES, QUEUES } from '../jobs/job-types.ts';
+import { PAYLOAD_SCHEMAS } from '../jobs/payloads.ts';
 import { InvalidJobPayloadError } from '../shared/errors/index.ts';
-import { CourierProducer } from '../shared/queues/courier-producer.ts';
-import { enqueueDispatchRuns, enqueueNewOrders } from '../shared/queues/order-producer.ts';
 import { TEST_REDIS_URL, deleteKeysWithPrefix, uniqueQueuePrefix } from './support/test-redis.ts';
 
 const prefix = uniqueQueuePrefix();
@@ -26,53 +27,61 @@ afterAll(async () => {
   await deleteKeysWithPrefix(prefix);
 });
 
+describe('the table of job types', () => {
+  it('declares every job type once, with a queue, a schema, an id rule and a handler; its queues are the four of Courier', () => {
+    expect(Object.keys(JOB_TYPES).sort()).toEqual(Object.keys(PAYLOAD_SCHEMAS).sort());
+    for (const type of Object.values(JOB_TYPES)) {
+      expect(typeof type.jobId).toBe('function');
+      expect(typeof type.run).toBe('function');
+    }
+    expect([...QUEUES].sort()).toEqual(['dispatch', 'maintenance', 'notifications', 'orders']);
+  });
+});
+
 describe('CourierProducer', () => {
-  it('routes each job to its queue with the id that makes a repeat a no-op', async () => {
-    expect(await producer.add('order.price', { orderId: '123456' })).toBe('order-123456');
-    expect(await producer.add('order.price', { orderId: '123456' })).toBe('order-123456');
-    expect(await producer.add('notify.send', { orderId: '123456', kind: 'customer.cancelled' })).toBe('notify-123456-customer-cancelled');
-    expect(await producer.add('dispatch.zone', { zoneId: 'zone-a' })).toMatch(/^dispatch-zone-a-\d+$/);
+  it('routes each job to its queue with the id its content gives, so a repeat is a no-op', async () => {
+    expect(await producer.add('orders.price', { orderIds: ['123456', '123457'], attempt: 0 })).toBe('price-123456-2-a0');
+    expect(await producer.add('orders.price', { orderIds: ['123456', '123457'], attempt: 0 })).toBe('price-123456-2-a0');
+    const notify = await producer.add('notify.batch', { notifications: [{ orderId: '123456', kind: 'customer.cancelled' }] });
+    expect(notify).toMatch(/^notify-123456-1-[0-9a-f]{10}$/);
+    expect(await producer.add('dispatch.zone', { zoneId: 'zone-a', window: 1_000 })).toBe('dispatch-zone-a-1000');
     // First come, first served: no job carries a priority (which would cost every add).
     expect(await orders.getJobCounts('wait', 'prioritized')).toEqual({ wait: 1, prioritized: 0 });
-    expect((await dispatch.getJobs(['wait'])).map((job) => job.data)).toEqual([{ zoneId: 'zone-a' }]);
-    expect((await orders.getJob('order-123456'))?.data).toEqual({ orderId: '123456' });
-    const notification = await notifications.getJob('notify-123456-customer-cancelled');
-    expect(notification?.opts.attempts).toBe(10);
+    expect((await dispatch.getJobs(['wait'])).map((job) => job.data)).toEqual([{ zoneId: 'zone-a', window: 1_000 }]);
+    expect((await orders.getJob('price-123456-2-a0'))?.data).toEqual({ orderIds: ['123456', '123457'], attempt: 0 });
+    expect((await notifications.getJob(notify))?.opts.attempts).toBe(10);
   });
 
   it('refuses a malformed payload or an unknown job before anything is added', async () => {
     const before = await orders.getJobCounts('wait', 'prioritized');
-    await expect(producer.add('order.price', { orderId: 42 } as never)).rejects.toThrow(InvalidJobPayloadError);
-    await expect(producer.add('order.price', { orderId: '1', extra: true } as never)).rejects.toThrow(/malformed order\.price payload/);
-    await expect(producer.add('notify.send', { orderId: '1', kind: 'customer.birthday' } as never)).rejects.toThrow(InvalidJobPayloadError);
+    await expect(producer.add('orders.price', { orderIds: [42], attempt: 0 } as never)).rejects.toThrow(InvalidJobPayloadError);
+    await expect(producer.add('orders.price', { orderIds: ['1'], attempt: 0, extra: true } as never)).rejects.toThrow(/malformed orders\.price payload/);
+    await expect(producer.add('orders.price', { orderIds: [], attempt: 0 })).rejects.toThrow(InvalidJobPayloadError);
+    await expect(producer.add('notify.batch', { notifications: [{ orderId: '1', kind: 'customer.birthday' }] } as never)).rejects.toThrow(InvalidJobPayloadError);
     await expect(producer.add('order.refund' as never, {} as never)).rejects.toThrow(/unknown job name "order.refund"/);
     expect(await orders.getJobCounts('wait', 'prioritized')).toEqual(before);
   });
-
-  it('the queue-level producers refuse the wrong queue before adding anything', async () => {
-    const before = [await orders.getJobCountByTypes('wait', 'delayed'), await dispatch.getJobCountByTypes('wait', 'delayed')];
-    await expect(enqueueDispatchRuns(orders, ['zone-a'], 1000)).rejects.toThrow('dispatch runs go on the dispatch queue, not "orders"');
-    await expect(enqueueNewOrders(dispatch, ['1234'], 1000)).rejects.toThrow('price jobs go on the orders queue, not "dispatch"');
-    expect([await orders.getJobCountByTypes('wait', 'delayed'), await dispatch.getJobCountByTypes('wait', 'delayed')]).toEqual(before);
-  });
 });
 
-describe('a backlog of price jobs', () => {
+describe('a backlog of price batches', () => {
   it('does not hold up a dispatch run: dispatch runs have a queue and a worker of their own', async () => {
     const backlogPrefix = uniqueQueuePrefix();
+    const backlog = new CourierProducer({ redisUrl: TEST_REDIS_URL, queuePrefix: backlogPrefix });
     const connection = { url: TEST_REDIS_URL };
     const ordersQueue = new Queue('orders', { connection, prefix: backlogPrefix });
     const dispatchQueue = new Queue('dispatch', { connection, prefix: backlogPrefix });
     const ran: string[] = [];
+    let worker: Worker | undefined;
     try {
-      await enqueueNewOrders(ordersQueue, Array.from({ length: 20 }, (_, i) => String(1000 + i)), 2000);
-      await enqueueDispatchRuns(dispatchQueue, ['zone-a'], 2000);
-      const worker = new Worker('dispatch', async (job) => void ran.push(`${job.name} ${job.data.zoneId}`), { connection, prefix: backlogPrefix, concurrency: 1 });
+      for (let i = 0; i < 20; i++) await backlog.add('orders.price', { orderIds: [String(1000 + i)], attempt: 0 });
+      await backlog.add('dispatch.zone', { zoneId: 'zone-a', window: 0 });
+      worker = new Worker('dispatch', async (job) => void ran.push(`${job.name} ${job.data.zoneId}`), { connection, prefix: backlogPrefix, concurrency: 1 });
       await vi.waitFor(() => expect(ran).toEqual(['dispatch.zone zone-a']), { timeout: 10_000, interval: 20 });
-      await worker.close();
-      // Not one price job was taken to get there.
+      // Not one price batch was taken to get there.
       expect(await ordersQueue.getJobCounts('wait', 'active', 'completed')).toEqual({ wait: 20, active: 0, completed: 0 });
     } finally {
+      await worker?.close();
+      await backlog.close();
       await Promise.all([ordersQueue.obliterate({ force: true }), dispatchQueue.obliterate({ force: true })]);
       await Promise.all([ordersQueue.close(), dispatchQueue.close()]);
     }

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createQueue } from '../shared/queues/create-queue.ts';
-import { maintenanceJobId } from '../shared/queues/payloads.ts';
+import { maintenanceJobId } from '../shared/queues/job-ids.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
 import { runTsx, type Child } from './support/child-process.ts';
 import { TEST_REDIS_URL, deleteKeysWithPrefix, uniqueQueuePrefix } from './support/test-redis.ts';

@@ -1,10 +1,6 @@
 import { QueueEvents } from 'bullmq';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createQueue } from '../shared/queues/create-queue.ts';
-import { enqueueDispatchRuns } from '../shared/queues/order-producer.ts';
-import { orderJobId } from '../shared/queues/payloads.ts';
-import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
 import { startOrderPipeline, type OrderPipeline } from '../workers/order-pipeline.ts';
 import { runTsx, type Child } from './support/child-process.ts';
 import { TEST_REDIS_URL } from './support/test-redis.ts';
@@ -39,15 +35,18 @@ afterAll(async () => {
   await web?.close();
 });
 
-function whenJob(event: 'active' | 'completed', jobId: string): Promise<void> {
-  return new Promise((resolve) => {
-    const listener = (args: { jobId: string }) => {
-      if (args.jobId !== jobId) return;
-      events.off(event, listener);
-      resolve();
-    };
-    events.on(event, listener);
-  });
+/** The price batch that carries an order (its row names it). */
+async function priceJobOf(orderId: string): Promise<string> {
+  return String((await web.database.db('orders').where({ id: orderId }).first()).price_job_id);
+}
+
+/** Posts an order and resolves with its id once its price batch is active on a worker. */
+async function postAndWaitActive(): Promise<string> {
+  const id = await web.postOrder();
+  const jobId = await priceJobOf(id);
+  // The slow thread keeps it active for far longer than the polling interval.
+  await vi.waitFor(async () => expect(await web.runtime.producer.queue('orders').getJobState(jobId)).toBe('active'), { timeout: 20_000, interval: 20 });
+  return id;
 }
 
 describe('a worker under stress', () => {
@@ -60,10 +59,9 @@ describe('a worker under stress', () => {
       pipeline = await startOrderPipeline(web.config, silent, {
         priceTask: new URL('./support/slow-price-task.ts', import.meta.url).href,
       });
-      const id = await web.postOrder();
-      const completed = whenJob('completed', orderJobId(id));
       const started = performance.now();
-      await completed;
+      const id = await web.postOrder();
+      await vi.waitFor(async () => expect((await web.database.db('orders').where({ id }).first()).status).toBe('PRICED'), { timeout: 20_000, interval: 20 });
       expect(performance.now() - started).toBeGreaterThanOrEqual(SLOW_TASK_MS - 100); // it really was slow
       expect(stalled).toEqual([]);
       expect(await web.database.db('order_events').where({ order_id: id, to_status: 'PRICED' })).toHaveLength(1);
@@ -78,8 +76,7 @@ describe('a worker under stress', () => {
     await db('riders').insert({ id: '9901', name: 'Quick', zone_id: TEST_MERCHANT.zone_id, lat: TEST_MERCHANT.lat, lng: TEST_MERCHANT.lng, capacity: 5 });
     const [waiting] = await seedOrders(db, { clientId: web.clientId, status: 'PRICED', count: 1 });
     process.env.SLOW_TASK_MS = String(SLOW_TASK_MS);
-    const dispatchQueue = createQueue(QUEUE_NAMES.dispatch, { connection: { url: TEST_REDIS_URL }, prefix: web.config.queuePrefix });
-    const ordersQueue = createQueue(QUEUE_NAMES.orders, { connection: { url: TEST_REDIS_URL }, prefix: web.config.queuePrefix });
+    const ordersQueue = web.runtime.producer.queue('orders');
     try {
       pipeline = await startOrderPipeline(web.config, silent, {
         priceTask: new URL('./support/slow-price-task.ts', import.meta.url).href,
@@ -87,7 +84,7 @@ describe('a worker under stress', () => {
       const posted = [await web.postOrder(), await web.postOrder()];
       await vi.waitFor(async () => expect(await ordersQueue.getActiveCount()).toBe(2), { timeout: 10_000, interval: 20 });
       const pricingSince = performance.now();
-      await enqueueDispatchRuns(dispatchQueue, [TEST_MERCHANT.zone_id], 1000);
+      await web.runtime.producer.add('dispatch.zone', { zoneId: TEST_MERCHANT.zone_id, window: Date.now() });
       await vi.waitFor(async () => expect((await db('orders').where({ id: waiting }).first()).status).toBe('DISPATCHED'), {
         timeout: SLOW_TASK_MS,
         interval: 20,
@@ -96,7 +93,6 @@ describe('a worker under stress', () => {
       expect(performance.now() - pricingSince).toBeLessThan(SLOW_TASK_MS);
       expect(await db('orders').whereIn('id', posted).pluck('status')).toEqual(['CREATED', 'CREATED']);
     } finally {
-      await Promise.all([dispatchQueue.close(), ordersQueue.close()]);
       delete process.env.SLOW_TASK_MS;
     }
   });
@@ -114,8 +110,7 @@ describe('a worker under stress', () => {
       LOG_LEVEL: 'info',
     });
     await child.waitForLine(/slow worker ready/, 20_000);
-    const id = await web.postOrder();
-    await whenJob('active', orderJobId(id));
+    const id = await postAndWaitActive();
     child.process.kill('SIGTERM');
     const exit = await child.exited;
     expect(exit.code).toBe(0);
@@ -135,8 +130,7 @@ describe('a worker under stress', () => {
       LOG_LEVEL: 'info',
     });
     await child.waitForLine(/slow worker ready/, 20_000);
-    const id = await web.postOrder();
-    await whenJob('active', orderJobId(id));
+    const id = await postAndWaitActive();
     child.process.kill('SIGKILL');
     expect((await child.exited).signal).toBe('SIGKILL');
     expect((await web.database.db('orders').where({ id }).first()).status).toBe('CREATED');

@@ -18,6 +18,8 @@ export interface SeedOptions {
   readonly updatedAgoMs?: number;
   readonly merchant?: { id: string; zoneId: string; lat: number; lng: number };
   readonly lastError?: string;
+  /** The price batch the rows name (default: none, as rows written before batch jobs). */
+  readonly priceJobId?: string;
 }
 
 /**
@@ -45,6 +47,7 @@ export async function seedOrders(db: Db, opts: SeedOptions): Promise<string[]> {
         status: opts.status,
         attempts: opts.attempts ?? 0,
         last_error: opts.lastError ?? null,
+        price_job_id: opts.priceJobId ?? null,
         next_attempt_at:
           opts.nextAttemptInMs === undefined ? null : db.raw('CURRENT_TIMESTAMP(3) + INTERVAL ? MICROSECOND', [opts.nextAttemptInMs * 1000]),
         updated_at: db.raw('CURRENT_TIMESTAMP(3) - INTERVAL ? MICROSECOND', [(opts.updatedAgoMs ?? 0) * 1000]),
