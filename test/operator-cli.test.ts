@@ -6,7 +6,7 @@ import { OrderCache } from '../shared/cache/order-cache.ts';
 import type { Db } from '../shared/db.ts';
 import type { OrderStatus } from '../shared/orders/status.ts';
 import { createQueue } from '../shared/queues/create-queue.ts';
-import { notificationJobId, orderJobId, priceJobId } from '../shared/queues/payloads.ts';
+import { priceBatchJobId } from '../shared/queues/job-ids.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
 import { runTsx, type Child } from './support/child-process.ts';
 import { closedPort } from './support/tcp-proxy.ts';
@@ -115,6 +115,7 @@ interface SeedOptions {
   /** next_attempt_at relative to now, in ms; none by default. */
   readonly nextAttemptInMs?: number;
   readonly lastError?: string;
+  readonly priceJobId?: string;
 }
 
 /** One order row, written straight into MySQL in the state a test needs. */
@@ -334,18 +335,17 @@ describe('orders:redrive', () => {
       );
       expect(events).toHaveLength(2);
 
-      // The price job of its new try, and a dispatch run of its zone.
-      expect(priceJobId(pricing, 8)).toBe(`order-${pricing}-retry-8`);
-      const priceJob = await main.ordersQueue.getJob(`order-${pricing}-retry-8`);
-      expect(priceJob).toMatchObject({ name: 'order.price', data: { orderId: pricing } });
+      // The price batch of its new try (attempt 8), which its row names, and a dispatch run of its zone; nothing for the order not chosen.
+      expect(byId.get(pricing)!.price_job_id).toBe(priceBatchJobId([pricing], 8));
+      const priceJobs = await main.ordersQueue.getJobs(['waiting', 'delayed']);
+      expect(priceJobs.map((job) => [job.id, job.name, job.data])).toEqual([[priceBatchJobId([pricing], 8), 'orders.price', { orderIds: [pricing], attempt: 8 }]]);
       const dispatchJobs = await main.dispatchQueue.getJobs(['waiting', 'delayed']);
       expect(dispatchJobs.map((job) => `${job.name} ${job.data.zoneId}`)).toEqual([`dispatch.zone ${TEST_MERCHANT.zone_id}`]);
-      expect(await main.ordersQueue.getJob(orderJobId(notChosen))).toBeUndefined();
 
-      // Through the order writer's routine: the cache holds the new versions.
-      const cache = new OrderCache(redis, { prefix: main.cachePrefix, ttlMs: 60_000 });
-      expect(await cache.get(pricing)).toMatchObject({ kind: 'hit', record: { order: { id: pricing, status: 'CREATED', version: 2 } } });
-      expect(await cache.get(dispatch)).toMatchObject({ kind: 'hit', record: { order: { id: dispatch, status: 'PRICED', version: 2 } } });
+      // Through the write routine: the versions it replaced are marked stale in the cache (nobody had them cached).
+      const cache = new OrderCache(redis, { prefix: main.cachePrefix, ttlMs: 60_000, finalTtlMs: 60_000 });
+      expect(await cache.get(pricing)).toEqual({ kind: 'stale', version: 1 });
+      expect(await cache.get(dispatch)).toEqual({ kind: 'stale', version: 1 });
 
       expect(pricingRun.stdout).toContain(`re-driven ${pricing}: PRICING_FAILED -> CREATED, attempt 8`);
       expect(pricingRun.stdout).toContain(`skipped ${delivered}: it is DISPATCHED, not PRICING_FAILED`);
@@ -398,9 +398,9 @@ describe('orders:reconcile', () => {
 
   beforeAll(async () => {
     const { db } = reconcileEnv.database;
-    orphan = await seedOrder(db, 'CREATED', { ageMs: HOUR }); // its job was lost (Redis flushed, say)
-    withJob = await seedOrder(db, 'CREATED', { ageMs: HOUR });
-    await reconcileEnv.ordersQueue.add('order.price', { orderId: withJob }, { jobId: orderJobId(withJob) });
+    orphan = await seedOrder(db, 'CREATED', { ageMs: HOUR, priceJobId: 'price-orphan-1-a0' }); // its batch was lost (Redis flushed, say)
+    withJob = await seedOrder(db, 'CREATED', { ageMs: HOUR, priceJobId: 'price-alive-1-a0' });
+    await reconcileEnv.ordersQueue.add('orders.price', { orderIds: [withJob], attempt: 0 }, { jobId: 'price-alive-1-a0' });
     fresh = await seedOrder(db, 'CREATED', { ageMs: 0 });
     stuckPriced = await seedOrder(db, 'PRICED', { ageMs: HOUR });
     notified = await seedOrder(db, 'DISPATCHED', { ageMs: HOUR });
@@ -409,6 +409,7 @@ describe('orders:reconcile', () => {
       kind: 'customer.dispatched',
       status: 'PENDING',
       attempts: 1,
+      job_id: 'notify-lost',
       updated_at: db.raw('CURRENT_TIMESTAMP(3) - INTERVAL 1 HOUR'),
     });
   });
@@ -428,7 +429,7 @@ describe('orders:reconcile', () => {
         /orders:reconcile \(dry run, nothing changed\) in \d+ ms: would enqueue 1 CREATED orders again, would record 0 PRICING_FAILED, would re-book 1 zones' dispatch for 1 PRICED orders, would enqueue 1 notifications again, 0 left to an operator/,
       );
 
-      expect(await reconcileEnv.ordersQueue.getJob(orderJobId(orphan))).toBeUndefined();
+      expect(await reconcileEnv.ordersQueue.getJob('price-orphan-1-a0')).toBeUndefined();
       expect(await rows(db, all)).toEqual(rowsBefore);
       expect(await redisSnapshot(reconcileEnv)).toEqual(redisBefore);
     },
@@ -445,15 +446,14 @@ describe('orders:reconcile', () => {
       );
 
       const { ordersQueue, dispatchQueue, notificationsQueue } = reconcileEnv;
-      expect(await ordersQueue.getJob(orderJobId(orphan))).toMatchObject({ name: 'order.price', data: { orderId: orphan } });
-      expect(await ordersQueue.getJob(orderJobId(withJob))).toMatchObject({ data: { orderId: withJob } });
-      expect(await ordersQueue.getJob(orderJobId(fresh))).toBeUndefined();
-      const priceJobs = (await ordersQueue.getJobs(['waiting'])).filter((job) => job.name === 'order.price');
-      expect(priceJobs.map((job) => job.data.orderId).sort()).toEqual([orphan, withJob].sort());
+      expect(await ordersQueue.getJob('price-orphan-1-a0')).toMatchObject({ name: 'orders.price', data: { orderIds: [orphan], attempt: 0 } });
+      expect(await ordersQueue.getJob('price-alive-1-a0')).toMatchObject({ data: { orderIds: [withJob], attempt: 0 } });
+      const priceJobs = await ordersQueue.getJobs(['waiting']);
+      expect(priceJobs.flatMap((job) => job.data.orderIds as string[]).sort()).toEqual([orphan, withJob].sort()); // not the fresh one
       const dispatchJobs = await dispatchQueue.getJobs(['waiting', 'delayed']);
       expect(dispatchJobs.map((job) => `${job.name} ${job.data.zoneId}`)).toEqual([`dispatch.zone ${TEST_MERCHANT.zone_id}`]);
-      expect(await notificationsQueue.getJob(notificationJobId(notified, 'customer.dispatched'))).toMatchObject({
-        data: { orderId: notified, kind: 'customer.dispatched' },
+      expect(await notificationsQueue.getJob('notify-lost')).toMatchObject({
+        data: { notifications: [{ orderId: notified, kind: 'customer.dispatched' }] },
       });
     },
     CLI_TIMEOUT,

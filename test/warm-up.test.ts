@@ -11,7 +11,8 @@ import { createMetrics } from '../shared/metrics.ts';
 import type { OrderRecord } from '../shared/orders/read-order.ts';
 import { ORDER_STATUSES } from '../shared/orders/status.ts';
 import { createQueue } from '../shared/queues/create-queue.ts';
-import { CourierProducer } from '../shared/queues/courier-producer.ts';
+import { CourierProducer } from '../jobs/courier-producer.ts';
+import { JobProducer } from '../jobs/producer.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
 import { startMaintenance, type Maintenance } from '../workers/maintenance-pipeline.ts';
 import { createSchedulerTicks, scheduleWarmUps, type Schedule } from '../workers/scheduler-ticks.ts';
@@ -45,6 +46,7 @@ let cache: OrderCache;
 const schedulerPrefix = uniqueQueuePrefix();
 const cliCachePrefix = `courier-test-cli-${randomBytes(5).toString('hex')}`;
 const queues: Queue[] = [];
+const producers: JobProducer[] = [];
 const connections: Redis[] = [];
 const children: Child[] = [];
 let maintenance: Maintenance | undefined;
@@ -65,6 +67,13 @@ function capturingLogger() {
     },
   });
   return { logger: pino({ level: 'info' }, stream), lines };
+}
+
+/** A producer of the scheduler's prefix, as a scheduler process has one. */
+function schedulerProducer(): JobProducer {
+  const producer = new JobProducer(redis, { prefix: schedulerPrefix, timeoutMs: 2000 });
+  producers.push(producer);
+  return producer;
 }
 
 function maintenanceQueue(): Queue {
@@ -90,7 +99,7 @@ function activeIds(): string[] {
 beforeAll(async () => {
   web = await createTestWeb({ warmupOnStart: true });
   redis = new Redis(TEST_REDIS_URL);
-  cache = new OrderCache(redis, { prefix: web.config.cachePrefix, ttlMs: web.config.cacheTtlMs });
+  cache = new OrderCache(redis, { prefix: web.config.cachePrefix, ttlMs: web.config.cacheTtlMs, finalTtlMs: web.config.cacheFinalTtlMs });
   const db = web.database.db;
   await db('merchants').insert(MERCHANTS.slice(1));
   await db('riders').insert(RIDERS);
@@ -126,6 +135,7 @@ afterAll(async () => {
   for (const child of children) child.kill();
   await Promise.all(children.map((child) => child.exited));
   await Promise.all(queues.map((queue) => queue.close()));
+  await Promise.all(producers.map((producer) => producer.close()));
   for (const connection of connections) connection.disconnect();
   await web?.close();
   await deleteKeysWithPrefix(schedulerPrefix);
@@ -187,8 +197,8 @@ describe('warmUpCacheJob', () => {
       order: { ...((await cache.get(newer!)) as { record: OrderRecord }).record.order, version: inserted.get(newer!)!.version + 3, note: 'a writer got here first' },
     };
     expect(await cache.fill(newerRecord, await cache.epoch())).toBe(true);
-    await cache.invalidate(stale!, inserted.get(stale!)!.version); // a writer is about to change it
-    await cache.forget(forgotten!); // evicted
+    await cache.markStaleMany([{ id: stale!, version: inserted.get(stale!)!.version }]); // a writer is about to change it
+    await redis.del(cache.key(forgotten!)); // evicted
 
     const outcome = await warmUpCacheJob({ reason: 'cron' }, { db: web.database.db, redis, config: web.config, logger: silent() });
     expect(outcome.ordersWritten).toBe(1); // only the evicted one: the rest were cached at their version, or newer
@@ -199,7 +209,7 @@ describe('warmUpCacheJob', () => {
 
   it('races with writers safely: after both, every cached order is at its version in MySQL', async () => {
     const created = [...inserted].filter(([, row]) => row.status === 'CREATED').map(([id]) => id).slice(0, 100);
-    await Promise.all(created.map((id) => cache.forget(id)));
+    await Promise.all(created.map((id) => redis.del(cache.key(id))));
     const cancelledAt: number[] = [];
     const cancelAll = Promise.all(
       created.map(async (id) => {
@@ -275,27 +285,31 @@ describe('when warm-ups are enqueued', () => {
     queues.push(queue);
     await vi.waitFor(async () => {
       const jobs = await queue.getJobs(['waiting']);
-      expect(jobs.map((job) => [job.name, job.data])).toEqual([['cache.warm-up', { reason: 'start' }]]);
+      expect(jobs.map((job) => [job.name, job.data.reason])).toEqual([['cache.warm-up', 'start']]);
       expect(jobs[0]!.id).toMatch(/^start-warmup-\d{12}$/);
     }, { timeout: 5000, interval: 20 });
   });
 
   it('two schedulers firing the same tick enqueue one job; the next minute is another', async () => {
-    const first = createSchedulerTicks({ maintenanceQueue: maintenanceQueue(), timeoutMs: 2000, logger: silent() });
-    const second = createSchedulerTicks({ maintenanceQueue: maintenanceQueue(), timeoutMs: 2000, logger: silent() });
+    const queue = maintenanceQueue();
+    const first = createSchedulerTicks({ producer: schedulerProducer(), logger: silent() });
+    const second = createSchedulerTicks({ producer: schedulerProducer(), logger: silent() });
     const due = new Date('2031-03-04T10:30:00.000Z');
     const ids = await Promise.all([first.warmUp(due), second.warmUp(due), second.warmUp(new Date('2031-03-04T10:30:41.000Z'))]);
     expect(new Set(ids)).toEqual(new Set(['cron-warmup-203103041030']));
     expect(await second.warmUp(new Date('2031-03-04T10:31:00.000Z'))).toBe('cron-warmup-203103041031');
-    const jobs = await queues.at(-1)!.getJobs(['waiting']);
-    expect(jobs.map((job) => job.id).sort()).toEqual(['cron-warmup-203103041030', 'cron-warmup-203103041031']);
-    expect(jobs.every((job) => job.name === 'cache.warm-up' && job.data.reason === 'cron')).toBe(true);
-    await queues.at(-1)!.drain();
+    try {
+      const jobs = await queue.getJobs(['waiting']);
+      expect(jobs.map((job) => job.id).sort()).toEqual(['cron-warmup-203103041030', 'cron-warmup-203103041031']);
+      expect(jobs.every((job) => job.name === 'cache.warm-up' && job.data.reason === 'cron')).toBe(true);
+    } finally {
+      await queue.drain();
+    }
   });
 
   it('node-cron ticks go through the same job id: as many jobs as distinct minutes fired', async () => {
     const queue = maintenanceQueue();
-    const ticks = createSchedulerTicks({ maintenanceQueue: queue, timeoutMs: 2000, logger: silent() });
+    const ticks = createSchedulerTicks({ producer: schedulerProducer(), logger: silent() });
     const dues: Date[] = [];
     schedule = scheduleWarmUps(['* * * * * *'], { warmUp: (due) => (dues.push(due), ticks.warmUp(due)) }, silent());
     await vi.waitFor(() => expect(dues.length).toBeGreaterThanOrEqual(2), { timeout: 10_000, interval: 20 });
@@ -352,7 +366,7 @@ describe('the maintenance worker', () => {
     maintenance = await startMaintenance({ ...web.config, queuePrefix: schedulerPrefix }, logger);
     await maintenance.worker.waitUntilReady();
     const queue = maintenanceQueue();
-    const ticks = createSchedulerTicks({ maintenanceQueue: queue, timeoutMs: 2000, logger: silent() });
+    const ticks = createSchedulerTicks({ producer: schedulerProducer(), logger: silent() });
     const due = new Date('2031-03-04T16:30:00.000Z');
     const jobId = await ticks.warmUp(due);
     await vi.waitFor(async () => expect(await queue.getJobState(jobId)).toBe('completed'), { timeout: 20_000, interval: 20 });
@@ -361,9 +375,9 @@ describe('the maintenance worker', () => {
     console.log(`maintenance worker warm-up: ${JSON.stringify(job?.returnvalue)}`);
 
     // Another scheduler's tick of the same minute arrives after the job finished: still one job.
-    await createSchedulerTicks({ maintenanceQueue: maintenanceQueue(), timeoutMs: 2000, logger: silent() }).warmUp(due);
+    await createSchedulerTicks({ producer: schedulerProducer(), logger: silent() }).warmUp(due);
     expect(await queue.getJobCounts('waiting', 'active', 'completed', 'delayed')).toEqual({ waiting: 0, active: 0, completed: 1, delayed: 0 });
-    expect(await maintenance.metrics.registry.getSingleMetricAsString('courier_warmup_seconds')).toMatch(
+    expect(await maintenance.metrics!.registry.getSingleMetricAsString('courier_warmup_seconds')).toMatch(
       /courier_warmup_seconds_count\{[^}]*reason="cron"[^}]*\} 1$/m,
     );
     expect(lines.filter((line) => /cache warm-up/.test(String(line.msg)))).toHaveLength(1);
@@ -402,7 +416,7 @@ describe('npm run cli -- cache:warm', () => {
     const summary = new RegExp(`warmed the cache \\(${cliCachePrefix}\\) in (\\d+) ms: ${active} active orders \\(${active} written.*\\), 3 merchants, 5 riders`);
     expect(child.output()).toMatch(summary);
     console.log(`cli: ${child.output().trim().split('\n').at(-1)}`);
-    const cliCache = new OrderCache(redis, { prefix: cliCachePrefix, ttlMs: 60_000 });
+    const cliCache = new OrderCache(redis, { prefix: cliCachePrefix, ttlMs: 60_000, finalTtlMs: 60_000 });
     const id = activeIds()[0]!;
     expect(await cliCache.get(id)).toMatchObject({ kind: 'hit', record: { order: { id, version: inserted.get(id)!.version } } });
   });
