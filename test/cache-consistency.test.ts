@@ -5,7 +5,7 @@ import { OrderCache } from '../shared/cache/order-cache.ts';
 import { OrderReader } from '../shared/cache/order-reader.ts';
 import { invalidationChannel } from '../shared/orders/order-writer.ts';
 import { readOrder } from '../shared/orders/read-order.ts';
-import { transitionOrder } from '../shared/orders/transition-order.ts';
+import { transitionOrder } from '../shared/orders/transition-orders.ts';
 import { runTsx, type Child } from './support/child-process.ts';
 import { PrivateRedis } from './support/private-redis.ts';
 import { createTestWeb, type TestWeb } from './support/test-web.ts';
@@ -38,7 +38,7 @@ beforeAll(async () => {
   orderIds = [];
   for (let i = 0; i < HOT_ORDERS; i++) {
     const id = await web.postOrder();
-    await transitionOrder(web.database.db, { orderId: id, to: 'PRICING_FAILED', actor: 'test' });
+    await transitionOrder(web.runtime.writer, { orderId: id, to: 'PRICING_FAILED' }, { actor: 'test', waitMs: 1000 });
     orderIds.push(id);
   }
 });
@@ -77,7 +77,7 @@ describe('the cache under concurrent writers and readers, with faults', () => {
     const logger = pino({ level: 'silent' });
     const cacheRedis = new Redis(redis.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 });
     cacheRedis.on('error', () => undefined);
-    const cache = new OrderCache(cacheRedis, { prefix: web.config.cachePrefix, ttlMs: 60_000 });
+    const cache = new OrderCache(cacheRedis, { prefix: web.config.cachePrefix, ttlMs: 60_000, finalTtlMs: 60_000 });
     const subscriber = new Redis(redis.url, { retryStrategy: () => 50 });
     subscriber.on('error', () => undefined);
     // "Another process": a reader with a memory of its own, told of writes by the invalidations.
