@@ -18,6 +18,12 @@ import { countWarning, type WarningCounts } from './warnings.ts';
 const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 20_000;
 
+/** The line with exec after its leading NAME=value assignments: the shell then becomes the process. */
+export function execLine(command: string): string {
+  const [, assignments = '', rest = command] = /^((?:\w+=\S+\s+)*)(.*)$/.exec(command) ?? [];
+  return `${assignments}exec ${rest}`;
+}
+
 export interface FleetProcess extends BenchProcess, WarningCounts {}
 
 export interface FleetOptions {
@@ -104,7 +110,7 @@ export class Fleet {
     const base = await startBenchProcess({
       name,
       command: 'sh',
-      args: ['-c', `exec ${command}`],
+      args: ['-c', execLine(command)],
       env: { ...this.env, NODE_ID: String(10 + this.names.indexOf(name)), ...extraEnv },
       readyLine: / ready|listening/,
       probe: this.probes.get(name) ?? (async () => false),
