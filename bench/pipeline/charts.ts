@@ -66,13 +66,13 @@ function capacitySpec(input: ChartInput): ChartSpec {
         layer: [
           {
             data: { values: points },
-            mark: { type: 'line', point: { size: 60, shape: 'square', filled: true }, color: '#d62728', strokeDash: [6, 2] },
+            mark: { type: 'line', point: { size: 60, shape: 'square', filled: true, color: '#d62728' }, color: '#d62728', strokeDash: [6, 2] },
             encoding: {
               x,
               y: { field: 'p99', type: 'quantitative', scale: { type: 'log' }, title: 'p99 202 -> DISPATCHED, ms (red, log; line: 2 s target)', axis: { titleColor: '#d62728', orient: 'right' } },
             },
           },
-          { data: { values: [{ p99: input.targets.maxP99Ms }] }, mark: { type: 'rule', color: '#d62728', opacity: 0.5 }, encoding: { y: { field: 'p99', type: 'quantitative', scale: { type: 'log' }, axis: null } } },
+          { data: { values: [{ p99: input.targets.maxP99Ms }] }, mark: { type: 'rule', color: '#d62728', opacity: 0.5 }, encoding: { y: { field: 'p99', type: 'quantitative' } } },
         ],
       },
     ],
@@ -96,7 +96,7 @@ function cpuSpec(input: ChartInput): ChartSpec {
         data: { values },
         mark: 'bar',
         encoding: {
-          x: { field: 'step', type: 'ordinal', sort: { field: 'rate' }, title: 'step (offered rate)' },
+          x: { field: 'step', type: 'ordinal', sort: { field: 'rate' }, title: 'step (offered rate)', axis: { labelAngle: 0 } },
           y: { field: 'us', type: 'quantitative', stack: 'zero', title: 'CPU µs per dispatched order' },
           color: { field: 'process', type: 'nominal', title: 'process', scale: { scheme: 'tableau10' } },
           order: { field: 'process' },
