@@ -13,7 +13,8 @@ interface Spec<T> {
   readonly help: string;
   readonly fallback: T;
   readonly parse: (raw: string) => T;
-  readonly show: (value: T) => string;
+  /** A method, so that a Spec<number> is a Spec<unknown> (methods are checked bivariantly). */
+  show(value: T): string;
 }
 
 export type SettingSpecs = Record<string, Spec<unknown>>;
