@@ -22,3 +22,15 @@ export async function openBenchDatabase(config: Config, opts: { fresh: boolean }
   const db = createDb(config);
   return { db, name, migrations: await migrateLatest(db) };
 }
+
+/** Drops a bench's database (only one whose name starts with courier_bench). */
+export async function dropBenchDatabase(config: Config): Promise<void> {
+  const name = databaseName(config.mysqlUrl);
+  if (!/^courier_bench/.test(name)) throw new Error(`refusing to drop "${name}": not a bench database`);
+  const server = createDb(config, { withDatabase: false });
+  try {
+    await server.raw('DROP DATABASE IF EXISTS ??', [name]);
+  } finally {
+    await server.destroy();
+  }
+}

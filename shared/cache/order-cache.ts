@@ -102,6 +102,15 @@ export class OrderCache {
     return written;
   }
 
+  /** Drops entries, data and stale marks alike, as their TTL would: a cold key (benches, tests, an operator's reset). */
+  async evict(orderIds: readonly string[]): Promise<void> {
+    if (orderIds.length === 0) return;
+    // One DEL per key: in a Redis Cluster they live in different slots.
+    const pipeline = this.redis.pipeline();
+    for (const id of orderIds) pipeline.del(this.key(id));
+    for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
+  }
+
   /**
    * Marks these versions stale ahead of a change, in one round trip (one command per key: in a
    * Redis Cluster they live in different slots). Answers, per order, whether a reader had it cached:

@@ -1,8 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
+import { nodeArgsFor, ROOT, spawnLines } from '../../bench/lib/process/line-process.ts';
 
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
+export { ROOT };
 
 export interface Child {
   readonly process: ChildProcess;
@@ -14,56 +13,17 @@ export interface Child {
 }
 
 /**
- * Runs one of our TypeScript entrypoints as one real process, the way the Procfile does
- * (`node --import tsx`, not the tsx CLI, whose wrapper process would survive a SIGKILL of it).
+ * Runs one of our TypeScript entrypoints as one real process, the way the Procfile does (node with
+ * the loader as an import, not the tsx CLI, whose wrapper process would survive a SIGKILL of it).
+ * The same helper as the benches' (bench/lib/process/line-process.ts).
  */
 export function runTsx(file: string, args: string[], env: Record<string, string>): Child {
-  const child = spawn(process.execPath, ['--import', 'tsx', file, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let text = '';
-  const listeners = new Set<() => void>();
-  const onData = (chunk: Buffer) => {
-    text += chunk.toString();
-    for (const listener of listeners) listener();
-  };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  );
+  const child = spawnLines(process.execPath, nodeArgsFor(file, args), { cwd: ROOT, env: { ...process.env, ...env } });
   return {
-    process: child,
-    output: () => text,
-    exited,
-    kill: () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    },
-    waitForLine(pattern, timeoutMs) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const line = text.split('\n').find((l) => pattern.test(l));
-          if (line !== undefined) {
-            done();
-            resolve(line);
-          }
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms; output:\n${text}`));
-        }, timeoutMs);
-        const done = () => {
-          clearTimeout(timer);
-          listeners.delete(check);
-        };
-        listeners.add(check);
-        void exited.then(() => {
-          check();
-          if (listeners.has(check)) {
-            done();
-            reject(new Error(`process exited before printing ${pattern}; output:\n${text}`));
-          }
-        });
-        check();
-      });
-    },
+    process: child.process,
+    output: child.output,
+    waitForLine: child.waitForLine,
+    exited: child.exited,
+    kill: () => child.signal('SIGKILL'),
   };
 }

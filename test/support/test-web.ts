@@ -70,7 +70,7 @@ export async function createTestWeb(
       return (res.json() as { id: string }).id;
     },
     async forgetCached(orderId) {
-      await runtime.redis.del(runtime.writer.cache.key(orderId));
+      await runtime.writer.cache.evict([orderId]);
     },
     async close() {
       await runtime.close();

@@ -3,11 +3,11 @@
  * the intake servers get (POST /v1/orders with the same JSON body and headers, which Fastify still
  * parses), so the gap to it is what validation, auth and the writes cost; GET / answers too.
  *
- * Started by bench/intake.ts as its own process; env: PORT (0 = any free port), HOST, LOG_LEVEL.
+ * Started by bench/intake/main.ts as its own process; env: PORT (0 = any free port), HOST, LOG_LEVEL.
  * Prints "listening on http://host:port" when ready and closes on SIGTERM (bench/lib/serve-until-signal.ts).
  */
 import Fastify, { LogController } from 'fastify';
-import { serveUntilSignal } from './lib/serve-until-signal.ts';
+import { serveUntilSignal } from '../lib/serve-until-signal.ts';
 
 const level = process.env.LOG_LEVEL || 'warn';
 const app = Fastify({ logger: { level }, logController: new LogController({ disableRequestLogging: true }) });

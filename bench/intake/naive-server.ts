@@ -15,24 +15,23 @@
  * - Same pool (createDb, DB_POOL_MAX default 10), same kind of Redis connection
  *   (createProducerRedis), same queue options (createQueue), same id generator (IdGenerator).
  *
- * Started by bench/intake.ts as its own process; env: MYSQL_URL, REDIS_URL, QUEUE_PREFIX, PORT
+ * Started by bench/intake/main.ts as its own process; env: MYSQL_URL, REDIS_URL, QUEUE_PREFIX, PORT
  * (0 = any free port), HOST, LOG_LEVEL. Prints "listening on http://host:port" when ready and
  * closes cleanly on SIGTERM (bench/lib/serve-until-signal.ts).
  */
 import { createHash } from 'node:crypto';
 import Fastify, { LogController } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { hashApiKey } from '../shared/clients/api-keys.ts';
-import { loadConfig } from '../shared/config.ts';
-import { createDb } from '../shared/db.ts';
-import { IdGenerator, shardOf } from '../shared/ids.ts';
-import { CreateOrderBody, IDEMPOTENCY_KEY_PATTERN } from '../shared/orders/create-order-schema.ts';
-import { newOrderRow } from '../shared/orders/insert-orders.ts';
-import { createQueue } from '../shared/queues/create-queue.ts';
-import { orderJobId } from '../shared/queues/payloads.ts';
-import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
-import { createProducerRedis } from '../shared/redis.ts';
-import { serveUntilSignal } from './lib/serve-until-signal.ts';
+import { hashApiKey } from '../../shared/clients/api-keys.ts';
+import { loadConfig } from '../../shared/config.ts';
+import { createDb } from '../../shared/db.ts';
+import { IdGenerator, shardOf } from '../../shared/ids.ts';
+import { CreateOrderBody, IDEMPOTENCY_KEY_PATTERN } from '../../shared/orders/create-order-schema.ts';
+import { newOrderRow } from '../../shared/orders/insert-orders.ts';
+import { createQueue } from '../../shared/queues/create-queue.ts';
+import { QUEUE_NAMES } from '../../shared/queues/queue-names.ts';
+import { createProducerRedis } from '../../shared/redis.ts';
+import { serveUntilSignal } from '../lib/serve-until-signal.ts';
 
 const config = loadConfig(process.env);
 const db = createDb(config);
@@ -108,7 +107,8 @@ app.post('/v1/orders', { schema: { body: CreateOrderBody } }, async (request, re
     if ((error as { errno?: number }).errno === 1062) return reply.code(409).send({ error: 'IDEMPOTENCY_KEY_REUSED' });
     throw error;
   }
-  await queue.add('order.price', { orderId: id }, { jobId: orderJobId(id) });
+  // The naive design: a job per order, as the pipeline before batches had.
+  await queue.add('order.price', { orderId: id }, { jobId: `order-${id}` });
   return reply.code(202).send({ id, status: 'CREATED' });
 });
 

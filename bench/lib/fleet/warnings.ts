@@ -1,4 +1,4 @@
-import type { Stream } from './child-processes.ts';
+import type { Stream } from '../process/line-process.ts';
 
 /** What a fleet process warned about while a bench ran. */
 export interface WarningCounts {

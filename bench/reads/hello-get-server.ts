@@ -7,12 +7,12 @@
  * set, the answer is that text verbatim, already serialised, with the headers Courier's read sends
  * (content-type, etag, cache-control): the same bytes on the wire as a cached read, and no work.
  *
- * Started by bench/reads.ts as its own process; env: PORT (0 = any free port), HOST, LOG_LEVEL,
+ * Started by bench/reads/main.ts as its own process; env: PORT (0 = any free port), HOST, LOG_LEVEL,
  * HELLO_BODY. Prints "listening on http://host:port" when ready and closes on SIGTERM
  * (bench/lib/serve-until-signal.ts).
  */
 import Fastify, { LogController } from 'fastify';
-import { serveUntilSignal } from './lib/serve-until-signal.ts';
+import { serveUntilSignal } from '../lib/serve-until-signal.ts';
 
 const level = process.env.LOG_LEVEL || 'warn';
 const body = process.env.HELLO_BODY;

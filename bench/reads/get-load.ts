@@ -1,0 +1,141 @@
+/** The read load (autocannon GETs of ids drawn from the hot set, stopped cleanly) and the CPU it costs per process. */
+import { performance } from 'node:perf_hooks';
+import autocannon, { type Client, type RequestParams, type Result } from 'autocannon';
+import { Redis } from 'ioredis';
+import { stopCleanlyAfter } from '../lib/clean-stop.ts';
+import { prng } from '../lib/prng.ts';
+import { childPids, pidsNamed, readMachineCpuMs, readProcCpuMs, sumCpuMs } from '../lib/proc-stats.ts';
+import { CONNECTIONS, LOAD_DRAIN_BOUND_S, shared } from './settings.ts';
+
+// The read load: GET /v1/orders/<id>, ids drawn from the hot set
+
+export interface GetLoadRun {
+  readonly result: Result;
+  /** First request sent to last response received, in seconds. */
+  readonly windowS: number;
+  readonly sent: number;
+  readonly responses: number;
+  readonly status200: number;
+  readonly unanswered: number;
+  readonly drained: boolean;
+}
+
+/**
+ * autocannon at full speed for `seconds`, then a clean stop: every connection finishes the request
+ * it has out. Each response's latency (ms, as autocannon measures it) goes into `latencies` when given.
+ */
+export function runGetLoad(opts: {
+  url: string;
+  apiKey: string;
+  hot: readonly string[];
+  seconds: number;
+  seed: number;
+  latencies?: number[];
+  progressLabel?: string;
+}): Promise<GetLoadRun> {
+  const clients: Client[] = [];
+  const random = prng(opts.seed);
+  const nextPath = () => `/v1/orders/${opts.hot[Math.floor(random() * opts.hot.length)]!}`;
+  let responses = 0;
+  let status200 = 0;
+  let lastResponseAt = 0;
+  return new Promise<GetLoadRun>((resolveRun, rejectRun) => {
+    const startedAt = performance.now();
+    const instance = autocannon(
+      {
+        url: opts.url,
+        connections: CONNECTIONS,
+        pipelining: 1,
+        // A backstop only: the timer below stops the load; this cuts off whatever is still out.
+        duration: opts.seconds + LOAD_DRAIN_BOUND_S,
+        timeout: 10,
+        requests: [
+          {
+            method: 'GET',
+            path: nextPath(),
+            headers: { authorization: `Bearer ${opts.apiKey}` },
+            setupRequest: (request: RequestParams) => {
+              request.path = nextPath();
+              return request;
+            },
+          },
+        ],
+        setupClient: (client: Client) => {
+          clients.push(client);
+        },
+      },
+      (error, result) => {
+        cleanStop.dispose();
+        if (error) return rejectRun(error);
+        const sent = clients.reduce((sum, client) => sum + client.reqsMade, 0);
+        const unanswered = sent - responses;
+        resolveRun({ result, windowS: (lastResponseAt - startedAt) / 1000, sent, responses, status200, unanswered, drained: cleanStop.stopping && unanswered === 0 });
+      },
+    );
+    instance.on('response', (_client: Client, statusCode: number, _bytes: number, responseTimeMs: number) => {
+      responses += 1;
+      if (statusCode === 200) status200 += 1;
+      opts.latencies?.push(responseTimeMs);
+      lastResponseAt = performance.now();
+    });
+    const cleanStop = stopCleanlyAfter({
+      clients,
+      seconds: opts.seconds,
+      startedAt,
+      responses: () => responses,
+      ...(opts.progressLabel === undefined ? {} : { progressLabel: opts.progressLabel }),
+    });
+  });
+}
+
+/** The q-quantile of ascending values (nearest rank). */
+export function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where the CPU goes (Linux /proc, read only: bench/proc-stats.ts)
+
+/** machine: all cores, every process (the machine is shared: what the others leave is someone else's). */
+export type CpuGroup = 'server' | 'loadGenerator' | 'mariadb' | 'redis' | 'machine';
+export const CPU_GROUPS: readonly CpuGroup[] = ['server', 'loadGenerator', 'mariadb', 'redis', 'machine'];
+
+/** The pid of the Redis the bench uses (INFO server), when it runs on this machine; null otherwise. */
+export async function redisServerPid(redis: Redis): Promise<number | null> {
+  const match = /^process_id:(\d+)/m.exec(await redis.info('server'));
+  const pid = match?.[1] === undefined ? null : Number(match[1]);
+  return pid !== null && readProcCpuMs(pid) !== null ? pid : null;
+}
+
+
+export function cpuSnapshot(serverPid: number): Record<CpuGroup, number | null> {
+  const own = process.cpuUsage();
+  return {
+    server: sumCpuMs([serverPid, ...childPids(serverPid)]),
+    loadGenerator: (own.user + own.system) / 1000,
+    mariadb: sumCpuMs(pidsNamed(['mariadbd', 'mysqld'])),
+    redis: shared.redisPid === null ? null : readProcCpuMs(shared.redisPid),
+    machine: readMachineCpuMs()?.busyMs ?? null,
+  };
+}
+
+/** How busy the whole machine is over the next `ms`, in % of one core (all cores: up to 100 x cores). */
+export async function machineBusyPercent(ms: number): Promise<number | null> {
+  const before = readMachineCpuMs();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const after = readMachineCpuMs();
+  return before && after ? ((after.busyMs - before.busyMs) / ms) * 100 : null;
+}
+
+export function cpuDeltaMs(before: Record<CpuGroup, number | null>, after: Record<CpuGroup, number | null>): Record<CpuGroup, number | null> {
+  const out = {} as Record<CpuGroup, number | null>;
+  for (const group of CPU_GROUPS) {
+    const a = before[group];
+    const b = after[group];
+    out[group] = a === null || b === null ? null : b - a;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------

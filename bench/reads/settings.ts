@@ -1,0 +1,55 @@
+/** The reads bench's settings (flag, environment variable, default: `npm run bench:reads -- --help`), names and bounds. */
+import { databaseName } from '../../shared/db.ts';
+import { choices, int, parseSettings, text } from '../lib/settings.ts';
+
+// Settings
+
+export type ServerName = 'cached' | 'uncached' | 'hello' | 'hello-order';
+export const ALL_SERVERS: readonly ServerName[] = ['cached', 'uncached', 'hello', 'hello-order'];
+
+export const settings = parseSettings('reads', 'Cached order reads against uncached and hello-world, the warm-up of 100,000 orders, the cold-key stampede.', {
+  seconds: int('--seconds', 'BENCH_DURATION_S', 10, 1, 600, 'measured load per server, s (cut into --rounds turns)'),
+  rounds: int('--rounds', 'BENCH_ROUNDS', 4, 1, 20, 'turns the servers take (a burst of other work falls on all alike)'),
+  connections: int('--connections', 'BENCH_CONNECTIONS', 64, 1, 1024, 'load generator connections'),
+  warmup: int('--warmup', 'BENCH_WARMUP_S', 2, 0, 60, 'unmeasured load per server first, s'),
+  orders: int('--orders', 'BENCH_ORDERS', 100_000, 1_000, 1_000_000, 'active orders in the table (a quarter as many finished ones too)'),
+  hotOrders: int('--hot-orders', 'BENCH_HOT_ORDERS', 1_000, 1, 100_000, 'the hot set the GETs draw from'),
+  stampede: int('--stampede', 'BENCH_STAMPEDE', 1_000, 2, 5_000, 'concurrent readers of one cold key'),
+  warmupPage: int('--warmup-page', 'BENCH_WARMUP_PAGE', 5_000, 100, 50_000, "the cache warm-up's page size"),
+  servers: choices('--servers', 'BENCH_SERVERS', ALL_SERVERS, 'servers to run'),
+  // Its own variable: the intake bench's BENCH_MYSQL_URL must never make this bench drop that database.
+  mysqlUrl: text('--mysql-url', 'BENCH_READS_MYSQL_URL', 'mysql://root@127.0.0.1:3306/courier_bench_reads', 'the bench database (dropped, created and migrated; dropped at the end)'),
+  redisUrl: text('--redis-url', 'BENCH_REDIS_URL', 'redis://127.0.0.1:6379', 'Redis (the bench deletes its own keys)'),
+});
+export const CHANGED = settings.changed;
+export const DURATION_S = settings.values.seconds;
+export const CONNECTIONS = settings.values.connections;
+export const WARMUP_S = settings.values.warmup;
+/** Each server's DURATION_S is cut into this many slices, the servers taking turns (see below). */
+export const ROUNDS = settings.values.rounds;
+export const SLICE_S = DURATION_S / ROUNDS;
+export const ORDER_COUNT = settings.values.orders;
+export const HOT_ORDERS = Math.min(settings.values.hotOrders, ORDER_COUNT - 10);
+export const STAMPEDE = settings.values.stampede;
+export const WARMUP_PAGE = settings.values.warmupPage;
+export const SERVERS = settings.values.servers;
+export const REDIS_URL = settings.values.redisUrl;
+export const MYSQL_URL = settings.values.mysqlUrl;
+if (!/^courier_bench_reads/.test(databaseName(MYSQL_URL))) {
+  throw new Error(`--mysql-url must name a database starting with courier_bench_reads (it is dropped), got "${databaseName(MYSQL_URL)}"`);
+}
+export const CACHE_PREFIX = 'courier-bench-reads';
+export const QUEUE_PREFIX = '{courier-bench-reads}';
+export const MERCHANT = { id: '9001', name: 'Reads Bench Noodles', zone_id: 'bench-reads', lat: 31.2397, lng: 121.4998, address: '1 Bench Rd' };
+export const LOAD_SEED = 0x5eed;
+
+/** Bounds: nothing here waits for ever. */
+export const START_TIMEOUT_MS = 60_000;
+export const STOP_TIMEOUT_MS = 20_000;
+export const LOAD_DRAIN_BOUND_S = 15;
+export const HTTP_TIMEOUT_MS = 15_000;
+
+export const TARGET = { minCachedOverUncached: 3, minCachedOverHello: 0.7, maxWarmupS: 5, stampedeQueries: 1 } as const;
+
+/** What hello-order answers (one hot order's JSON as Courier serialises it) and the shared Redis's pid: set by main. */
+export const shared = { helloOrderBody: '', redisPid: null as number | null };
