@@ -2,9 +2,14 @@ import { randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JobProducer } from '../jobs/producer.ts';
 import { OrderCache } from '../shared/cache/order-cache.ts';
+import { loadConfig } from '../shared/config.ts';
 import type { Db } from '../shared/db.ts';
+import { createOrderWriter } from '../shared/orders/order-writer.ts';
 import type { OrderStatus } from '../shared/orders/status.ts';
+import { transitionOrder } from '../shared/orders/transition-orders.ts';
+import { writeOrders } from '../shared/orders/write-orders.ts';
 import { createQueue } from '../shared/queues/create-queue.ts';
 import { priceBatchJobId } from '../shared/queues/job-ids.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
@@ -455,6 +460,66 @@ describe('orders:reconcile', () => {
       expect(await notificationsQueue.getJob('notify-lost')).toMatchObject({
         data: { notifications: [{ orderId: notified, kind: 'customer.dispatched' }] },
       });
+    },
+    CLI_TIMEOUT,
+  );
+});
+
+describe('orders:show', () => {
+  it(
+    "prints one order's story: its row, its events with the batch jobs that made them, its notifications, and where those jobs stand",
+    async () => {
+      const { db } = main.database;
+      const config = loadConfig({ MYSQL_URL: main.database.mysqlUrl, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: main.queuePrefix, CACHE_PREFIX: main.cachePrefix });
+      const producer = new JobProducer(redis, { prefix: main.queuePrefix, timeoutMs: 2000 });
+      const writer = createOrderWriter(db, redis, config, {
+        enqueueNotifications: async (_jobId, notifications) => void (await producer.add('notify.batch', { notifications: [...notifications] })),
+      });
+      try {
+        const id = await seedOrder(db, 'CREATED', { ageMs: 0, priceJobId: 'price-story-1-a0' });
+        const priced = await transitionOrder(writer, { orderId: id, to: 'PRICED', reason: '4200 m, surge 1', patch: { fee_cents: 800, eta_seconds: 1500 } }, { actor: 'worker:price', jobId: 'price-story-1-a0', waitMs: 1000 });
+        expect(priced.kind).toBe('done');
+        const dispatched = await writeOrders(writer, {
+          orderIds: [id],
+          actor: 'worker:dispatch',
+          jobId: 'dispatch-test-zone-1',
+          waitMs: 1000,
+          plan: () => [{ orderId: id, to: 'DISPATCHED', reason: 'rider 7101', patch: { rider_id: '7101' } }],
+        });
+        const notifyJob = dispatched.notifications!.jobId;
+        expect(dispatched.notifications!.enqueued).toBe(true);
+
+        const run = await cli(['orders:show', id]);
+        expect(run.code, run.output).toBe(0);
+        expect(run.stdout).toMatch(new RegExp(`^order ${id}: DISPATCHED \\(version 3\\), merchant 1001, zone test-zone`, 'm'));
+        expect(run.stdout).toMatch(/rider 7101, fee 800 cents, ETA 1500 s, attempts 0/);
+        expect(run.stdout).toMatch(/v2 \S+ {2}CREATED -> PRICED {2}by worker:price: 4200 m, surge 1 {2}\[job price-story-1-a0\]/);
+        expect(run.stdout).toMatch(/v3 \S+ {2}PRICED -> DISPATCHED {2}by worker:dispatch: rider 7101 {2}\[job dispatch-test-zone-1\]/);
+        expect(run.stdout).toMatch(new RegExp(`customer\\.dispatched: PENDING, 0 calls {2}\\[job ${notifyJob}\\]`));
+        expect(run.stdout).toMatch(new RegExp(`${notifyJob}: waiting on notifications`));
+        expect(run.stdout).toMatch(/price-story-1-a0: gone/); // no such job was ever enqueued here
+
+        const json = await cli(['orders:show', id, '--json']);
+        expect(json.code, json.output).toBe(0);
+        const story = JSON.parse(json.stdout);
+        expect(story.events.map((event: { to: string }) => event.to)).toEqual(['PRICED', 'DISPATCHED']); // seeded: no intake event
+        expect(story.jobIds).toEqual(['price-story-1-a0', 'dispatch-test-zone-1', notifyJob]);
+        expect(story.jobs[notifyJob]).toBe('waiting on notifications');
+      } finally {
+        await producer.close();
+      }
+    },
+    CLI_TIMEOUT,
+  );
+
+  it(
+    'an unknown order exits 1 saying so; a malformed id is refused before anything is read',
+    async () => {
+      const [unknown, malformed] = await Promise.all([cli(['orders:show', '999999999999']), cli(['orders:show', '12ab'])]);
+      expect(unknown.code).toBe(1);
+      expect(unknown.output).toMatch(/orders:show: no order 999999999999/);
+      expect(malformed.code).not.toBe(0);
+      expect(malformed.output).toMatch(/"12ab" is not an order id/);
     },
     CLI_TIMEOUT,
   );

@@ -26,6 +26,7 @@ import {
 } from '../shared/orders/stuck-orders.ts';
 import { createProducerRedis, type Redis } from '../shared/redis.ts';
 import { withDeadline } from '../shared/with-deadline.ts';
+import { registerOrdersShow } from './cli/orders-show.ts';
 import { createOrderMaintenance, type OrderMaintenance } from './order-maintenance.ts';
 
 const program = new Command()
@@ -576,6 +577,8 @@ function positiveInt(value: string): number {
   if (!/^\d+$/.test(value) || parsed < 1 || parsed > 100_000) throw new InvalidArgumentError('must be an integer from 1 to 100000');
   return parsed;
 }
+
+registerOrdersShow(program, { cliLogger, openDb, openRedis });
 
 try {
   await program.parseAsync(process.argv);
