@@ -2,7 +2,7 @@ import type { JobsOptions } from 'bullmq';
 import { ProviderUnavailableError } from '../shared/errors/index.ts';
 import { MAX_WAIT_FOR_PROVIDER_MS, NOTIFICATION_JOB_OPTIONS, waitForProviderMs } from '../shared/notifications/retry-policy.ts';
 import { DEFAULT_JOB_OPTIONS } from '../shared/queues/create-queue.ts';
-import { dispatchJobId, maintenanceJobId, notificationBatchJobId, priceBatchJobId, warmUpJobId } from '../shared/queues/job-ids.ts';
+import { dispatchJobId, maintenanceJobId, notificationBatchJobId, priceJobId, warmUpJobId } from '../shared/queues/job-ids.ts';
 import type { QueueName } from '../shared/queues/queue-names.ts';
 import { dispatchBooking } from './book-dispatch.ts';
 import { compensateOrdersJob } from './compensate-orders.ts';
@@ -84,7 +84,7 @@ const slot = (at: number | undefined) => new Date(at ?? Date.now());
 export const JOB_TYPES: { readonly [N in JobName]: JobType<N, JobQueue<N>> } = {
   'orders.price': {
     queue: 'orders',
-    jobId: (payload) => priceBatchJobId(payload.orderIds, payload.attempt),
+    jobId: (payload) => priceJobId(payload),
     options: DEFAULT_JOB_OPTIONS,
     run: (payload, services, job) => priceOrdersJob(payload, pricing(services, job)),
     onFinalFailure: async (payload, error, services, job) => void (await recordPricingFailed(payload, error, pricing(services, job))),
@@ -114,7 +114,7 @@ export const JOB_TYPES: { readonly [N in JobName]: JobType<N, JobQueue<N>> } = {
   },
   'notify.batch': {
     queue: 'notifications',
-    jobId: (payload) => notificationBatchJobId(payload.notifications),
+    jobId: (payload) => notificationBatchJobId(payload.notifications, payload.batch),
     options: NOTIFICATION_JOB_OPTIONS,
     run: (payload, services, job) =>
       sendNotificationsJob(payload, { db: services.db, provider: services.provider, jobId: job.id, logger: job.logger, ...(job.signal ? { signal: job.signal } : {}) }),

@@ -2,6 +2,7 @@ import { UnrecoverableError } from 'bullmq';
 import { Type, type Static, type TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { NOTIFICATION_KINDS } from '../shared/notifications/kinds.ts';
+import { BATCH_NAME } from '../shared/queues/job-ids.ts';
 
 /** Why a cache warm-up runs: a web process started, a scheduler tick, an operator's command. */
 export const WARM_UP_REASONS = ['start', 'cron', 'cli'] as const;
@@ -18,18 +19,23 @@ const OrderId = Type.String({ pattern: '^[1-9][0-9]{0,18}$' });
 const Kind = Type.Enum(NOTIFICATION_KINDS);
 const Reason = <const R extends readonly string[]>(reasons: R) => Type.Enum(reasons);
 const strict = { additionalProperties: false } as const;
+/** A batch's own name, when its producer gives it one: the job id follows from it (`price-<batch>`, `notify-<batch>`). */
+const Batch = Type.Optional(Type.String({ pattern: BATCH_NAME.source }));
 
 /**
  * The one map of job names to payload schemas. A queue is a public interface: producers check a
  * payload before adding it, workers before running it, and both type against it.
  */
 export const PAYLOAD_SCHEMAS = {
-  /** Price a batch of CREATED orders. `attempt`: 0 from the intake, n for the n-th re-drive of its orders. */
-  'orders.price': Type.Object({ orderIds: Type.Array(OrderId, { minItems: 1, maxItems: MAX_BATCH }), attempt: Type.Integer({ minimum: 0, maximum: 1000 }) }, strict),
+  /** Price a batch of CREATED orders. `attempt`: 0 from the intake, n for the n-th re-drive of its orders; `batch`: its name, if its producer gave it one. */
+  'orders.price': Type.Object(
+    { orderIds: Type.Array(OrderId, { minItems: 1, maxItems: MAX_BATCH }), attempt: Type.Integer({ minimum: 0, maximum: 1000 }), batch: Batch },
+    strict,
+  ),
   /** Match a zone's PRICED orders to free riders, batch after batch. `window`: the dispatch window it was booked for (ms). */
   'dispatch.zone': Type.Object({ zoneId: Type.String({ minLength: 1, maxLength: 32 }), window: Type.Optional(Type.Integer({ minimum: 0 })) }, strict),
   /** Send a batch of notifications, each once. */
-  'notify.batch': Type.Object({ notifications: Type.Array(Type.Object({ orderId: OrderId, kind: Kind }, strict), { minItems: 1, maxItems: MAX_BATCH }) }, strict),
+  'notify.batch': Type.Object({ notifications: Type.Array(Type.Object({ orderId: OrderId, kind: Kind }, strict), { minItems: 1, maxItems: MAX_BATCH }), batch: Batch }, strict),
   /** Preload active orders, merchants and rider positions into Redis. `at`: the slot it was asked for (ms; default: when added). */
   'cache.warm-up': Type.Object({ reason: Reason(WARM_UP_REASONS), at: Type.Optional(Type.Integer({ minimum: 0 })) }, strict),
   /** Re-drive orders due in PRICING_FAILED / DISPATCH_FAILED, or escalate them. `at`: the tick's slot (ms). */

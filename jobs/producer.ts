@@ -51,11 +51,11 @@ export class JobProducer {
   }
 
   /**
-   * Puts a lost batch back under the id its rows carry (the reconciler): a finished job of that id
-   * is removed first, since an id only adds while no job holds it.
+   * Puts a lost batch back (the reconciler; the payload names the batch whose id its rows carry):
+   * a finished job of that id is removed first, since an id only adds while no job holds it.
    */
-  async putBack<N extends JobName>(name: N, payload: JobPayloads[N], jobId: string): Promise<void> {
-    this.checked(name, payload);
+  async putBack<N extends JobName>(name: N, payload: JobPayloads[N]): Promise<void> {
+    const jobId = this.checked(name, payload);
     const queue = this.queue(JOB_TYPES[name].queue);
     const [look] = await this.lookUp(JOB_TYPES[name].queue, [jobId]);
     if (look === 'live') return;

@@ -6,7 +6,7 @@ import type { LockedOrder } from '../shared/orders/apply-changes.ts';
 import { nextAttemptAt, type RetryPolicy } from '../shared/orders/retry-schedule.ts';
 import { transitionOrders } from '../shared/orders/transition-orders.ts';
 import type { OrderWriterDeps } from '../shared/orders/write-orders.ts';
-import { notificationBatchJobId, priceBatchJobId } from '../shared/queues/job-ids.ts';
+import { batchNameOf, notificationBatchJobId, priceBatchJobId } from '../shared/queues/job-ids.ts';
 import type { JobLook, JobProducer } from './producer.ts';
 import type { JobPayloads } from './payloads.ts';
 
@@ -160,7 +160,7 @@ async function reconcileCreated(deps: ReconcileDeps, dryRun: boolean): Promise<R
       if (look === 'live') result.live += orders.length;
       else if (look === 'missing') {
         result.enqueued += orders.length;
-        if (!dryRun) await deps.producer.putBack('orders.price', { orderIds: orders.map((order) => order.id), attempt: orders[0]!.attempts }, jobId);
+        if (!dryRun) await deps.producer.putBack('orders.price', { orderIds: orders.map((order) => order.id), attempt: orders[0]!.attempts, batch: batchNameOf(jobId, 'price') });
       } else {
         result.finished += orders.length;
         if (!dryRun) await recordGaveUp(deps, orders.map((order) => order.id), jobId);
@@ -175,7 +175,7 @@ async function reconcileCreated(deps: ReconcileDeps, dryRun: boolean): Promise<R
     if (dryRun) continue;
     const jobId = priceBatchJobId(payload.orderIds, payload.attempt);
     await deps.db('orders').whereIn('id', payload.orderIds).where({ status: 'CREATED' }).whereNull('price_job_id').update({ price_job_id: jobId });
-    await deps.producer.putBack('orders.price', payload, jobId);
+    await deps.producer.putBack('orders.price', payload);
   }
   return result;
 }
@@ -272,7 +272,7 @@ async function reconcileNotifications(deps: ReconcileDeps, dryRun: boolean): Pro
         .whereNull('job_id')
         .update({ job_id: id });
     }
-    await deps.producer.putBack('notify.batch', { notifications }, id);
+    await deps.producer.putBack('notify.batch', { notifications, ...(jobId === null ? {} : { batch: batchNameOf(jobId, 'notify') }) });
   };
   const named = [...groups].filter((entry): entry is [string, PendingRow[]] => entry[0] !== null);
   for (let start = 0; start < named.length; start += deps.batchSize) {

@@ -34,6 +34,10 @@ export interface Config {
   readonly intakeBatchWaitMs: number;
   /** Intake micro-batch: batches written at once. Default 4 */
   readonly intakeMaxInFlight: number;
+  /** Intake: the orders a web process commits within this long ride in one price batch job, in ms. Default 50 */
+  readonly priceBatchWaitMs: number;
+  /** Intake: orders one price batch job carries at most. Default 500 */
+  readonly priceBatchMax: number;
   /** Largest accepted request body, in bytes. Default 65536 */
   readonly bodyLimitBytes: number;
   /** Seconds a resolved API key stays cached in-process. Default 30 */
@@ -222,6 +226,8 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     intakeBatchMax: int(env, 'INTAKE_BATCH_MAX', 256, 1, 5000),
     intakeBatchWaitMs: int(env, 'INTAKE_BATCH_WAIT_MS', 2, 0, 1000),
     intakeMaxInFlight: int(env, 'INTAKE_MAX_IN_FLIGHT', 4, 1, 64),
+    priceBatchWaitMs: int(env, 'PRICE_BATCH_WAIT_MS', 50, 0, 10_000),
+    priceBatchMax: int(env, 'PRICE_BATCH_MAX', 500, 1, 5000),
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 65_536, 1024, 10_485_760),
     authCacheTtlSeconds: int(env, 'AUTH_CACHE_TTL_SECONDS', 30, 0, 3600),
     orderWorkerConcurrency: int(env, 'ORDER_WORKER_CONCURRENCY', 8, 1, 1000),

@@ -62,7 +62,9 @@ describe('pricing', () => {
     try {
       await events.waitUntilReady();
       const completed = new Promise<{ jobId: string; returnvalue: unknown }>((resolve) => events.on('completed', resolve));
-      const jobId = await web.runtime.producer.add('orders.price', { orderIds: [id], attempt: 0 });
+      const { price_job_id: carrier } = await web.database.db('orders').where({ id }).first();
+      const jobId = await web.runtime.producer.add('orders.price', { orderIds: [id], attempt: 0, batch: carrier.slice('price-'.length) });
+      expect(jobId).toBe(carrier);
       const event = await completed;
       expect(event.jobId).toBe(jobId);
       expect(event.returnvalue).toMatchObject({ priced: 0, movedOn: 1 });

@@ -79,7 +79,7 @@ describe('the reconciler', () => {
 
     const first = await maintenance.reconcile({ reason: 'cron' });
     expect(first.created).toEqual({ checked: 120, enqueued: 120, live: 0, finished: 0 });
-    expect((await orders.getJob('price-lost-120-a0'))?.data).toEqual({ orderIds: orphans, attempt: 0 });
+    expect((await orders.getJob('price-lost-120-a0'))?.data).toEqual({ orderIds: orphans, attempt: 0, batch: 'lost-120-a0' });
     expect(await orders.getJob('price-fresh-3-a0')).toBeUndefined();
     expect(await orders.getJobCountByTypes('waiting')).toBe(1);
 

@@ -54,7 +54,7 @@ export async function createWebRuntime(
   const intake = new OrderIntake({
     config,
     db: intakeDb,
-    enqueuePriceBatch: (batch) => producer.add('orders.price', { orderIds: [...batch.orderIds], attempt: batch.attempt }),
+    enqueuePriceBatch: (batch) => producer.add('orders.price', { orderIds: [...batch.orderIds], attempt: batch.attempt, batch: batch.batch }),
     ids: new IdGenerator(config.nodeId),
     merchants: new MerchantDirectory(db),
     logger,

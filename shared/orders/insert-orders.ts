@@ -1,7 +1,6 @@
 import type { Db } from '../db.ts';
 import type { CreateOrderBody } from './create-order-schema.ts';
 import { DbUnavailableError, coerceError, isConnectionError } from '../errors/index.ts';
-import { priceBatchJobId } from '../queues/job-ids.ts';
 import { withRawConnection } from '../raw-connection.ts';
 import { withDeadline, DeadlineExceeded } from '../with-deadline.ts';
 
@@ -59,8 +58,7 @@ export function newOrderRow(fields: {
 }
 
 export type InsertOutcome =
-  /** `priceJobId`: the price batch its row names (the whole batch's, or its own when it was written alone). */
-  | { readonly kind: 'created'; readonly id: string; readonly priceJobId: string }
+  | { readonly kind: 'created'; readonly id: string }
   | { readonly kind: 'existing'; readonly id: string; readonly requestHash: string }
   | { readonly kind: 'failed'; readonly error: Error };
 
@@ -71,31 +69,25 @@ export interface InsertOptions {
   readonly newId: (row: NewOrderRow) => string;
   /** Told of a write given up on at its deadline; it still settles (by rolling back) later. */
   readonly onAbandoned?: (settling: Promise<unknown>) => void;
+  /** The price batch job every row names (orders.price_job_id, and its CREATED event's job). */
+  readonly priceJobId: string;
 }
 
 const ER_DUP_ENTRY = 1062;
 
 /**
  * Commits a batch of new orders with one multi-row INSERT (plus one for their CREATED events) in
- * one transaction, every row naming the batch's price job (`priceBatchJobId`, the rows are the
+ * one transaction, every row naming the price batch job that will carry it (the rows are the
  * outbox the reconciler reads). If that fails on a row's data (a repeated Idempotency-Key, a
- * colliding id), each row is retried alone, as a price batch of its own, so one bad row never
- * fails its neighbours; a repeated key resolves to the order that holds it. If MySQL is
- * unreachable or too slow, every row fails with DbUnavailableError and the transaction is rolled
- * back: nothing is half-written.
+ * colliding id), each row is retried alone, so one bad row never fails its neighbours; a repeated
+ * key resolves to the order that holds it. If MySQL is unreachable or too slow, every row fails
+ * with DbUnavailableError and the transaction is rolled back: nothing is half-written.
  */
-export async function insertOrders(db: Db, rows: readonly NewOrderRow[], opts: InsertOptions): Promise<InsertOutcome[]> {
+export async function insertOrders(db: Db, batch: readonly NewOrderRow[], opts: InsertOptions): Promise<InsertOutcome[]> {
+  const rows = batch.map((row) => ({ ...row, price_job_id: opts.priceJobId }));
   try {
-    const priceJobId = priceBatchJobId(
-      rows.map((row) => row.id),
-      0,
-    );
-    await writeRows(
-      db,
-      rows.map((row) => ({ ...row, price_job_id: priceJobId })),
-      opts,
-    );
-    return rows.map((row) => ({ kind: 'created', id: row.id, priceJobId }));
+    await writeRows(db, rows, opts);
+    return rows.map((row) => ({ kind: 'created', id: row.id }));
   } catch (thrown) {
     const error = coerceError(thrown);
     if (isUnavailable(error)) throw new DbUnavailableError(error);
@@ -108,9 +100,8 @@ async function insertOne(db: Db, row: NewOrderRow, opts: InsertOptions): Promise
   // A handful of tries: a colliding id gets a new one; a key whose holder rolled back is free again.
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      const priceJobId = priceBatchJobId([row.id], 0);
-      await writeRows(db, [{ ...row, price_job_id: priceJobId }], opts);
-      return { kind: 'created', id: row.id, priceJobId };
+      await writeRows(db, [row], opts);
+      return { kind: 'created', id: row.id };
     } catch (thrown) {
       const error = coerceError(thrown);
       if (isUnavailable(error)) return { kind: 'failed', error: new DbUnavailableError(error) };

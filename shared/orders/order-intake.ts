@@ -9,6 +9,7 @@ import { MicroBatcher, type ItemOutcome } from '../micro-batcher.ts';
 import { DeadlineExceeded, withDeadline } from '../with-deadline.ts';
 import type { CreateOrderBody } from './create-order-schema.ts';
 import { insertOrders, newOrderRow, type InsertOutcome, type NewOrderRow } from './insert-orders.ts';
+import { PriceSlots, type PriceSlot } from './price-slots.ts';
 import { orderRequestHash } from './request-hash.ts';
 
 export interface AcceptedOrder {
@@ -21,12 +22,12 @@ export interface AcceptedOrder {
 export interface OrderIntakeDeps {
   readonly config: Pick<
     Config,
-    'shardCount' | 'dbTimeoutMs' | 'redisTimeoutMs' | 'intakeBatchMax' | 'intakeBatchWaitMs' | 'intakeMaxInFlight'
+    'shardCount' | 'dbTimeoutMs' | 'redisTimeoutMs' | 'intakeBatchMax' | 'intakeBatchWaitMs' | 'intakeMaxInFlight' | 'priceBatchWaitMs' | 'priceBatchMax'
   >;
   /** The intake's own pool, opened with multipleStatements. */
   readonly db: Db;
-  /** Puts a committed batch on the orders queue as one price job (its id follows from its content, so a repeat is a no-op). */
-  readonly enqueuePriceBatch: (batch: { readonly orderIds: readonly string[]; readonly attempt: 0 }) => Promise<unknown>;
+  /** Puts a price batch on the orders queue as one job (its id follows from its name, so a repeat is a no-op). */
+  readonly enqueuePriceBatch: (batch: { readonly orderIds: readonly string[]; readonly attempt: 0; readonly batch: string }) => Promise<unknown>;
   readonly ids: IdGenerator;
   readonly merchants: MerchantDirectory;
   readonly logger: Logger;
@@ -35,12 +36,14 @@ export interface OrderIntakeDeps {
 
 /**
  * The intake: turns a validated request into a committed CREATED order. Concurrent requests are
- * committed together in micro-batches; the answer is given only after the commit. A committed
- * batch is then enqueued as one price job; if Redis is away its orders stay CREATED in MySQL,
- * naming their job, which is the outbox the reconciler drains.
+ * committed together in micro-batches; the answer is given only after the commit. The micro-batches
+ * committed within PRICE_BATCH_WAIT_MS ride in one price job (PriceSlots), which every row names;
+ * if Redis is away its orders stay CREATED in MySQL, naming their job, which is the outbox the
+ * reconciler drains.
  */
 export class OrderIntake {
   private readonly batcher: MicroBatcher<NewOrderRow, InsertOutcome>;
+  private readonly slots: PriceSlots;
   private readonly enqueues = new Set<Promise<void>>();
   private readonly abandonedWrites = new Set<Promise<unknown>>();
 
@@ -48,6 +51,11 @@ export class OrderIntake {
 
   constructor(deps: OrderIntakeDeps) {
     this.deps = deps;
+    this.slots = new PriceSlots({
+      waitMs: deps.config.priceBatchWaitMs,
+      max: deps.config.priceBatchMax,
+      enqueue: (slot, orderIds) => this.enqueueInBackground(slot, orderIds),
+    });
     this.batcher = new MicroBatcher((rows) => this.commitBatch(rows), {
       maxSize: deps.config.intakeBatchMax,
       maxWaitMs: deps.config.intakeBatchWaitMs,
@@ -101,10 +109,11 @@ export class OrderIntake {
    * write abandoned at its deadline has rolled back (shutdown must not close the pool under them).
    */
   async idle(): Promise<void> {
-    await this.batcher.idle();
-    while (this.enqueues.size > 0 || this.abandonedWrites.size > 0) {
+    do {
+      await this.batcher.idle();
+      this.slots.closeOpen(); // enqueued as soon as its commits settle, which they have: the batcher is idle
       await Promise.all([...this.enqueues, ...this.abandonedWrites]);
-    }
+    } while (this.batcher.size > 0 || this.enqueues.size > 0 || this.abandonedWrites.size > 0);
   }
 
   private newId(merchantId: string): string {
@@ -114,34 +123,40 @@ export class OrderIntake {
   private async commitBatch(rows: NewOrderRow[]): Promise<ItemOutcome<InsertOutcome>[]> {
     const { db, config, metrics } = this.deps;
     const stopTimer = metrics.intakeBatchSeconds.startTimer();
-    const outcomes = await insertOrders(db, rows, {
-      timeoutMs: config.dbTimeoutMs,
-      newId: (row) => this.newId(row.merchant_id),
-      onAbandoned: (settling) => {
-        const tracked = settling.finally(() => this.abandonedWrites.delete(tracked));
-        this.abandonedWrites.add(tracked);
-      },
-    });
+    const slot = this.slots.join(rows.length);
+    let outcomes: InsertOutcome[];
+    try {
+      outcomes = await insertOrders(db, rows, {
+        timeoutMs: config.dbTimeoutMs,
+        priceJobId: slot.jobId,
+        newId: (row) => this.newId(row.merchant_id),
+        onAbandoned: (settling) => {
+          const tracked = settling.finally(() => this.abandonedWrites.delete(tracked));
+          this.abandonedWrites.add(tracked);
+        },
+      });
+    } catch (error) {
+      this.slots.settle(slot, []);
+      throw error;
+    }
     stopTimer();
     metrics.intakeBatchSize.observe(rows.length);
-    // One price job per batch its rows name: the whole batch, or (a row written alone) one order.
-    const batches = new Map<string, string[]>();
-    for (const outcome of outcomes) {
-      if (outcome.kind === 'created') batches.set(outcome.priceJobId, [...(batches.get(outcome.priceJobId) ?? []), outcome.id]);
-    }
-    for (const orderIds of batches.values()) this.enqueueInBackground(orderIds);
+    this.slots.settle(
+      slot,
+      outcomes.flatMap((o) => (o.kind === 'created' ? [o.id] : [])),
+    );
     return outcomes.map((o) => (o.kind === 'failed' ? { ok: false, error: o.error } : { ok: true, value: o }));
   }
 
-  private enqueueInBackground(orderIds: string[]): void {
+  private enqueueInBackground(slot: PriceSlot, orderIds: readonly string[]): void {
     const { logger, metrics } = this.deps;
     const task = this.deps
-      .enqueuePriceBatch({ orderIds, attempt: 0 })
+      .enqueuePriceBatch({ orderIds, attempt: 0, batch: slot.batch })
       .then(() => undefined)
       .catch((error: unknown) => {
         metrics.enqueueFailures.inc(orderIds.length);
         logger.warn(
-          { err: coerceError(error), count: orderIds.length },
+          { err: coerceError(error), count: orderIds.length, jobId: slot.jobId },
           'orders committed but not enqueued; they stay CREATED in MySQL for the reconciler',
         );
       })

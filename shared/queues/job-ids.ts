@@ -11,13 +11,30 @@ import type { OwedNotification } from '../notifications/kinds.ts';
  * architecture's `order:<id>` style is spelled with dashes.
  */
 
+/** A batch's own name (letters, digits, '-' and '_'), when its producer gives it one. */
+export const BATCH_NAME = /^[A-Za-z0-9_-]{1,80}$/;
+
 /**
- * A price batch: its first order, its size and its attempt (0 from the intake, n after the n-th
- * re-drive of its orders). An order is CREATED at one attempt once, so this names one batch.
+ * A price batch: `price-<batch>` when its producer named it (an intake slot: the orders one web
+ * process committed in a few ms, which every one of their rows names before it is written), else
+ * its first order, its size and its attempt (0 from the intake, n after the n-th re-drive of its
+ * orders; an order is CREATED at one attempt once, so this names one batch).
  */
+export function priceJobId(batch: { readonly orderIds: readonly string[]; readonly attempt: number; readonly batch?: string | undefined }): string {
+  if (batch.batch !== undefined) return `price-${batch.batch}`;
+  return priceBatchJobId(batch.orderIds, batch.attempt);
+}
+
 export function priceBatchJobId(orderIds: readonly string[], attempt: number): string {
   if (orderIds.length === 0) throw new RangeError('a price batch has at least one order');
   return `price-${orderIds[0]}-${orderIds.length}-a${attempt}`;
+}
+
+/** The batch name a job id of this family carries (what a reconciler puts back under the same id). */
+export function batchNameOf(jobId: string, family: 'price' | 'notify'): string {
+  const prefix = `${family}-`;
+  if (!jobId.startsWith(prefix) || !BATCH_NAME.test(jobId.slice(prefix.length))) throw new RangeError(`not a ${family} batch job id: "${jobId}"`);
+  return jobId.slice(prefix.length);
 }
 
 /**
@@ -32,7 +49,8 @@ export function dispatchJobId(zoneId: string, windowStartMs: number): string {
  * A notification batch: its first order, its size and a digest of what it carries (a dispatch
  * batch and a later cancel may start at the same order with as many notifications).
  */
-export function notificationBatchJobId(notifications: readonly OwedNotification[]): string {
+export function notificationBatchJobId(notifications: readonly OwedNotification[], batch?: string): string {
+  if (batch !== undefined) return `notify-${batch}`;
   if (notifications.length === 0) throw new RangeError('a notification batch has at least one notification');
   const digest = createHash('sha1');
   for (const { orderId, kind } of notifications) digest.update(`${orderId}:${kind};`);
