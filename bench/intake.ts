@@ -3,7 +3,7 @@
  *
  * In one run, and under the same load (autocannon, BENCH_CONNECTIONS connections, pipelining 1,
  * BENCH_DURATION_S seconds each after a BENCH_WARMUP_S warm-up), it benchmarks three servers, each
- * started as its own child process (`node --import tsx <file>`, plus a preload that stops it if
+ * started as its own child process (`node <file>`, plus a preload that stops it if
  * this bench dies: bench/lib/child-processes.ts) so the load generator never shares the server's
  * event loop:
  *

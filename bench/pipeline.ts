@@ -13,7 +13,7 @@
  *      and a Worker with an empty processor in this process (concurrency = ORDER_WORKER_CONCURRENCY,
  *      removeOnComplete): BENCH_NOOP_JOBS jobs added with addBulk (chunks of 1,000), then the time
  *      the worker takes to complete them.
- *   2. The fleet as separate processes, as the Procfile runs it (`node --import tsx <file>`, plus
+ *   2. The fleet as separate processes, as the Procfile runs it (`node <file>`, plus
  *      a preload that stops each one if this bench dies): the dev provider, web, worker, notifier.
  *   3. The load: autocannon at a fixed overall rate (BENCH_RATE) with a unique Idempotency-Key per
  *      request and the merchant cycling over the bench merchants, for BENCH_DURATION_S. Every
@@ -669,7 +669,7 @@ async function main(): Promise<number> {
     }
 
     // -- 2. the fleet
-    log('\n== 2. the fleet (one process each, node --import tsx <file>)');
+    log('\n== 2. the fleet (one process each, node <file>)');
     const starts: [FleetName, () => Promise<boolean>][] = [
       ['provider', () => httpOk(`${providerUrl}/control`)],
       ['web', () => httpOk(`${webUrl}/readyz`)],

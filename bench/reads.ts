@@ -37,7 +37,7 @@
  *        hello-order  the same server answering one hot order's JSON verbatim with Courier's
  *                     headers: the bytes of a cached read without its work (information only)
  *
- *      The web processes run as production does (`node --import tsx workers/web.ts`, plus the
+ *      The web processes run as production does (`node workers/web.ts`, plus the
  *      benches' preload that stops them if the bench dies) with Courier's defaults otherwise
  *      (L1_TTL_MS 1000, L1_MAX 10000, DB_POOL_MAX 10), LOG_LEVEL=warn, WARMUP_ON_START=false.
  *      Before the load, one pass of GETs over the hot set checks every answer (200, the right id,

@@ -5,6 +5,7 @@
  * provider runs beside them on that port, so notifications have somewhere to go.
  */
 import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import concurrently from 'concurrently';
 import { loadConfig } from '../shared/config.ts';
 
@@ -23,7 +24,7 @@ const localProvider = ['127.0.0.1', 'localhost', '[::1]'].includes(providerUrl.h
 if (localProvider) {
   processes.push({
     name: 'provider',
-    command: 'node --import tsx workers/dev-provider.ts',
+    command: 'node workers/dev-provider.ts',
     env: { NOTIFY_PROVIDER_PORT: providerUrl.port || '80' },
   });
 }
@@ -43,7 +44,8 @@ Ctrl-C stops them all.
 `);
 
 const { result } = concurrently(
-  processes.map((p) => ({ ...p, env: { ...p.env, LOG_FORMAT: process.env.LOG_FORMAT ?? 'pretty' } })),
+  // `node` in the Procfile lines is the Node running this (scripts/node: Node 24), not an older one on PATH.
+  processes.map((p) => ({ ...p, env: { ...p.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, LOG_FORMAT: process.env.LOG_FORMAT ?? 'pretty' } })),
   { prefix: 'name', prefixColors: ['cyan', 'magenta', 'yellow', 'green', 'blue'], killOthersOn: ['failure'], handleInput: false },
 );
 

@@ -55,8 +55,6 @@ export async function startOrderPipeline(
       filename,
       minThreads: 1,
       maxThreads: config.cpuThreads,
-      // The threads load TypeScript task files the way the process does.
-      execArgv: ['--import', 'tsx'],
     });
   const pricePool = threads(opts.priceTask ?? PRICE_TASK);
   const matchPool = threads(MATCH_TASK);

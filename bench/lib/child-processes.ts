@@ -1,6 +1,6 @@
 /**
  * The processes a bench starts (the servers under test, the fleet) and the bench's own exit:
- * each process runs as `node --import tsx --import bench/exit-with-parent-preload.ts <file>` in a
+ * each process runs as `node --import bench/exit-with-parent-preload.ts <file>` in a
  * process group of its own, is ready when it logs its ready line or a probe from outside says so,
  * stops with a SIGTERM (SIGKILL to its group after a bound), and none is left behind when the bench
  * exits, however it exits.
@@ -124,7 +124,7 @@ export function startBenchProcess<E extends object>(opts: StartOptions<BenchProc
     mkdirSync(dir, { recursive: true });
     nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${dir}`);
   }
-  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', '--import', PRELOAD, file], {
+  const child = spawn(process.execPath, [...nodeFlags, '--import', PRELOAD, file], {
     cwd: ROOT,
     env: { ...opts.env, BENCH_PARENT_PID: String(process.pid) }, // it stops itself if this process dies
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -14,11 +14,11 @@ export interface Child {
 }
 
 /**
- * Runs one of our TypeScript entrypoints as one real process, the way the Procfile does
- * (`node --import tsx`, not the tsx CLI, whose wrapper process would survive a SIGKILL of it).
+ * Runs one of our TypeScript entrypoints as one real process, the way the Procfile does: `node <file>`
+ * on the Node running the tests (Node 24 strips the types itself), with no wrapper process between.
  */
 export function runTsx(file: string, args: string[], env: Record<string, string>): Child {
-  const child = spawn(process.execPath, ['--import', 'tsx', file, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [file, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
   const listeners = new Set<() => void>();
   const onData = (chunk: Buffer) => {
