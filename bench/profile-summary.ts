@@ -4,7 +4,7 @@
  * Node's own modules (node:...), this repository's files, and V8's buckets (GC, idle, program),
  * then the functions with the most self time.
  *
- *   tsx bench/profile-summary.ts <file.cpuprofile | directory of them> [top functions, default 25]
+ *   scripts/node bench/profile-summary.ts <file.cpuprofile | directory of them> [top functions, default 25]
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -73,7 +73,7 @@ function summarise(file: string, top: number): void {
 const target = process.argv[2];
 const top = Number(process.argv[3] ?? 25);
 if (!target) {
-  console.error('usage: tsx bench/profile-summary.ts <file.cpuprofile | directory> [top functions]');
+  console.error('usage: scripts/node bench/profile-summary.ts <file.cpuprofile | directory> [top functions]');
   process.exit(2);
 }
 const files = statSync(target).isDirectory()

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Sets up whatever is missing for Courier on a Debian machine with Node 20, and nothing more:
-#   1. npm dependencies (installed when package-lock.json changed since the last install)
+# Sets up whatever is missing for Courier on a Debian machine, and nothing more:
+#   0. Node 24: the machine's node when it is 24.11 or newer, else Node 24 from the npm registry
+#      in .courier/node/ (the machine keeps its own node); .courier/bin/node is the one scripts/node runs
+#   1. npm dependencies (npm ci, when package.json, package-lock.json or the Node changed)
 #   2. MariaDB and Redis: installed with apt when missing, started when not running
 #      (directly, as a person would: there is no systemd here), for local URLs only
 #   3. the database, its migrations, and (unless --no-demo) the demo data and client key
@@ -15,7 +17,7 @@ DEMO_FLAG=""
 for arg in "$@"; do
   case "$arg" in
     --no-demo) DEMO_FLAG="--no-demo" ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -26,25 +28,66 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 MYSQL_URL=${MYSQL_URL:-mysql://root@127.0.0.1:3306/courier}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 
-# --- 1. dependencies --------------------------------------------------------------------------
-command -v node >/dev/null || die "Node.js 20 is required (apt-get install nodejs, or see nodejs.org)"
-# 20.18.1: what undici 7 (the notification provider's HTTP client) needs.
-node -e 'const [a, b, c] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && (b > 18 || (b === 18 && c >= 1))) ? 0 : 1)' \
-  || die "Node.js 20.18.1 or newer is required, found $(node --version)"
+# --- 0. Node 24 ------------------------------------------------------------------------------
+# Courier runs on Node 24, the LTS line: its own type stripping runs our TypeScript with no compile
+# step at start. A machine whose node is older (Debian's Node 20) gets the official Node 24 binary
+# as the npm registry ships it (package node-linux-<arch>, the one the `node` package installs),
+# unpacked into .courier/node/<version>: the machine's node stays as it is. 24.11 is the first
+# release of the 24 LTS line; any newer node is used as it is.
+NODE_VERSION=24.22.3
+NODE_FLOOR=24.11.0
+version_at_least() { [ "$(printf '%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; } # version floor
 
-lock_sum() { cat package.json package-lock.json | sha256sum | cut -d' ' -f1; }
-if [ ! -f node_modules/.courier-installed ] || [ "$(cat node_modules/.courier-installed)" != "$(lock_sum)" ]; then
-  # npm install, not npm ci: npm 11 writes lock files that its own ci then rejects for
-  # missing optional platform packages; install still follows the lock file's versions.
-  say "installing npm dependencies (npm install) ..."
-  npm install --no-audit --no-fund --loglevel=error
-  lock_sum > node_modules/.courier-installed
+SYSTEM_NODE=$(command -v node || true)
+case "$SYSTEM_NODE" in "$ROOT"/.courier/*) SYSTEM_NODE="" ;; esac # never our own link
+SYSTEM_NODE_VERSION=$([ -n "$SYSTEM_NODE" ] && "$SYSTEM_NODE" --version || echo none)
+mkdir -p .courier/bin
+if [ -n "$SYSTEM_NODE" ] && version_at_least "${SYSTEM_NODE_VERSION#v}" "$NODE_FLOOR"; then
+  ln -sfn "$SYSTEM_NODE" .courier/bin/node
+  say "Node $SYSTEM_NODE_VERSION (this machine's)"
+else
+  case "$(uname -m)" in
+    x86_64) NODE_ARCH=x64 ;;
+    aarch64 | arm64) NODE_ARCH=arm64 ;;
+    *) die "Node $NODE_FLOOR or newer is required, and set-up brings it only for Linux x64 and arm64" ;;
+  esac
+  NODE_DIR=.courier/node/$NODE_VERSION
+  if [ ! -x "$NODE_DIR/bin/node" ]; then
+    command -v npm >/dev/null || die "npm is needed to bring Node $NODE_VERSION (apt-get install nodejs npm)"
+    say "this machine's node is $SYSTEM_NODE_VERSION; Courier runs on Node 24 ($NODE_FLOOR or newer):"
+    say "bringing Node $NODE_VERSION from the npm registry (node-linux-$NODE_ARCH, ~50 MB) into $NODE_DIR ..."
+    mkdir -p .courier/node
+    fetch=$(mktemp -d .courier/node/.fetch.XXXXXX)
+    # npm pack checks the tarball against the registry's integrity hash; the rename makes it all or nothing.
+    npm pack --silent --pack-destination "$fetch" "node-linux-$NODE_ARCH@$NODE_VERSION" >/dev/null \
+      || { rm -rf "$fetch"; die "could not fetch node-linux-$NODE_ARCH@$NODE_VERSION from the npm registry"; }
+    tar -xzf "$fetch"/*.tgz -C "$fetch"
+    [ "$("$fetch/package/bin/node" --version)" = "v$NODE_VERSION" ] || { rm -rf "$fetch"; die "the fetched Node does not run here"; }
+    rm -rf "$NODE_DIR" && mv "$fetch/package" "$NODE_DIR" && rm -rf "$fetch"
+  fi
+  # Versions set-up brought before and no longer uses.
+  find .courier/node -mindepth 1 -maxdepth 1 ! -name "$NODE_VERSION" -exec rm -rf {} +
+  ln -sfn "../node/$NODE_VERSION/bin/node" .courier/bin/node
+  say "Node v$NODE_VERSION (in $NODE_DIR; this machine's node is $SYSTEM_NODE_VERSION)"
+fi
+NODE="$ROOT/.courier/bin/node"
+# npm itself, and the install scripts of the dependencies, run on the same Node.
+export PATH="$ROOT/.courier/bin:$PATH"
+
+# --- 1. dependencies --------------------------------------------------------------------------
+# npm ci: exactly the lock file, which it never rewrites (the clone stays clean). The marker holds
+# what was installed from: a new lock file, or another Node, installs again.
+install_sum() { { cat package.json package-lock.json; "$NODE" --version; } | sha256sum | cut -d' ' -f1; }
+if [ ! -f node_modules/.courier-installed ] || [ "$(cat node_modules/.courier-installed)" != "$(install_sum)" ]; then
+  say "installing npm dependencies (npm ci) ..."
+  npm ci --no-audit --no-fund --loglevel=error
+  install_sum > node_modules/.courier-installed
 else
   say "npm dependencies are installed"
 fi
 
 # --- 2. services ------------------------------------------------------------------------------
-url_part() { node -e 'const u = new URL(process.argv[1]); console.log(process.argv[2] === "port" ? (u.port || process.argv[3]) : u[process.argv[2]])' "$1" "$2" "${3:-}"; }
+url_part() { "$NODE" -e 'const u = new URL(process.argv[1]); console.log(process.argv[2] === "port" ? (u.port || process.argv[3]) : u[process.argv[2]])' "$1" "$2" "${3:-}"; }
 is_local() { case "$1" in 127.0.0.1|localhost|::1|\[::1\]) return 0 ;; *) return 1 ;; esac; }
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
@@ -114,4 +157,4 @@ else
 fi
 
 # --- 3. database, migrations, demo data ---------------------------------------------------------
-"$ROOT/node_modules/.bin/tsx" scripts/setup-db.ts $DEMO_FLAG
+"$NODE" scripts/setup-db.ts $DEMO_FLAG

@@ -1,15 +1,17 @@
 /**
- * `npm start`: runs every Procfile process in this one terminal with prefixed, readable logs.
+ * `npm start`: runs every Procfile process in this one terminal with prefixed, readable logs
+ * (scripts/run-processes.ts), until Ctrl-C, which stops them all with one line when they stop cleanly.
  * Production runs each Procfile line as its own process instead. When the notification provider
  * is on this machine (NOTIFY_PROVIDER_URL unset, or pointing at 127.0.0.1 / localhost), the dev
  * provider runs beside them on that port, so notifications have somewhere to go.
  */
 import { readFileSync } from 'node:fs';
-import concurrently from 'concurrently';
+import { dirname } from 'node:path';
 import { loadConfig } from '../shared/config.ts';
+import { runProcesses, type ProcfileProcess } from './run-processes.ts';
 
 const config = loadConfig(process.env);
-const processes: { name: string; command: string; env?: Record<string, string> }[] = readFileSync(
+const processes: ProcfileProcess[] = readFileSync(
   new URL('../Procfile', import.meta.url),
   'utf8',
 )
@@ -23,7 +25,7 @@ const localProvider = ['127.0.0.1', 'localhost', '[::1]'].includes(providerUrl.h
 if (localProvider) {
   processes.push({
     name: 'provider',
-    command: 'node --import tsx workers/dev-provider.ts',
+    command: 'node workers/dev-provider.ts',
     env: { NOTIFY_PROVIDER_PORT: providerUrl.port || '80' },
   });
 }
@@ -42,12 +44,7 @@ Courier is starting: ${processes.map((p) => p.name).join(', ')}
 Ctrl-C stops them all.
 `);
 
-const { result } = concurrently(
-  processes.map((p) => ({ ...p, env: { ...p.env, LOG_FORMAT: process.env.LOG_FORMAT ?? 'pretty' } })),
-  { prefix: 'name', prefixColors: ['cyan', 'magenta', 'yellow', 'green', 'blue'], killOthersOn: ['failure'], handleInput: false },
-);
-
-result.then(
-  () => process.exit(0),
-  () => process.exit(1),
-);
+// `node` in the Procfile lines is the Node running this (scripts/node: Node 24), not an older one on PATH.
+const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, LOG_FORMAT: process.env.LOG_FORMAT ?? 'pretty' };
+// Each process bounds its own drain at SHUTDOWN_TIMEOUT_MS; past that and a margin, it is killed.
+process.exitCode = await runProcesses(processes, { env, stopBoundMs: config.shutdownTimeoutMs + 5000 });

@@ -16,7 +16,7 @@ export function migrationFiles(): string[] {
 
 /**
  * Loads migrations with an import() of our own rather than knex's, so the TypeScript files load
- * under whatever runs us (tsx for the app, vitest for the tests).
+ * under whatever runs us (Node's type stripping for the app, vitest for the tests).
  */
 const migrationSource: Knex.MigrationSource<string> = {
   getMigrations: async () => migrationFiles(),

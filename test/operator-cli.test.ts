@@ -31,7 +31,7 @@ import { TEST_MERCHANT } from './support/test-web.ts';
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
-/** A CLI run is one `node --import tsx` process: a few seconds to start on a busy machine. */
+/** A CLI run is one `node workers/cli.ts` process: a few seconds to start on a busy machine. */
 const CLI_TIMEOUT = 180_000;
 
 interface Env {
@@ -93,7 +93,7 @@ afterAll(async () => {
   redis?.disconnect();
 });
 
-/** Runs `npm run cli -- <args>` (as the Procfile runs processes: node --import tsx) against an environment, to its exit. */
+/** Runs `npm run cli -- <args>` (as the Procfile runs processes: node <file>) against an environment, to its exit. */
 async function cli(args: string[], opts: { env?: Env; vars?: Record<string, string> } = {}): Promise<CliRun> {
   const env = opts.env ?? main;
   const child = runTsx('workers/cli.ts', args, {

@@ -45,7 +45,7 @@ export function createWorkerServices(config: Config, logger: Logger, opts: { pri
   const pool = (filename: string) => {
     let threads = pools.get(filename);
     if (!threads) {
-      threads = new Piscina({ filename, minThreads: 1, maxThreads: config.cpuThreads, execArgv: ['--import', 'tsx'] });
+      threads = new Piscina({ filename, minThreads: 1, maxThreads: config.cpuThreads });
       // A thread that dies outside a task would otherwise be an unhandled 'error' event.
       threads.on('error', (error: unknown) => logger.error({ err: coerceError(error) }, 'piscina thread failed'));
       pools.set(filename, threads);

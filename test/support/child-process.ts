@@ -13,8 +13,8 @@ export interface Child {
 }
 
 /**
- * Runs one of our TypeScript entrypoints as one real process, the way the Procfile does (node with
- * the loader as an import, not the tsx CLI, whose wrapper process would survive a SIGKILL of it).
+ * Runs one of our TypeScript entrypoints as one real process, the way the Procfile does: `node <file>`
+ * on the Node running the tests (Node 24 strips the types itself), with no wrapper process between.
  * The same helper as the benches' (bench/lib/process/line-process.ts).
  */
 export function runTsx(file: string, args: string[], env: Record<string, string>): Child {

@@ -14,12 +14,9 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.
 export type Exit = { code: number | null; signal: NodeJS.Signals | null };
 export type Stream = 'out' | 'err';
 
-/**
- * The node arguments that run one of our TypeScript files (the loader is named here only: moving
- * to a Node that strips types itself is this one line).
- */
+/** The node arguments that run one of our TypeScript files: Node 24 strips the types itself. */
 export function nodeArgsFor(file: string, args: readonly string[] = []): string[] {
-  return ['--import', 'tsx', file, ...args];
+  return [file, ...args];
 }
 
 export interface LineProcess {
