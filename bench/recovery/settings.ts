@@ -4,7 +4,7 @@ import { choices, int, ints, parseSettings, text } from '../lib/settings.ts';
 
 export const settings = parseSettings('recovery', 'Part 1: 100,000 failed or orphaned orders re-driven by a worker process; part 2: a FLUSHALL under load.', {
   orders: int('--orders', 'BENCH_RECOVERY_ORDERS', 100_000, 10, 1_000_000, 'part 1: orders seeded in failed or orphaned states'),
-  baselineOrders: int('--baseline-orders', 'BENCH_BASELINE_ORDERS', 3000, 0, 100_000, 'part 1: orders per baseline run (one at a time); 0 = none'),
+  baselineOrders: int('--baseline-orders', 'BENCH_BASELINE_ORDERS', 3000, 0, 100_000, 'part 1: orders per baseline run (one order per write, one job per order); 0 = none'),
   baselineConcurrency: ints('--baseline-concurrency', 'BENCH_BASELINE_CONCURRENCY', [1, 32], 1, 256, 'part 1: orders in flight in each baseline run'),
   flushOrders: int('--flush-orders', 'BENCH_FLUSH_ORDERS', 3000, 100, 100_000, 'part 2: orders posted around the FLUSHALL'),
   flushRate: int('--flush-rate', 'BENCH_FLUSH_RATE', 0, 0, 5000, 'part 2: their rate, orders/s (0 = half the capacity measured by the calibration)'),
@@ -61,4 +61,3 @@ export function withDatabase(mysqlUrl: string, name: string): string {
   url.pathname = `/${name}`;
   return url.toString();
 }
-
