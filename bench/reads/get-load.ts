@@ -1,11 +1,11 @@
-/** The read load (autocannon GETs of ids drawn from the hot set, stopped cleanly) and the CPU it costs per process. */
+/** The read load (autocannon GETs of ids drawn from the hot set, stopped cleanly), the Redis server's pid and how busy the machine is. */
 import { performance } from 'node:perf_hooks';
 import autocannon, { type Client, type RequestParams, type Result } from 'autocannon';
 import { Redis } from 'ioredis';
 import { stopCleanlyAfter } from '../lib/clean-stop.ts';
 import { prng } from '../lib/prng.ts';
-import { childPids, pidsNamed, readMachineCpuMs, readProcCpuMs, sumCpuMs } from '../lib/proc-stats.ts';
-import { CONNECTIONS, LOAD_DRAIN_BOUND_S, shared } from './settings.ts';
+import { readMachineCpuMs, readProcCpuMs } from '../lib/proc-stats.ts';
+import { CONNECTIONS, LOAD_DRAIN_BOUND_S } from './settings.ts';
 
 // The read load: GET /v1/orders/<id>, ids drawn from the hot set
 
@@ -88,36 +88,11 @@ export function runGetLoad(opts: {
   });
 }
 
-/** The q-quantile of ascending values (nearest rank). */
-export function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Where the CPU goes (Linux /proc, read only: bench/proc-stats.ts)
-
-/** machine: all cores, every process (the machine is shared: what the others leave is someone else's). */
-export type CpuGroup = 'server' | 'loadGenerator' | 'mariadb' | 'redis' | 'machine';
-export const CPU_GROUPS: readonly CpuGroup[] = ['server', 'loadGenerator', 'mariadb', 'redis', 'machine'];
-
 /** The pid of the Redis the bench uses (INFO server), when it runs on this machine; null otherwise. */
 export async function redisServerPid(redis: Redis): Promise<number | null> {
   const match = /^process_id:(\d+)/m.exec(await redis.info('server'));
   const pid = match?.[1] === undefined ? null : Number(match[1]);
   return pid !== null && readProcCpuMs(pid) !== null ? pid : null;
-}
-
-
-export function cpuSnapshot(serverPid: number): Record<CpuGroup, number | null> {
-  const own = process.cpuUsage();
-  return {
-    server: sumCpuMs([serverPid, ...childPids(serverPid)]),
-    loadGenerator: (own.user + own.system) / 1000,
-    mariadb: sumCpuMs(pidsNamed(['mariadbd', 'mysqld'])),
-    redis: shared.redisPid === null ? null : readProcCpuMs(shared.redisPid),
-    machine: readMachineCpuMs()?.busyMs ?? null,
-  };
 }
 
 /** How busy the whole machine is over the next `ms`, in % of one core (all cores: up to 100 x cores). */
@@ -127,15 +102,3 @@ export async function machineBusyPercent(ms: number): Promise<number | null> {
   const after = readMachineCpuMs();
   return before && after ? ((after.busyMs - before.busyMs) / ms) * 100 : null;
 }
-
-export function cpuDeltaMs(before: Record<CpuGroup, number | null>, after: Record<CpuGroup, number | null>): Record<CpuGroup, number | null> {
-  const out = {} as Record<CpuGroup, number | null>;
-  for (const group of CPU_GROUPS) {
-    const a = before[group];
-    const b = after[group];
-    out[group] = a === null || b === null ? null : b - a;
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------

@@ -13,12 +13,23 @@ import { fleetCommands } from '../lib/fleet/procfile.ts';
 import { freePort } from '../lib/process/free-port.ts';
 import { nodeArgsFor } from '../lib/process/line-process.ts';
 import { fmt, log, progress } from '../lib/log.ts';
-import { runGetLoad, quantile, type CpuGroup, CPU_GROUPS, cpuSnapshot, cpuDeltaMs } from './get-load.ts';
+import { BENCH_GROUP, cpuSnapshot, cpuWindow, mariadbPids, withChildren, type CpuGroups } from '../lib/cpu.ts';
+import { summarize } from '../lib/stats.ts';
+import { runGetLoad } from './get-load.ts';
 import type { Seeded } from './seed.ts';
 import { type ServerName, ALL_SERVERS, ROUNDS, SLICE_S, REDIS_URL, MYSQL_URL, CACHE_PREFIX, QUEUE_PREFIX, LOAD_SEED, START_TIMEOUT_MS, STOP_TIMEOUT_MS, shared } from './settings.ts';
 import { type InProcessStampede, type HttpStampede, httpGet, type Reads, scrapeReads, readsBetween } from './stampede.ts';
 
 // Phase 3: the servers, loaded in turn
+
+/** Where the CPU goes (bench/lib/cpu.ts); machine: all cores, every process (it is shared: what the others leave is someone else's). */
+export type CpuGroup = 'server' | 'loadGenerator' | 'mariadb' | 'redis' | 'machine';
+export const CPU_GROUPS: readonly CpuGroup[] = ['server', 'loadGenerator', 'mariadb', 'redis', 'machine'];
+
+/** The server under load (with its children), MariaDB, and the bench's Redis when it runs here. */
+function cpuGroupsOf(serverPid: number): CpuGroups {
+  return { server: withChildren(serverPid), mariadb: mariadbPids, redis: () => (shared.redisPid === null ? [] : [shared.redisPid]) };
+}
 
 export const SERVER_FILES: Record<ServerName, string> = {
   cached: 'workers/web.ts',
@@ -221,7 +232,8 @@ export async function runSlice(under: ServerUnderTest, ctx: { apiKey: string; ho
   const { name, proc } = under;
   const web = isWeb(name);
   const readsBefore = web ? await scrapeReads(proc.url) : null;
-  const cpuBefore = cpuSnapshot(proc.pid);
+  const cpuGroups = cpuGroupsOf(proc.pid);
+  const cpuBefore = cpuSnapshot(cpuGroups);
   const cpuFrom = performance.now();
   const run = await runGetLoad({
     url: proc.url,
@@ -233,7 +245,14 @@ export async function runSlice(under: ServerUnderTest, ctx: { apiKey: string; ho
     latencies: under.latencies,
     ...(SLICE_S >= 5 ? { progressLabel: `round ${round + 1}/${ROUNDS} ${name}` } : {}),
   });
-  const cpuDelta = cpuDeltaMs(cpuBefore, cpuSnapshot(proc.pid));
+  const window = cpuWindow(cpuBefore, cpuSnapshot(cpuGroups));
+  const cpuDelta: Record<CpuGroup, number | null> = {
+    server: window.ms.server ?? null,
+    loadGenerator: window.ms[BENCH_GROUP] ?? null,
+    mariadb: window.ms.mariadb ?? null,
+    redis: window.ms.redis ?? null,
+    machine: window.machineBusyMs,
+  };
   // autocannon reports up to a second after the last response: that tail is in both the CPU and
   // the time it is divided by.
   under.cpuWallS += (performance.now() - cpuFrom) / 1000;
@@ -277,9 +296,7 @@ export async function runSlice(under: ServerUnderTest, ctx: { apiKey: string; ho
 }
 
 export function figuresOf(under: ServerUnderTest): ServerFigures {
-  const sorted = Float64Array.from(under.latencies).sort();
-  const values = Array.from(sorted);
-  const average = values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+  const latency = summarize(under.latencies);
   const cpu = {} as Record<CpuGroup, number | null>;
   for (const group of CPU_GROUPS) {
     const ms = under.cpuMs[group];
@@ -295,7 +312,7 @@ export function figuresOf(under: ServerUnderTest): ServerFigures {
     dbPoolMax: under.config?.dbPoolMax ?? null,
     reqPerSec: under.responses / under.windowS,
     slices: under.slices,
-    latencyMs: { p50: quantile(values, 0.5), p90: quantile(values, 0.9), p99: quantile(values, 0.99), max: values[values.length - 1] ?? Number.NaN, average },
+    latencyMs: { p50: latency.p50, p90: latency.p90, p99: latency.p99, max: latency.max, average: latency.n ? latency.mean : 0 },
     responses: under.responses,
     status200: under.status200,
     non2xx: under.non2xx,

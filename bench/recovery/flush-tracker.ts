@@ -1,28 +1,47 @@
-/** Part 2's tracker: from the FLUSHALL on, every 250 ms, where the orders accepted before it are. */
+/** Part 2's tracker: from the FLUSHALL on, every 250 ms, where the orders accepted before it are, and whether the batches their rows name are live. */
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { JobProducer } from '../../jobs/producer.ts';
 import type { Db } from '../../shared/db.ts';
-import { notificationJobId, priceJobId } from '../../shared/queues/payloads.ts';
 import { fmt, log, progress } from '../lib/log.ts';
-import { seconds, liveJobIds } from './helpers.ts';
-
-// Part 2: recovery after a FLUSHALL under load
-
+import { seconds, liveBatches, liveJobIds } from './helpers.ts';
 
 export const DONE_STATUSES = ['DISPATCHED', 'PICKED_UP', 'DELIVERED', 'CANCELLED'];
+
+/** Orders not done, from status counts. */
+export const openOf = (counts: Record<string, number>) => Object.entries(counts).filter(([k]) => !DONE_STATUSES.includes(k)).reduce((a, [, n]) => a + n, 0);
 
 export interface FlushSample {
   readonly t: number;
   /** Orders accepted before the flush and not done yet. */
   readonly open: number;
-  /** ...of which neither in a queue nor owed to compensation (in a failure state with a next attempt). */
+  /**
+   * ...of which neither carried by a live job (a CREATED order: the price batch its row names; a
+   * PRICED one: its zone's dispatch run) nor owed to compensation (in a failure state with a next attempt).
+   */
   readonly uncovered: number;
   readonly owedToCompensation: number;
-  /** Their notifications owed (PENDING ledger rows) and, of those, not on the notifications queue. */
+  /** Their notifications owed (PENDING ledger rows) and, of those, whose named batch is not live on the notifications queue. */
   readonly pendingNotifications: number;
   readonly uncoveredNotifications: number;
+  /** Distinct batches those rows name: price batches, notification batches (one lookup each per sample). */
+  readonly priceBatches: number;
+  readonly notificationBatches: number;
+}
+
+export interface FlushTrackerDeps {
+  readonly db: Db;
+  readonly redis: Redis;
+  /** Looks up the batches the rows name (one HMGET per batch). */
+  readonly producer: Pick<JobProducer, 'lookUp'>;
+  /** Dispatch runs are named by zone and window, not by rows: their live ids are listed. */
+  readonly dispatchQueue: Queue;
+  readonly zones: readonly string[];
+  readonly mainStart: string;
+  readonly flushAt: string;
+  readonly flushPerf: number;
 }
 
 /**
@@ -36,30 +55,9 @@ export class FlushTracker {
   private stopped = false;
   private loop: Promise<void> | undefined;
 
-  private readonly deps: {
-      db: Db;
-      redis: Redis;
-      ordersQueue: Queue;
-      dispatchQueue: Queue;
-      notificationsQueue: Queue;
-      zones: readonly string[];
-      mainStart: string;
-      flushAt: string;
-      flushPerf: number;
-    };
+  private readonly deps: FlushTrackerDeps;
 
-  constructor(
-    deps: {
-      db: Db;
-      redis: Redis;
-      ordersQueue: Queue;
-      dispatchQueue: Queue;
-      notificationsQueue: Queue;
-      zones: readonly string[];
-      mainStart: string;
-      flushAt: string;
-      flushPerf: number;
-    }) {
+  constructor(deps: FlushTrackerDeps) {
     this.deps = deps;
   }
 
@@ -97,8 +95,9 @@ export class FlushTracker {
           const force = t - lastForced >= 2;
           if (force) lastForced = t;
           progress(
-            `  [flush +${fmt(t, 2)} s] accepted before the flush: ${fmt(sample.open)} not done, ${fmt(sample.uncovered)} neither queued nor owed to compensation` +
-              ` (${fmt(sample.owedToCompensation)} owed to it); notifications owed at the flush: ${fmt(sample.pendingNotifications)} pending, ${fmt(sample.uncoveredNotifications)} not queued`,
+            `  [flush +${fmt(t, 2)} s] accepted before the flush: ${fmt(sample.open)} not done, ${fmt(sample.uncovered)} neither carried by a live job nor owed to compensation` +
+              ` (${fmt(sample.owedToCompensation)} owed to it; ${fmt(sample.priceBatches)} price batches named); notifications owed at the flush: ${fmt(sample.pendingNotifications)} pending,` +
+              ` ${fmt(sample.uncoveredNotifications)} whose batch is not live (${fmt(sample.notificationBatches)} batches named)`,
             force,
           );
           if (this.preFlushNotifiedS !== null) break;
@@ -112,30 +111,32 @@ export class FlushTracker {
   }
 
   async take(): Promise<FlushSample> {
-    const { db, redis, mainStart, flushAt } = this.deps;
+    const { db, redis, producer, mainStart, flushAt } = this.deps;
     const t = +seconds(this.deps.flushPerf).toFixed(3);
-    const [rows, pending, ordersLive, dispatchLive, notificationsLive] = await Promise.all([
+    const [rows, pending, dispatchLive] = await Promise.all([
       db('orders')
-        .select('id', 'status', 'attempts', 'zone_id', 'next_attempt_at')
+        .select('id', 'status', 'zone_id', 'next_attempt_at', 'price_job_id')
         .where('created_at', '>=', db.raw('?', [mainStart]))
         .where('created_at', '<', db.raw('?', [flushAt]))
-        .whereNotIn('status', DONE_STATUSES) as Promise<{ id: string; status: string; attempts: number; zone_id: string; next_attempt_at: Date | null }[]>,
+        .whereNotIn('status', DONE_STATUSES) as Promise<{ id: string; status: string; zone_id: string; next_attempt_at: Date | null; price_job_id: string | null }[]>,
       db('notifications as n')
         .join('orders as o', 'o.id', 'n.order_id')
-        .select('n.order_id', 'n.kind')
+        .select('n.job_id')
         .where('n.status', 'PENDING')
         .where('n.created_at', '<', db.raw('?', [flushAt]))
-        .where('o.created_at', '>=', db.raw('?', [mainStart])) as Promise<{ order_id: string; kind: string }[]>,
-      liveJobIds(redis, this.deps.ordersQueue),
+        .where('o.created_at', '>=', db.raw('?', [mainStart])) as Promise<{ job_id: string | null }[]>,
       liveJobIds(redis, this.deps.dispatchQueue),
-      liveJobIds(redis, this.deps.notificationsQueue),
     ]);
+    const created = rows.filter((row) => row.status === 'CREATED');
+    const priceIds = new Set(created.map((row) => row.price_job_id).filter((id): id is string => id !== null));
+    const notifyIds = new Set(pending.map((row) => row.job_id).filter((id): id is string => id !== null));
+    const [livePrice, liveNotify] = await Promise.all([liveBatches(producer, 'orders', priceIds), liveBatches(producer, 'notifications', notifyIds)]);
     const zonesWithRun = new Set(this.deps.zones.filter((zone) => [...dispatchLive].some((id) => id.startsWith(`dispatch-${zone}-`))));
     let uncovered = 0;
     let owed = 0;
     for (const row of rows) {
       if (row.status === 'CREATED') {
-        if (!ordersLive.has(priceJobId(String(row.id), Number(row.attempts)))) uncovered += 1;
+        if (row.price_job_id === null || !livePrice.has(row.price_job_id)) uncovered += 1;
       } else if (row.status === 'PRICED') {
         if (!zonesWithRun.has(String(row.zone_id))) uncovered += 1;
       } else if ((row.status === 'PRICING_FAILED' || row.status === 'DISPATCH_FAILED') && row.next_attempt_at !== null) {
@@ -144,10 +145,17 @@ export class FlushTracker {
         uncovered += 1;
       }
     }
-    const uncoveredNotifications = pending.filter(
-      (n) => !notificationsLive.has(notificationJobId(String(n.order_id), n.kind as 'customer.dispatched')),
-    ).length;
-    return { t, open: rows.length, uncovered, owedToCompensation: owed, pendingNotifications: pending.length, uncoveredNotifications };
+    const uncoveredNotifications = pending.filter((n) => n.job_id === null || !liveNotify.has(n.job_id)).length;
+    return {
+      t,
+      open: rows.length,
+      uncovered,
+      owedToCompensation: owed,
+      pendingNotifications: pending.length,
+      uncoveredNotifications,
+      priceBatches: priceIds.size,
+      notificationBatches: notifyIds.size,
+    };
   }
 
   async stop(): Promise<void> {

@@ -1,35 +1,17 @@
-/** Small helpers of the recovery bench: time, summaries, MySQL's clock, status counts, a bounded fan-out, queue handles and live job ids. */
+/** Small helpers of the recovery bench: time, a summary's line, MySQL's clock, status counts, a bounded fan-out, the producer and its queues, and which batch jobs are live. */
 import { performance } from 'node:perf_hooks';
-import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { JobProducer } from '../../jobs/producer.ts';
 import type { Db } from '../../shared/db.ts';
 import { QUEUE_NAMES, type QueueName } from '../../shared/queues/queue-names.ts';
 import { fmt } from '../lib/log.ts';
-
-// Small helpers
+import type { Summary } from '../lib/stats.ts';
 
 export const seconds = (fromPerf: number, toPerf = performance.now()) => (toPerf - fromPerf) / 1000;
 
-export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
-
-export function stats(values: readonly number[]) {
-  const sorted = [...values].sort((a, b) => a - b);
-  return {
-    n: sorted.length,
-    p50: percentile(sorted, 50),
-    p95: percentile(sorted, 95),
-    p99: percentile(sorted, 99),
-    max: sorted.at(-1) ?? NaN,
-    mean: sorted.length ? sorted.reduce((a, b) => a + b, 0) / sorted.length : NaN,
-  };
-}
-export type Stats = ReturnType<typeof stats>;
-export const fmtStats = (s: Stats, unit = 'ms') =>
+export const fmtSummary = (s: Summary, unit = 'ms') =>
   s.n === 0 ? 'none' : `n ${fmt(s.n)}: p50 ${fmt(s.p50)} ${unit}, p95 ${fmt(s.p95)}, p99 ${fmt(s.p99)}, max ${fmt(s.max)} ${unit}`;
-
 
 export async function mysqlNow(db: Db): Promise<string> {
   return ((await db.raw("SELECT DATE_FORMAT(NOW(3), '%Y-%m-%d %H:%i:%s.%f') AS t")) as [{ t: string }[]])[0][0]!.t;
@@ -40,6 +22,12 @@ export async function statusCounts(db: Db, where?: (q: ReturnType<Db>) => void):
   where?.(query);
   const rows = (await query) as { status: string; n: number | string }[];
   return Object.fromEntries(rows.map((row) => [row.status, Number(row.n)]));
+}
+
+/** PENDING notification ledger rows, all of them. */
+export async function pendingNotifications(db: Db): Promise<number> {
+  const rows = (await db('notifications').count({ n: '*' }).where('status', 'PENDING')) as { n: number | string }[];
+  return Number(rows[0]?.n ?? 0);
 }
 
 /** Runs fn over items with at most `concurrency` in flight. */
@@ -55,10 +43,17 @@ export async function eachLimited<T>(items: readonly T[], concurrency: number, f
   );
 }
 
-/** The bench's handles on Courier's queues under one prefix (counts and job lookups; the fleet runs the jobs). */
-export function benchQueues(redis: Redis, prefix: string) {
-  const queue = (name: QueueName) => new Queue(name, { connection: redis, prefix });
-  return { orders: queue(QUEUE_NAMES.orders), dispatch: queue(QUEUE_NAMES.dispatch), notifications: queue(QUEUE_NAMES.notifications), maintenance: queue(QUEUE_NAMES.maintenance) };
+export type BenchQueues = Record<QueueName, Queue>;
+
+/**
+ * The bench's producer on Courier's queues under one prefix (the one producer the fleet uses:
+ * maintenance jobs added through it, batch jobs looked up through it) and its queue handles
+ * (counts, states; the fleet runs the jobs). Closing the producer closes the queues.
+ */
+export function benchProducer(redis: Redis, prefix: string): { producer: JobProducer; queues: BenchQueues } {
+  const producer = new JobProducer(redis, { prefix, timeoutMs: 5000 });
+  const queues = Object.fromEntries(Object.values(QUEUE_NAMES).map((name) => [name, producer.queue(name)])) as BenchQueues;
+  return { producer, queues };
 }
 
 /** Job ids on a queue that are still to run: waiting, prioritized, delayed or active. */
@@ -72,5 +67,40 @@ export async function liveJobIds(redis: Redis, queue: Queue): Promise<Set<string
   return new Set([...wait, ...active, ...delayed, ...prioritized]);
 }
 
+/** Job lookups per round trip. */
+const LOOKUP_PAGE = 1000;
 
-// ---------------------------------------------------------------------------------------------
+/**
+ * Of the batch job ids that rows name (orders.price_job_id, notifications.job_id; null: none), the
+ * ones whose job is still to run: one lookup per batch, not per row (JobProducer.lookUp, pipelined
+ * by the page), as the reconciler looks them up.
+ */
+export async function liveBatches(producer: Pick<JobProducer, 'lookUp'>, queue: QueueName, jobIds: Iterable<string | null>): Promise<Set<string>> {
+  const ids = [...new Set([...jobIds].filter((id): id is string => id !== null))];
+  const live = new Set<string>();
+  for (let start = 0; start < ids.length; start += LOOKUP_PAGE) {
+    const page = ids.slice(start, start + LOOKUP_PAGE);
+    const looks = await producer.lookUp(queue, page);
+    page.forEach((id, i) => {
+      if (looks[i] === 'live') live.add(id);
+    });
+  }
+  return live;
+}
+
+/** The payloads of jobs (one HGET each, pipelined by the page); null for a job that is gone. */
+export async function jobPayloads(redis: Redis, queue: Queue, jobIds: readonly string[]): Promise<Map<string, unknown>> {
+  const payloads = new Map<string, unknown>();
+  for (let start = 0; start < jobIds.length; start += LOOKUP_PAGE) {
+    const page = jobIds.slice(start, start + LOOKUP_PAGE);
+    const pipeline = redis.pipeline();
+    for (const id of page) pipeline.hget(queue.toKey(id), 'data');
+    const results = (await pipeline.exec()) ?? [];
+    page.forEach((id, i) => {
+      const [error, data] = results[i] ?? [null, null];
+      if (error) throw error;
+      payloads.set(id, typeof data === 'string' ? (JSON.parse(data) as unknown) : null);
+    });
+  }
+  return payloads;
+}

@@ -1,7 +1,8 @@
 /**
  * Part 1: --orders orders in failed or orphaned states re-driven by a real worker process (one
- * orders.compensate and one orders.reconcile job), the orders and dispatch queues paused; done when
- * the exact check passes. Target at most 60 s.
+ * orders.compensate and one orders.reconcile job, added through the producer), the orders and
+ * dispatch queues paused; done when the exact check passes (every order in its next state, the
+ * batch its rows name live and carrying it). Target at most 60 s.
  */
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -10,22 +11,33 @@ import { Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createApiClient } from '../../shared/clients/create-client.ts';
 import { loadConfig } from '../../shared/config.ts';
+import type { Db } from '../../shared/db.ts';
 import { IdGenerator } from '../../shared/ids.ts';
 import { retryPolicyFrom } from '../../shared/orders/retry-schedule.ts';
-import { enqueueOrderMaintenance } from '../../shared/queues/maintenance-producer.ts';
-import { notificationJobId, priceJobId } from '../../shared/queues/payloads.ts';
 import { openBenchDatabase } from '../lib/bench-database.ts';
 import { benchMerchants, insertMerchants } from '../lib/bench-zones.ts';
+import { cpuSnapshot, cpuWindow, mariadbPids } from '../lib/cpu.ts';
 import { queueCounts } from '../lib/queue-counts.ts';
 import { fmt, log, progress } from '../lib/log.ts';
 import { PrivateRedis } from '../lib/process/private-redis.ts';
-import { pidsNamed } from '../lib/proc-stats.ts';
+import { summarize } from '../lib/stats.ts';
 import { baseline } from './baseline.ts';
-import { seconds, stats, statusCounts, benchQueues } from './helpers.ts';
+import { seconds, statusCounts, benchProducer } from './helpers.ts';
 import { type Part1Check, checkPart1, type MaintenanceJobView, viewJob } from './part1-check.ts';
-import { cpuSnapshot, cpuWindow, fleetState, startProcess, stopProcesses, warningsOf } from './processes.ts';
+import { jobSamples } from './part1-samples.ts';
+import { fleetState, startProcess, stopProcesses, warningsOf } from './processes.ts';
 import { SEED_KINDS, seedOrders } from './seed.ts';
-import { settings, ORDERS, BASELINE_ORDERS, BASELINE_CONCURRENCIES, LOG_LEVEL, MYSQL_URL_1, PREFIX_1, CACHE_PREFIX_1, MIX, SEED_CHUNK, ZONES, PART1_BOUND_S, TARGET_S } from './settings.ts';
+import { ORDERS, BASELINE_ORDERS, BASELINE_CONCURRENCIES, MYSQL_URL_1, PREFIX_1, CACHE_PREFIX_1, MIX, ORPHAN_BATCH, SEED_CHUNK, ZONES, PART1_BOUND_S, TARGET_S } from './settings.ts';
+
+/** CREATED orders naming no price batch, and the batches named by CREATED orders and by PENDING ledger rows. */
+async function namedBatches(db: Db): Promise<{ createdUnnamed: number; priceBatches: number; notificationBatches: number }> {
+  const [created, pending] = (await Promise.all([
+    db.raw("SELECT COALESCE(SUM(price_job_id IS NULL), 0) AS unnamed, COUNT(DISTINCT price_job_id) AS batches FROM orders WHERE status = 'CREATED'"),
+    db.raw("SELECT COUNT(DISTINCT job_id) AS batches FROM notifications WHERE status = 'PENDING'"),
+  ])) as [[{ unnamed: number | string; batches: number | string }[]], [{ batches: number | string }[]]];
+  const [orders, ledger] = [created[0], pending[0]];
+  return { createdUnnamed: Number(orders[0]?.unnamed ?? 0), priceBatches: Number(orders[0]?.batches ?? 0), notificationBatches: Number(ledger[0]?.batches ?? 0) };
+}
 
 export async function part1(): Promise<Record<string, unknown>> {
   log(`\n== part 1: ${fmt(ORDERS)} orders in failed or orphaned states re-driven by a worker process (target <= ${TARGET_S} s)`);
@@ -52,7 +64,7 @@ export async function part1(): Promise<Record<string, unknown>> {
   const { db, name, migrations } = await openBenchDatabase(config, { fresh: true });
   log(`  database ${name} dropped, created and migrated (${migrations.length} migrations)`);
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: 3 });
-  const queues = benchQueues(redis, PREFIX_1);
+  const { producer, queues } = benchProducer(redis, PREFIX_1);
   try {
     const merchants = benchMerchants(ZONES);
     await insertMerchants(db, merchants);
@@ -62,7 +74,8 @@ export async function part1(): Promise<Record<string, unknown>> {
     log(
       `  seeding: ${fmt(MIX.pricingFailed * 100)}% PRICING_FAILED (${fmt(MIX.escalatePricing * 100)}% of them at the budget of ${policy.budget.PRICING_FAILED}), ` +
         `${fmt(MIX.dispatchFailed * 100)}% DISPATCH_FAILED (${fmt(MIX.escalateDispatch * 100)}% at the budget of ${policy.budget.DISPATCH_FAILED}), ` +
-        `the rest orphaned CREATED; multi-row INSERTs of ${fmt(SEED_CHUNK)}`,
+        `the rest orphaned CREATED (${fmt((1 - MIX.unnamedOrphans) * 100)}% of them in lost price batches of ${fmt(ORPHAN_BATCH)} named on their rows, ` +
+        `${fmt(MIX.unnamedOrphans * 100)}% naming none, as rows from before batches); multi-row INSERTs of ${fmt(SEED_CHUNK)}`,
     );
     const seeded = await seedOrders(db, { count: ORDERS, clientId: client.id, merchants, policy, label: 'seed', seed: 1 });
     log(
@@ -79,24 +92,25 @@ export async function part1(): Promise<Record<string, unknown>> {
     log(`  worker (workers/orders.ts) ready: pid ${worker.pid}, ${fmt(seconds(worker.startMs), 1)} s; orders and dispatch queues paused`);
     await sleep(1000);
 
-    const cpuPids = {
-      worker: [worker.pid],
-      mariadbd: pidsNamed(['mariadbd', 'mysqld']),
-      redis: [redisServer.serverPid() ?? -1],
+    const cpuGroups = {
+      worker: () => [worker.pid],
+      mariadbd: mariadbPids,
+      redis: () => [redisServer.serverPid() ?? -1],
     };
+    const orphans = seeded.byKind.orphan + seeded.byKind['orphan-unnamed'];
     const expectedCounts = {
-      CREATED: seeded.byKind.pricing + seeded.byKind.orphan,
+      CREATED: seeded.byKind.pricing + orphans,
       PRICED: seeded.byKind.dispatch,
       CANCELLED: seeded.byKind['pricing-escalate'] + seeded.byKind['dispatch-escalate'],
     };
 
     // -- the recovery
-    const cpuStart = cpuSnapshot(cpuPids);
+    const cpuStart = cpuSnapshot(cpuGroups);
     const t0 = performance.now();
     const enqueuedAt = Date.now();
-    const compensateId = await enqueueOrderMaintenance(queues.maintenance, 'compensate', 'cli', new Date(enqueuedAt), 5000);
-    const reconcileId = await enqueueOrderMaintenance(queues.maintenance, 'reconcile', 'cli', new Date(enqueuedAt), 5000);
-    log(`  enqueued ${compensateId} and ${reconcileId} on the maintenance queue; the worker runs them one at a time`);
+    const compensateId = await producer.add('orders.compensate', { reason: 'cli', at: enqueuedAt });
+    const reconcileId = await producer.add('orders.reconcile', { reason: 'cli', at: enqueuedAt });
+    log(`  enqueued ${compensateId} and ${reconcileId} on the maintenance queue (through the producer); the worker runs them one at a time`);
 
     let doneAt: number | null = null;
     let check: Part1Check | null = null;
@@ -106,8 +120,9 @@ export async function part1(): Promise<Record<string, unknown>> {
     while (seconds(t0) < PART1_BOUND_S) {
       if (fleetState.failure) throw new Error(fleetState.failure);
       const tick = performance.now();
-      const [status, ordersQ, notificationsQ, compensate, reconcile] = await Promise.all([
+      const [status, named, ordersQ, notificationsQ, compensate, reconcile] = await Promise.all([
         statusCounts(db),
+        namedBatches(db),
         queueCounts(queues.orders),
         queueCounts(queues.notifications),
         Job.fromId(queues.maintenance, compensateId).then((j) => (j ? j.getState() : 'missing')),
@@ -115,25 +130,30 @@ export async function part1(): Promise<Record<string, unknown>> {
       ]);
       const t = seconds(t0);
       const failedLeft = (status.PRICING_FAILED ?? 0) + (status.DISPATCH_FAILED ?? 0);
-      const moved = ORDERS - failedLeft - seeded.byKind.orphan; // the failed ones moved so far
-      samples.push({ t: +t.toFixed(2), status, ordersWait: ordersQ.wait, notificationsWait: notificationsQ.wait, compensate, reconcile });
+      const moved = ORDERS - failedLeft - orphans; // the failed ones moved so far
+      const { createdUnnamed, priceBatches, notificationBatches } = named;
+      samples.push({ t: +t.toFixed(2), status, ...named, ordersWait: ordersQ.wait, notificationsWait: notificationsQ.wait, compensate, reconcile });
       const force = t - lastForced >= 2;
       if (force) lastForced = t;
       progress(
         `  [${fmt(t, 1)} s] failed left ${fmt(failedLeft)} (re-driven or escalated ${fmt(moved)}, ${fmt(moved / Math.max(t, 0.001))}/s) | ` +
           `CREATED ${fmt(status.CREATED ?? 0)} PRICED ${fmt(status.PRICED ?? 0)} CANCELLED ${fmt(status.CANCELLED ?? 0)} | ` +
-          `orders q wait ${fmt(ordersQ.wait)} | notif q wait ${fmt(notificationsQ.wait)} | compensate ${compensate}, reconcile ${reconcile}`,
+          `CREATED naming no batch ${fmt(createdUnnamed)} | waiting/named: price batches ${fmt(ordersQ.wait)}/${fmt(priceBatches)}, ` +
+          `notification batches ${fmt(notificationsQ.wait)}/${fmt(notificationBatches)} | ` +
+          `compensate ${compensate}, reconcile ${reconcile}`,
         force,
       );
-      // The counts first (cheap); the exact check once they say it can pass.
+      // The counts first (cheap); the exact check once they say it can pass: nothing failed is
+      // left, every CREATED order names a batch, and as many batches wait as the rows name.
       if (
         failedLeft === 0 &&
         (status.CREATED ?? 0) === expectedCounts.CREATED &&
-        ordersQ.wait >= expectedCounts.CREATED &&
-        notificationsQ.wait >= expectedCounts.CANCELLED
+        createdUnnamed === 0 &&
+        ordersQ.wait >= priceBatches &&
+        notificationsQ.wait >= notificationBatches
       ) {
         exactChecks += 1;
-        check = await checkPart1(db, redis, queues, seeded);
+        check = await checkPart1(db, redis, producer, queues, seeded);
         if (check.ok) {
           doneAt = performance.now(); // conservative: when the check that proved it finished
           break;
@@ -143,11 +163,11 @@ export async function part1(): Promise<Record<string, unknown>> {
       const wait = 250 - (performance.now() - tick);
       if (wait > 0) await sleep(wait);
     }
-    const cpuEnd = cpuSnapshot(cpuPids);
+    const cpuEnd = cpuSnapshot(cpuGroups);
     const totalS = doneAt === null ? null : seconds(t0, doneAt);
     if (doneAt === null) {
       log(`  NOT every order moved within ${PART1_BOUND_S} s`);
-      check = await checkPart1(db, redis, queues, seeded);
+      check = await checkPart1(db, redis, producer, queues, seeded);
     } else {
       log(`  every order moved to its next state after ${fmt(totalS, 2)} s (checked exactly in ${fmt(check!.checkMs)} ms; ${exactChecks} exact check(s))`);
     }
@@ -168,6 +188,12 @@ export async function part1(): Promise<Record<string, unknown>> {
       .count({ n: '*' })
       .where('actor', 'like', 'scheduler:compensate%')
       .groupBy('from_status', 'to_status')) as { from_status: string; to_status: string; n: number | string }[];
+    // Each event names the job that made its transition: here, the compensation job.
+    const eventsByJob = Object.fromEntries(
+      ((await db('order_events').select('job_id').count({ n: '*' }).where('actor', 'like', 'scheduler:%').groupBy('job_id')) as { job_id: string | null; n: number | string }[]).map(
+        (row) => [row.job_id ?? 'none', Number(row.n)],
+      ),
+    );
     // One INSERT INTO order_events per batch and status: its rows share CURRENT_TIMESTAMP(3), so the
     // distinct timestamps are the batches, and their spacing is the time per batch.
     const batchRows = (await db('order_events')
@@ -177,34 +203,8 @@ export async function part1(): Promise<Record<string, unknown>> {
       .groupBy('created_at')
       .orderBy('created_at')) as { created_at: Date; n: number | string }[];
     const batchGapsMs = batchRows.slice(1).map((row, i) => new Date(row.created_at).getTime() - new Date(batchRows[i]!.created_at).getTime());
-    const batches = { count: batchRows.length, ordersPerBatch: stats(batchRows.map((r) => Number(r.n))), gapMs: stats(batchGapsMs) };
-    const samplesOfJobs: Record<string, unknown>[] = [];
-    for (const kind of ['pricing', 'dispatch', 'orphan', 'pricing-escalate'] as const) {
-      const order = seeded.orders.find((o) => o.kind === kind);
-      if (!order) continue;
-      const row = (await db('orders').select('status', 'attempts', 'zone_id').where({ id: order.id }).first()) as { status: string; attempts: number; zone_id: string };
-      let jobId: string;
-      let job: Job | undefined;
-      if (row.status === 'CREATED') {
-        jobId = priceJobId(order.id, Number(row.attempts));
-        job = await Job.fromId(queues.orders, jobId);
-      } else if (row.status === 'CANCELLED') {
-        jobId = notificationJobId(order.id, 'customer.cancelled');
-        job = await Job.fromId(queues.notifications, jobId);
-      } else {
-        const waiting = await redis.lrange(queues.orders.keys.wait!, 0, -1);
-        jobId = waiting.find((id) => id.startsWith(`dispatch-${row.zone_id}-`)) ?? `dispatch-${row.zone_id}-?`;
-        job = await Job.fromId(queues.orders, jobId);
-      }
-      samplesOfJobs.push({
-        kind,
-        orderId: order.id,
-        was: `${order.status} attempts ${order.attempts}`,
-        now: `${row.status} attempts ${row.attempts}`,
-        jobId,
-        job: job ? { name: job.name, data: job.data, state: await job.getState() } : null,
-      });
-    }
+    const batches = { count: batchRows.length, ordersPerBatch: summarize(batchRows.map((r) => Number(r.n))), gapMs: summarize(batchGapsMs) };
+    const samplesOfJobs = await jobSamples(db, redis, queues, seeded);
     const cpu = cpuWindow(cpuStart, cpuEnd);
     const ordersPerSec = totalS === null ? null : ORDERS / totalS;
 
@@ -214,10 +214,11 @@ export async function part1(): Promise<Record<string, unknown>> {
         `(expected CREATED ${fmt(expectedCounts.CREATED)}, PRICED ${fmt(expectedCounts.PRICED)}, CANCELLED ${fmt(expectedCounts.CANCELLED)})`,
     );
     log(`    order_events by the compensation: ${events.map((e) => `${e.from_status} -> ${e.to_status} ${fmt(Number(e.n))}`).join(', ')}`);
+    log(`    order_events of the maintenance jobs by the job they name: ${Object.entries(eventsByJob).map(([job, n]) => `${job} ${fmt(n)}`).join(', ')}`);
     log(
-      `    Redis after: orders queue ${fmt(finalQueues.orders.wait)} waiting (paused), notifications queue ${fmt(finalQueues.notifications.wait)} waiting; ` +
-        `exact check: ${check?.ok ? 'every order in its next state with its job waiting' : `FAILED ${JSON.stringify(check)}`}` +
-        (check && check.strayPriceJobs ? `; ${fmt(check.strayPriceJobs)} price jobs of orders not CREATED` : ''),
+      `    Redis after: orders queue ${fmt(finalQueues.orders.wait)} batches waiting (paused), notifications queue ${fmt(finalQueues.notifications.wait)} batches waiting; ` +
+        `exact check: ${check?.ok ? `every order in its next state, the batch its rows name live and carrying it (${fmt(check.priceBatches)} price batches, ${fmt(check.notificationBatches)} notification batches)` : `FAILED ${JSON.stringify(check)}`}` +
+        (check && check.strayPriceJobs ? `; ${fmt(check.strayPriceJobs)} live price jobs no CREATED order names` : ''),
     );
     for (const s of samplesOfJobs) log(`    sample ${JSON.stringify(s)}`);
     for (const job of [compensateJob, reconcileJob]) {
@@ -258,7 +259,7 @@ export async function part1(): Promise<Record<string, unknown>> {
     const baselines: Record<string, unknown>[] = [];
     if (BASELINE_ORDERS > 0) {
       for (const [i, concurrency] of BASELINE_CONCURRENCIES.entries()) {
-        baselines.push(await baseline(db, redisServer.url, config, policy, { clientId: client.id, merchants, concurrency, seed: 100 + i }));
+        baselines.push(await baseline(db, config, policy, { clientId: client.id, merchants, concurrency, seed: 100 + i }));
       }
     }
 
@@ -266,6 +267,7 @@ export async function part1(): Promise<Record<string, unknown>> {
       settings: {
         orders: ORDERS,
         mix: MIX,
+        orphanBatch: ORPHAN_BATCH,
         budgets: policy.budget,
         batchSize: config.maintenanceBatchSize,
         createdAfterMs: config.reconcileCreatedAfterMs,
@@ -274,7 +276,7 @@ export async function part1(): Promise<Record<string, unknown>> {
       },
       seed: { seconds: seeded.seconds, rowsPerSec: seeded.rowsPerSec, byKind: seeded.byKind },
       expected: expectedCounts,
-      way: 'worker process (workers/orders.ts) running one orders.compensate and one orders.reconcile job from the maintenance queue; orders and dispatch queues paused',
+      way: 'worker process (workers/orders.ts) running one orders.compensate and one orders.reconcile job from the maintenance queue (added through JobProducer); orders and dispatch queues paused',
       totalSeconds: totalS,
       ordersPerSec,
       targetSeconds: TARGET_S,
@@ -286,6 +288,7 @@ export async function part1(): Promise<Record<string, unknown>> {
       finalStatus,
       finalQueues,
       events: events.map((e) => ({ from: e.from_status, to: e.to_status, n: Number(e.n) })),
+      eventsByJob,
       jobSamples: samplesOfJobs,
       cpu,
       worker: warningsOf(worker),
@@ -294,7 +297,7 @@ export async function part1(): Promise<Record<string, unknown>> {
     };
   } finally {
     await stopProcesses(['worker']).catch(() => undefined);
-    await Promise.all(Object.values(queues).map((q) => q.close())).catch(() => undefined);
+    await producer.close().catch(() => undefined);
     redis.disconnect();
     await db.destroy();
     await redisServer.stop();

@@ -1,7 +1,8 @@
 /**
  * Part 2: recovery after a FLUSHALL under load, on a private Redis: the fleet from the Procfile,
- * a calibration of its capacity, then a load at half of it with FLUSHALL at mid-run, tracked until
- * every order accepted before it is back and done; no notification twice.
+ * a calibration of its capacity (part2-calibrate.ts), then a load at half of it with FLUSHALL at
+ * mid-run (part2-flush.ts), tracked until every order accepted before it is carried again by the
+ * live batch its rows name, and done (flush-tracker.ts); no notification twice (part2-results.ts).
  */
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,16 +12,19 @@ import { loadConfig } from '../../shared/config.ts';
 import { IdGenerator } from '../../shared/ids.ts';
 import { openBenchDatabase } from '../lib/bench-database.ts';
 import { benchMerchants, insertMerchants, insertRiders } from '../lib/bench-zones.ts';
-import { backlogOf, queueCounts, type QueueCounts } from '../lib/queue-counts.ts';
+import { queueCounts } from '../lib/queue-counts.ts';
 import { httpOk } from '../lib/bench-process.ts';
 import { RiderSimulator } from '../lib/rider-simulator.ts';
 import { fmt, log, progress } from '../lib/log.ts';
 import { newLoadCounters, runOrderLoad } from '../lib/order-load.ts';
 import { PrivateRedis } from '../lib/process/private-redis.ts';
-import { DONE_STATUSES, FlushTracker } from './flush-tracker.ts';
-import { seconds, stats, fmtStats, mysqlNow, statusCounts, benchQueues } from './helpers.ts';
+import { openOf } from './flush-tracker.ts';
+import { seconds, mysqlNow, pendingNotifications, statusCounts, benchProducer } from './helpers.ts';
+import { calibrate } from './part2-calibrate.ts';
+import { flushDuringLoad, type FlushStep } from './part2-flush.ts';
+import { part2Figures, readProvider } from './part2-results.ts';
 import { running, exits, exitedNotes, fleetState, startProcess, stopProcesses, benchFleetEnv } from './processes.ts';
-import { settings, FLUSH_ORDERS, FLUSH_RATE_SETTING, CALIBRATE_ORDERS, CALIBRATE_RATE, LOG_LEVEL, MYSQL_URL_2, PREFIX_2, CACHE_PREFIX_2, ZONES, RIDERS_PER_ZONE, RIDER_CAPACITY, RIDER_RESET_MS, CALIBRATE_BOUND_S, PART2_DRAIN_BOUND_S } from './settings.ts';
+import { FLUSH_ORDERS, CALIBRATE_RATE, LOG_LEVEL, MYSQL_URL_2, PREFIX_2, CACHE_PREFIX_2, ZONES, RIDERS_PER_ZONE, RIDER_CAPACITY, RIDER_RESET_MS, PART2_DRAIN_BOUND_S } from './settings.ts';
 
 export async function part2(): Promise<Record<string, unknown>> {
   log(`\n== part 2: recovery after a FLUSHALL under load (a private Redis; the fleet as the Procfile runs it)`);
@@ -54,10 +58,9 @@ export async function part2(): Promise<Record<string, unknown>> {
   const { db, name, migrations } = await openBenchDatabase(config, { fresh: true });
   log(`  database ${name} dropped, created and migrated (${migrations.length} migrations)`);
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: 3 });
-  const queues = benchQueues(redis, PREFIX_2);
-  for (const q of Object.values(queues)) q.on('error', () => undefined);
+  const { producer, queues } = benchProducer(redis, PREFIX_2);
   const riders = new RiderSimulator(db, RIDER_RESET_MS);
-  let tracker: FlushTracker | undefined;
+  let flushStep: FlushStep | undefined;
   try {
     const merchants = benchMerchants(ZONES);
     await insertMerchants(db, merchants);
@@ -95,62 +98,10 @@ export async function part2(): Promise<Record<string, unknown>> {
         note: 'ring twice',
       }),
     );
-    const openOf = (s: Record<string, number>) => Object.entries(s).filter(([k]) => !DONE_STATUSES.includes(k)).reduce((a, [, n]) => a + n, 0);
 
     // -- calibration: the pipeline's capacity, measured
-    const calSeconds = Math.max(1, Math.ceil(CALIBRATE_ORDERS / CALIBRATE_RATE));
-    log(`\n  calibration: ${fmt(CALIBRATE_RATE * calSeconds)} orders at ${fmt(CALIBRATE_RATE)}/s, then until all are dispatched and notified (at most ${CALIBRATE_BOUND_S} s)`);
-    const calStart = await mysqlNow(db);
-    const calLoad = await runOrderLoad({
-      url: webUrl,
-      apiKey: client.key,
-      keyPrefix: `cal-${Date.now().toString(36)}`,
-      bodies,
-      connections: Math.min(100, CALIBRATE_RATE),
-      seconds: calSeconds,
-      rate: { overall: CALIBRATE_RATE, stagger: true },
-      counters: newLoadCounters(),
-      progressLabel: 'calibration load',
-    });
-    // Until they are dispatched and notified: the load starts on an idle fleet (a notifier still
-    // sending the calibration's notifications would delay the load's own).
-    const calT = performance.now();
-    let calOpen = Infinity;
-    let calPending = Infinity;
-    while (seconds(calT) < CALIBRATE_BOUND_S) {
-      if (fleetState.failure) throw new Error(fleetState.failure);
-      calOpen = openOf(await statusCounts(db));
-      calPending = Number(((await db('notifications').count({ n: '*' }).where('status', 'PENDING')) as { n: number | string }[])[0]?.n ?? 0);
-      const notificationsLeft = backlogOf(await queueCounts(queues.notifications));
-      progress(
-        `  [calibration drain ${fmt(seconds(calT), 1)} s] ${fmt(calOpen)} orders not dispatched yet, ${fmt(calPending)} notifications PENDING, ${fmt(notificationsLeft)} on the queue`,
-        false,
-      );
-      if (calOpen === 0 && calPending === 0 && notificationsLeft === 0) break;
-      await sleep(250);
-    }
-    const calDrainS = seconds(calT);
-    // The rate at which the burst went through: the first 95% of the orders dispatched over the
-    // time from the first one created (a straggler retried after a backoff does not set the rate).
-    const calDispatchUs = (
-      (await db.raw(
-        `SELECT TIMESTAMPDIFF(MICROSECOND, (SELECT MIN(created_at) FROM orders WHERE created_at >= ?), e.created_at) AS us
-           FROM orders o JOIN order_events e ON e.order_id = o.id AND e.to_status = 'DISPATCHED'
-          WHERE o.created_at >= ? ORDER BY e.created_at`,
-        [calStart, calStart],
-      )) as [{ us: number | string }[]]
-    )[0].map((r) => Number(r.us));
-    const cal95 = Math.max(1, Math.ceil(0.95 * calDispatchUs.length));
-    const calSpan = { n: calDispatchUs.length, us: calDispatchUs[cal95 - 1] ?? NaN, n95: cal95, usAll: calDispatchUs.at(-1) ?? NaN };
-    const capacity = calSpan.n95 / (calSpan.us / 1e6);
-    const rate = FLUSH_RATE_SETTING > 0 ? FLUSH_RATE_SETTING : Math.max(10, Math.round(capacity / 2));
-    log(
-      `  calibration: ${fmt(calLoad.status202)} accepted (${fmt(calLoad.status202 / calLoad.windowS)}/s), ${fmt(calSpan.n)} dispatched; the first ${fmt(calSpan.n95)} (95%) ` +
-        `${fmt(calSpan.us / 1e6, 2)} s after the first order was created (all of them after ${fmt(calSpan.usAll / 1e6, 2)} s) = capacity ${fmt(capacity)} orders/s end to end` +
-        `${calOpen > 0 ? ` (${fmt(calOpen)} not dispatched within the bound)` : ''}; dispatched and notified ${fmt(calDrainS, 1)} s after the burst` +
-        `${calPending > 0 ? ` (${fmt(calPending)} notifications still PENDING at the bound)` : ''}; ` +
-        `the load runs at ${fmt(rate)}/s${FLUSH_RATE_SETTING > 0 ? ' (BENCH_FLUSH_RATE)' : ' (half of it: the scheduler\'s ticks and a noisy machine need the margin)'}`,
-    );
+    const calibration = await calibrate({ db, notificationsQueue: queues.notifications, webUrl, apiKey: client.key, bodies });
+    const { rate } = calibration;
 
     // -- the scheduler: compensation and reconcile ticks from now on. Ready once its first tick is on
     // the maintenance queue (its ready line is at info).
@@ -169,47 +120,8 @@ export async function part2(): Promise<Record<string, unknown>> {
     const mainStart = await mysqlNow(db);
     const counters = newLoadCounters();
     const loadStart = performance.now();
-    type Flush = {
-      before: string;
-      at: string;
-      perf: number;
-      wall: number;
-      accepted202: number;
-      ms: number;
-      statusAt: Record<string, number>;
-      pendingAt: number;
-      lostJobs: Record<'orders' | 'notifications' | 'maintenance', QueueCounts>;
-    };
-    let flush: Flush | null = null;
-    const flushTimer = setTimeout(() => {
-      void (async () => {
-        const lostJobs = { orders: await queueCounts(queues.orders), notifications: await queueCounts(queues.notifications), maintenance: await queueCounts(queues.maintenance) };
-        const before = await mysqlNow(db);
-        const t = performance.now();
-        await redis.flushall();
-        const ms = performance.now() - t;
-        const at = await mysqlNow(db);
-        const perf = performance.now();
-        const wall = Date.now();
-        const accepted202 = counters.status202;
-        tracker = new FlushTracker({ db, redis, ordersQueue: queues.orders, dispatchQueue: queues.dispatch, notificationsQueue: queues.notifications, zones: merchants.map((m) => m.zoneId), mainStart, flushAt: at, flushPerf: perf });
-        tracker.start();
-        const statusAt = await statusCounts(db, (q) => void q.where('created_at', '>=', mainStart).where('created_at', '<', at));
-        const pendingAt = Number(
-          ((await db('notifications as n').join('orders as o', 'o.id', 'n.order_id').count({ n: '*' }).where('n.status', 'PENDING').where('o.created_at', '>=', mainStart).where('o.created_at', '<', at)) as { n: number | string }[])[0]?.n ?? 0,
-        );
-        flush = { before, at, perf, wall, accepted202, ms, statusAt, pendingAt, lostJobs };
-        log(
-          `  FLUSHALL at +${fmt(seconds(loadStart), 1)} s of the load (${fmt(ms, 1)} ms; MySQL time ${at}): ${fmt(accepted202)} orders answered 202 before it; ` +
-            `of the orders created before it: ${Object.entries(statusAt).map(([s, n]) => `${s} ${fmt(n)}`).join(', ')}; ${fmt(pendingAt)} notifications PENDING; ` +
-            `jobs dropped (waiting/delayed/active just before): orders ${fmt(lostJobs.orders.wait)}/${fmt(lostJobs.orders.delayed)}/${fmt(lostJobs.orders.active)}, ` +
-            `notifications ${fmt(lostJobs.notifications.wait)}/${fmt(lostJobs.notifications.delayed)}/${fmt(lostJobs.notifications.active)}, ` +
-            `maintenance ${fmt(lostJobs.maintenance.wait)}/${fmt(lostJobs.maintenance.delayed)}/${fmt(lostJobs.maintenance.active)}`,
-        );
-      })().catch((error: unknown) => {
-        fleetState.failure = `the FLUSHALL step failed: ${error instanceof Error ? error.message : String(error)}`;
-      });
-    }, flushAfterS * 1000);
+    const step = flushDuringLoad({ db, redis, producer, queues, zones: merchants.map((m) => m.zoneId), mainStart, loadStart, afterS: flushAfterS, accepted: () => counters.status202 });
+    flushStep = step;
     const run = await runOrderLoad({
       url: webUrl,
       apiKey: client.key,
@@ -223,15 +135,15 @@ export async function part2(): Promise<Record<string, unknown>> {
       startedAt: loadStart,
       progressLabel: 'load',
     });
-    clearTimeout(flushTimer);
+    step.cancel();
     const loadEnd = performance.now();
     log(
       `  load done: ${fmt(run.responses)} responses in ${fmt(run.windowS, 1)} s, ${fmt(run.status202)} x 202, ${fmt(run.result.non2xx)} non-2xx, ` +
         `${fmt(run.result.errors)} errors; intake p50 ${run.result.latency.p50} ms, p99 ${run.result.latency.p99} ms`,
     );
     if (fleetState.failure) throw new Error(fleetState.failure);
-    if (!flush) throw new Error('the FLUSHALL did not happen during the load');
-    const f = flush as Flush;
+    const f = step.flush;
+    if (!f) throw new Error('the FLUSHALL did not happen during the load');
 
     // -- until every accepted order is done and notified (bounded)
     log(`\n  drain: until every accepted order is DISPATCHED or CANCELLED and every notification SENT (at most ${PART2_DRAIN_BOUND_S} s)`);
@@ -242,7 +154,7 @@ export async function part2(): Promise<Record<string, unknown>> {
       if (fleetState.failure) throw new Error(fleetState.failure);
       const status = await statusCounts(db, (q) => void q.where('created_at', '>=', mainStart));
       const open = openOf(status);
-      const pending = Number(((await db('notifications').count({ n: '*' }).where('status', 'PENDING')) as { n: number | string }[])[0]?.n ?? 0);
+      const pending = await pendingNotifications(db);
       if (open === 0 && allDoneAt === null) allDoneAt = performance.now();
       if (open === 0 && pending === 0) {
         allNotifiedAt = performance.now();
@@ -257,155 +169,36 @@ export async function part2(): Promise<Record<string, unknown>> {
       );
       await sleep(250);
     }
-    const trackerRef = tracker as FlushTracker | undefined;
-    await trackerRef?.stop();
+    await step.tracker?.stop();
     await riders.stop();
 
     // -- figures
     const finalQueues = { orders: await queueCounts(queues.orders), notifications: await queueCounts(queues.notifications), maintenance: await queueCounts(queues.maintenance) };
     await stopProcesses(['scheduler', 'web', 'worker', 'notifier']);
-    let providerStats: Record<string, number> | null = null;
-    let messages: { orderId: string; kind: string }[] = [];
-    let listedCount = 0;
-    try {
-      const control = await fetch(`${providerUrl}/control`, { signal: AbortSignal.timeout(5000) });
-      providerStats = ((await control.json()) as { stats: Record<string, number> }).stats;
-      const listed = await fetch(`${providerUrl}/v1/messages`, { signal: AbortSignal.timeout(10_000) });
-      const body = (await listed.json()) as { count: number; messages: { orderId: string; kind: string }[] };
-      messages = body.messages;
-      listedCount = body.count;
-    } catch (error) {
-      log(`  bench: could not read the dev provider: ${error instanceof Error ? error.message : String(error)}`);
-    }
+    const provider = await readProvider(providerUrl);
     await stopProcesses(['provider']);
-
-    const perKey = new Map<string, number>();
-    for (const m of messages) perKey.set(`${m.orderId}:${m.kind}`, (perKey.get(`${m.orderId}:${m.kind}`) ?? 0) + 1);
-    const sentTwice = [...perKey.values()].filter((n) => n > 1).length;
-    const ledger = Object.fromEntries(
-      ((await db('notifications').select('status').count({ n: '*' }).groupBy('status')) as { status: string; n: number | string }[]).map((r) => [r.status, Number(r.n)]),
-    );
-    const sentRows = (await db('notifications').select('order_id', 'kind').where('status', 'SENT')) as { order_id: string; kind: string }[];
-    const listComplete = providerStats !== null && listedCount === providerStats.deliveries;
-    const sentNotListed = listComplete ? sentRows.filter((r) => !perKey.has(`${String(r.order_id)}:${r.kind}`)).length : null;
-    const listedNotSent = listComplete ? perKey.size - (sentRows.length - (sentNotListed ?? 0)) : null;
-    const dispatchedMissingNotification = Number(
-      (
-        (await db.raw(
-          `SELECT COUNT(*) AS n FROM orders o WHERE o.status IN ('DISPATCHED', 'PICKED_UP', 'DELIVERED')
-             AND (SELECT COUNT(*) FROM notifications n WHERE n.order_id = o.id AND n.status = 'SENT' AND n.kind IN ('customer.dispatched', 'merchant.dispatched')) < 2`,
-        )) as [{ n: number | string }[]]
-      )[0][0]?.n ?? 0,
-    );
-    const finalStatus = await statusCounts(db, (q) => void q.where('created_at', '>=', mainStart));
-    const rowIds = new Set(((await db('orders').select('id').where('created_at', '>=', mainStart)) as { id: string }[]).map((r) => String(r.id)));
-    const lost = counters.ids.filter((id) => !rowIds.has(id)).length + counters.badBodies;
-
-    // End-to-end latency (202 -> DISPATCHED, MySQL timestamps) by what the order saw of the flush.
-    const latencyRows = (
-      (await db.raw(
-        `SELECT o.id, o.created_at < ? AS before_flush,
-                e.created_at IS NOT NULL AND e.created_at < ? AS done_before_flush,
-                TIMESTAMPDIFF(MICROSECOND, o.created_at, e.created_at) AS us,
-                TIMESTAMPDIFF(MICROSECOND, o.created_at, n.last_sent) AS notified_us,
-                n.last_sent IS NOT NULL AND n.last_sent < ? AND n.pending = 0 AS notified_before_flush
-           FROM orders o
-           LEFT JOIN order_events e ON e.order_id = o.id AND e.to_status = 'DISPATCHED'
-           LEFT JOIN (SELECT order_id, MAX(sent_at) AS last_sent, SUM(status <> 'SENT') AS pending FROM notifications GROUP BY order_id) n ON n.order_id = o.id
-          WHERE o.created_at >= ?`,
-        [f.at, f.before, f.before, mainStart],
-      )) as [
-        {
-          id: string;
-          before_flush: number;
-          done_before_flush: number;
-          us: number | string | null;
-          notified_us: number | string | null;
-          notified_before_flush: number | null;
-        }[],
-      ]
-    )[0];
-    type LatencyRow = (typeof latencyRows)[number];
-    // An order saw the flush if it was accepted before it and was not through the stage yet.
-    const dispatchGroup = (pick: (r: LatencyRow) => boolean) => {
-      const rows = latencyRows.filter(pick);
-      return { dispatchMs: stats(rows.filter((r) => r.us !== null).map((r) => Number(r.us) / 1000)), notDispatched: rows.filter((r) => r.us === null).length };
-    };
-    const notifiedGroup = (pick: (r: LatencyRow) => boolean) => {
-      const rows = latencyRows.filter(pick);
-      return { notifiedMs: stats(rows.filter((r) => r.notified_us !== null).map((r) => Number(r.notified_us) / 1000)), notNotified: rows.filter((r) => r.notified_us === null).length };
-    };
-    const before = (r: LatencyRow) => Number(r.before_flush) === 1;
-    const dispatchedBefore = (r: LatencyRow) => Number(r.done_before_flush) === 1;
-    const notifiedBefore = (r: LatencyRow) => Number(r.notified_before_flush) === 1;
-    const latency = {
-      dispatch: {
-        neverSawTheFlush: dispatchGroup((r) => !before(r) || dispatchedBefore(r)),
-        doneBeforeFlush: dispatchGroup((r) => before(r) && dispatchedBefore(r)),
-        createdAfterFlush: dispatchGroup((r) => !before(r)),
-        sawTheFlush: dispatchGroup((r) => before(r) && !dispatchedBefore(r)),
-      },
-      notified: {
-        neverSawTheFlush: notifiedGroup((r) => !before(r) || notifiedBefore(r)),
-        sawTheFlush: notifiedGroup((r) => before(r) && !notifiedBefore(r)),
-      },
-    };
-
-    const tr = trackerRef;
-    const afterFlush = (at: number | null) => (at === null ? null : seconds(f.perf, at));
-    const figures = {
-      flushAfterLoadS: seconds(loadStart, f.perf),
-      ordersBackS: tr?.ordersBackS ?? null,
-      notificationsBackS: tr?.notificationsBackS ?? null,
-      preFlushDoneS: tr?.preFlushDoneS ?? null,
-      preFlushNotifiedS: tr?.preFlushNotifiedS ?? null,
-      allDoneAfterFlushS: afterFlush(allDoneAt),
-      allNotifiedAfterFlushS: afterFlush(allNotifiedAt),
-      allDoneAfterLoadEndS: allDoneAt === null ? null : seconds(loadEnd, allDoneAt),
-    };
-    const maxUncovered = tr ? Math.max(0, ...tr.samples.map((s) => s.uncovered)) : null;
-    const maxUncoveredNotifications = tr ? Math.max(0, ...tr.samples.map((s) => s.uncoveredNotifications)) : null;
-
-    log(`\n  results (part 2):`);
-    log(
-      `    orders: ${fmt(run.status202)} answered 202 in the load (${fmt(f.accepted202)} before the FLUSHALL), every 202 a row: ${lost === 0 ? 'yes' : `NO, ${fmt(lost)} missing`}; ` +
-        `at the end: ${Object.entries(finalStatus).map(([s, n]) => `${s} ${fmt(n)}`).join(', ')}`,
-    );
-    log(
-      `    after the FLUSHALL: the orders accepted before it were back in the queues (or done, or owed to compensation) after ${fmt(figures.ordersBackS, 2)} s ` +
-        `(at most ${fmt(maxUncovered)} neither queued nor done), their notifications back on the queue after ${fmt(figures.notificationsBackS, 2)} s ` +
-        `(at most ${fmt(maxUncoveredNotifications)} not queued); all of them DISPATCHED or CANCELLED after ${fmt(figures.preFlushDoneS, 2)} s, notified after ${fmt(figures.preFlushNotifiedS, 2)} s`,
-    );
-    log(
-      `    every accepted order done ${fmt(figures.allDoneAfterFlushS, 2)} s after the FLUSHALL (${fmt(figures.allDoneAfterLoadEndS, 2)} s after the load ended), ` +
-        `every notification sent ${fmt(figures.allNotifiedAfterFlushS, 2)} s after it`,
-    );
     const workerNotes = (running.get('worker')?.notable ?? exitedNotes.worker ?? []).filter((n) => n.at >= f.wall - 1000);
-    for (const note of workerNotes.slice(0, 12)) log(`    worker at ${note.at >= f.wall ? '+' : ''}${fmt((note.at - f.wall) / 1000, 2)} s after the FLUSHALL: ${note.msg}`);
-    if (workerNotes.length > 12) log(`    (${workerNotes.length - 12} more such lines)`);
-    log(`    end to end, 202 -> DISPATCHED (MySQL timestamps):`);
-    log(`      orders that never saw the flush: ${fmtStats(latency.dispatch.neverSawTheFlush.dispatchMs)}`);
-    log(`        of them, dispatched before it: ${fmtStats(latency.dispatch.doneBeforeFlush.dispatchMs)}`);
-    log(`        of them, created after it:     ${fmtStats(latency.dispatch.createdAfterFlush.dispatchMs)}`);
-    log(`      orders in flight at the flush:    ${fmtStats(latency.dispatch.sawTheFlush.dispatchMs)}`);
-    log(`    202 -> last notification sent:`);
-    log(`      orders that never saw the flush: ${fmtStats(latency.notified.neverSawTheFlush.notifiedMs)}`);
-    log(`      orders with notifications owed at the flush: ${fmtStats(latency.notified.sawTheFlush.notifiedMs)}`);
-    log(
-      `    notifications: ledger ${Object.entries(ledger).map(([s, n]) => `${s} ${fmt(n)}`).join(', ')}; dev provider ${providerStats ? `${fmt(providerStats.deliveries)} delivered, ${fmt(providerStats.duplicates)} repeats answered with the first message (not delivered again), ${fmt(providerStats.failures)} failures, ${fmt(providerStats.requests)} requests` : 'n/a'}; ` +
-        `GET /v1/messages listed ${fmt(listedCount)}${listComplete ? ' (all of them)' : ' (NOT all: the list keeps the newest 10,000)'}: ` +
-        `${fmt(sentTwice)} (orderId, kind) delivered more than once; SENT rows not delivered ${fmt(sentNotListed)}, delivered without a SENT row ${fmt(listedNotSent)}; ` +
-        `dispatched orders without both notifications SENT: ${fmt(dispatchedMissingNotification)}`,
-    );
-    log(
-      `    queues at the end: orders failed ${fmt(finalQueues.orders.failed)}, notifications failed ${fmt(finalQueues.notifications.failed)}, ` +
-        `maintenance completed ${fmt(finalQueues.maintenance.completed)} / failed ${fmt(finalQueues.maintenance.failed)}; rider simulator ${fmt(riders.resets)} resets`,
-    );
-
-    const noDuplicates = sentTwice === 0 && (sentNotListed ?? 0) === 0 && (listedNotSent ?? 0) === 0 && ledger.SENT === providerStats?.deliveries;
+    const results = await part2Figures({
+      db,
+      flush: f,
+      tracker: step.tracker,
+      provider,
+      mainStart,
+      loadStart,
+      loadEnd,
+      allDoneAt,
+      allNotifiedAt,
+      status202: run.status202,
+      acceptedIds: counters.ids,
+      badBodies: counters.badBodies,
+      finalQueues,
+      riderResets: riders.resets,
+      workerNotes,
+    });
+    const { lost, ...rest } = results;
     return {
       settings: {
-        calibrateOrders: CALIBRATE_RATE * calSeconds,
+        calibrateOrders: calibration.figures.orders,
         calibrateRate: CALIBRATE_RATE,
         flushOrders: FLUSH_ORDERS,
         rate,
@@ -423,15 +216,7 @@ export async function part2(): Promise<Record<string, unknown>> {
         ridersPerZone: RIDERS_PER_ZONE,
         riderCapacity: RIDER_CAPACITY,
       },
-      calibration: {
-        drainSeconds: calDrainS,
-        accepted: calLoad.status202,
-        acceptedPerSec: calLoad.status202 / calLoad.windowS,
-        dispatched: calSpan.n,
-        seconds95: calSpan.us / 1e6,
-        secondsAll: calSpan.usAll / 1e6,
-        capacityPerSec: capacity,
-      },
+      calibration: calibration.figures,
       load: {
         windowS: run.windowS,
         status202: run.status202,
@@ -440,35 +225,17 @@ export async function part2(): Promise<Record<string, unknown>> {
         httpLatencyMs: { p50: run.result.latency.p50, p99: run.result.latency.p99, max: run.result.latency.max },
         lost,
       },
-      flush: {
-        mysqlAt: f.at,
-        afterLoadS: figures.flushAfterLoadS,
-        flushallMs: f.ms,
-        accepted202Before: f.accepted202,
-        statusOfOrdersBefore: f.statusAt,
-        pendingNotificationsBefore: f.pendingAt,
-        queuesJustBefore: f.lostJobs,
-      },
-      figures,
-      maxUncovered,
-      maxUncoveredNotifications,
-      latency,
-      finalStatus,
-      finalQueues,
-      notifications: { ledger, provider: providerStats, listed: listedCount, listComplete, sentTwice, sentNotListed, listedNotSent, dispatchedMissingNotification, noDuplicates },
-      workerAfterFlush: workerNotes.map((n) => ({ afterFlushS: (n.at - f.wall) / 1000, msg: n.msg })),
-      trackerSamples: tr?.samples ?? [],
+      ...rest,
       fleet: Object.fromEntries(['provider', 'web', 'worker', 'notifier', 'scheduler'].map((n) => [n, { exit: exits.get(n) ?? null }])),
     };
   } finally {
-    await (tracker as FlushTracker | undefined)?.stop().catch(() => undefined);
+    flushStep?.cancel();
+    await flushStep?.tracker?.stop().catch(() => undefined);
     await riders.stop().catch(() => undefined);
     await stopProcesses(['scheduler', 'web', 'worker', 'notifier', 'provider']).catch(() => undefined);
-    await Promise.all(Object.values(queues).map((q) => q.close())).catch(() => undefined);
+    await producer.close().catch(() => undefined);
     redis.disconnect();
     await db.destroy();
     await redisServer.stop();
   }
 }
-
-// ---------------------------------------------------------------------------------------------

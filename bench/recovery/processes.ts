@@ -1,44 +1,12 @@
-/** CPU per process over a window, and the recovery bench's processes: each from its Procfile line, watched for an exit, its warnings and notable lines counted. */
-import { performance } from 'node:perf_hooks';
+/** The recovery bench's processes: each from its Procfile line, watched for an exit, its warnings and notable lines counted. */
 import { startBenchProcess, stopBenchProcess, type BenchProcess, type StopOutcome } from '../lib/bench-process.ts';
 import { execLine } from '../lib/fleet/fleet.ts';
 import { fleetCommands } from '../lib/fleet/procfile.ts';
 import { freePort } from '../lib/process/free-port.ts';
 import { countWarning } from '../lib/fleet/warnings.ts';
 import { fmt, log } from '../lib/log.ts';
-import { readMachineCpuMs, readProcCpuMs, sumCpuMs } from '../lib/proc-stats.ts';
-import { seconds } from './helpers.ts';
-import { LOG_LEVEL, START_TIMEOUT_MS, STOP_TIMEOUT_MS } from './settings.ts';
+import { START_TIMEOUT_MS, STOP_TIMEOUT_MS } from './settings.ts';
 
-// CPU per process (Linux /proc), over a window
-
-export type CpuSnapshot = { at: number; ms: Record<string, number | null>; machine: { busyMs: number; totalMs: number } | null };
-
-export function cpuSnapshot(pids: Record<string, number[]>): CpuSnapshot {
-  const ms: Record<string, number | null> = {};
-  for (const [name, list] of Object.entries(pids)) ms[name] = list.length === 1 ? readProcCpuMs(list[0]!) : sumCpuMs(list);
-  const own = process.cpuUsage();
-  ms.bench = (own.user + own.system) / 1000;
-  return { at: performance.now(), ms, machine: readMachineCpuMs() };
-}
-
-/** % of one core per process between two snapshots, and the machine's busy % of all cores. */
-export function cpuWindow(a: CpuSnapshot, b: CpuSnapshot): { seconds: number; percent: Record<string, number | null>; machineBusyPercent: number | null } {
-  const s = (b.at - a.at) / 1000;
-  const percent: Record<string, number | null> = {};
-  for (const name of Object.keys(b.ms)) {
-    const x = a.ms[name];
-    const y = b.ms[name];
-    percent[name] = x === null || x === undefined || y === null || y === undefined || s <= 0 ? null : (y - x) / 10 / s;
-  }
-  const machineBusyPercent =
-    a.machine && b.machine && b.machine.totalMs > a.machine.totalMs
-      ? (100 * (b.machine.busyMs - a.machine.busyMs)) / (b.machine.totalMs - a.machine.totalMs)
-      : null;
-  return { seconds: s, percent, machineBusyPercent };
-}
-
-// ---------------------------------------------------------------------------------------------
 // Processes of the fleet, each from its Procfile line (bench/lib/bench-process.ts: own process group, stopped whatever happens)
 
 export interface FleetProcess extends BenchProcess {

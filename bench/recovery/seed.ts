@@ -4,16 +4,19 @@ import type { Db } from '../../shared/db.ts';
 import { IdGenerator } from '../../shared/ids.ts';
 import type { RetryPolicy } from '../../shared/orders/retry-schedule.ts';
 import type { FailedStatus } from '../../shared/orders/state-machine.ts';
+import { priceBatchJobId } from '../../shared/queues/job-ids.ts';
 import type { BenchMerchant } from '../lib/bench-zones.ts';
 import { fmt, progress } from '../lib/log.ts';
 import { prng } from '../lib/prng.ts';
 import { seconds, eachLimited } from './helpers.ts';
-import { MIX, SEED_CHUNK } from './settings.ts';
+import { MIX, ORPHAN_BATCH, SEED_CHUNK } from './settings.ts';
 
-// Seeding orders in failed or orphaned states
-
-export type SeedKind = 'pricing' | 'pricing-escalate' | 'dispatch' | 'dispatch-escalate' | 'orphan';
-export const SEED_KINDS: readonly SeedKind[] = ['pricing', 'pricing-escalate', 'dispatch', 'dispatch-escalate', 'orphan'];
+/**
+ * orphan: CREATED, naming a price batch that Redis lost (the reconciler puts it back under its id);
+ * orphan-unnamed: CREATED from before batches, naming none (the reconciler gives them a batch).
+ */
+export type SeedKind = 'pricing' | 'pricing-escalate' | 'dispatch' | 'dispatch-escalate' | 'orphan' | 'orphan-unnamed';
+export const SEED_KINDS: readonly SeedKind[] = ['pricing', 'pricing-escalate', 'dispatch', 'dispatch-escalate', 'orphan', 'orphan-unnamed'];
 
 export interface SeededOrder {
   readonly id: string;
@@ -21,6 +24,8 @@ export interface SeededOrder {
   readonly status: FailedStatus | 'CREATED';
   readonly attempts: number;
   readonly zoneId: string;
+  /** The price batch its row names (orphans of a lost batch); null for the others. */
+  readonly priceJobId: string | null;
 }
 
 export interface Seeded {
@@ -33,7 +38,9 @@ export interface Seeded {
 /**
  * Inserts `count` orders of the mix, SEED_CHUNK rows per INSERT (two in flight). Failed orders are
  * due (next_attempt_at 1-60 s ago); the escalating ones sit at their state's budget; orphans are
- * CREATED, last changed 10 minutes ago, with no job anywhere.
+ * CREATED, last changed 10 minutes ago, with no job anywhere: most of them in price batches of
+ * ORPHAN_BATCH (in the order they were made, as the intake names its batches) whose id their rows
+ * carry, the others (MIX.unnamedOrphans) naming no batch, as rows written before batches.
  */
 export async function seedOrders(
   db: Db,
@@ -45,6 +52,14 @@ export async function seedOrders(
   const orders: SeededOrder[] = [];
   const byKind = Object.fromEntries(SEED_KINDS.map((k) => [k, 0])) as Record<SeedKind, number>;
   const rows: Record<string, unknown>[] = [];
+  const kinds: SeedKind[] = [];
+  /** The rows of the named orphans' batch being filled. */
+  let batch: Record<string, unknown>[] = [];
+  const nameBatch = () => {
+    const jobId = priceBatchJobId(batch.map((row) => String(row.id)), 0);
+    for (const row of batch) row.price_job_id = jobId;
+    batch = [];
+  };
   for (let i = 0; i < opts.count; i++) {
     const merchant = opts.merchants[i % opts.merchants.length]!;
     const r = random();
@@ -61,14 +76,13 @@ export async function seedOrders(
       attempts = kind === 'dispatch-escalate' ? opts.policy.budget.DISPATCH_FAILED : Math.floor(random() * opts.policy.budget.DISPATCH_FAILED);
     } else {
       status = 'CREATED';
-      kind = 'orphan';
+      kind = random() < MIX.unnamedOrphans ? 'orphan-unnamed' : 'orphan';
       attempts = 0;
     }
     const id = ids.next(i % 64);
     byKind[kind] += 1;
-    orders.push({ id, kind, status, attempts, zoneId: merchant.zoneId });
     const failed = status !== 'CREATED';
-    rows.push({
+    const row: Record<string, unknown> = {
       id,
       client_id: opts.clientId,
       idempotency_key: `recovery-${opts.label}-${opts.seed}-${i}`,
@@ -93,7 +107,19 @@ export async function seedOrders(
       eta_seconds: status === 'DISPATCH_FAILED' ? 1500 : null,
       created_at: new Date(now - 15 * 60_000),
       updated_at: new Date(now - (failed ? 2 : 10) * 60_000),
-    });
+      price_job_id: null,
+    };
+    rows.push(row);
+    kinds.push(kind);
+    if (kind === 'orphan') {
+      batch.push(row);
+      if (batch.length === ORPHAN_BATCH) nameBatch();
+    }
+  }
+  if (batch.length > 0) nameBatch();
+  for (const [i, row] of rows.entries()) {
+    const priceJobId = row.price_job_id as string | null;
+    orders.push({ id: String(row.id), kind: kinds[i]!, status: row.status as SeededOrder['status'], attempts: Number(row.attempts), zoneId: String(row.zone_id), priceJobId });
   }
 
   const t0 = performance.now();
@@ -118,6 +144,7 @@ export function expectedStatus(kind: SeedKind): 'CREATED' | 'PRICED' | 'CANCELLE
   switch (kind) {
     case 'pricing':
     case 'orphan':
+    case 'orphan-unnamed':
       return 'CREATED';
     case 'dispatch':
       return 'PRICED';
@@ -125,5 +152,3 @@ export function expectedStatus(kind: SeedKind): 'CREATED' | 'PRICED' | 'CANCELLE
       return 'CANCELLED';
   }
 }
-
-// ---------------------------------------------------------------------------------------------

@@ -2,11 +2,9 @@
 import { databaseName } from '../../shared/db.ts';
 import { choices, int, ints, parseSettings, text } from '../lib/settings.ts';
 
-// Settings
-
 export const settings = parseSettings('recovery', 'Part 1: 100,000 failed or orphaned orders re-driven by a worker process; part 2: a FLUSHALL under load.', {
   orders: int('--orders', 'BENCH_RECOVERY_ORDERS', 100_000, 10, 1_000_000, 'part 1: orders seeded in failed or orphaned states'),
-  baselineOrders: int('--baseline-orders', 'BENCH_BASELINE_ORDERS', 3000, 0, 100_000, 'part 1: orders per baseline run (one at a time); 0 = none'),
+  baselineOrders: int('--baseline-orders', 'BENCH_BASELINE_ORDERS', 3000, 0, 100_000, 'part 1: orders per baseline run (one order per write, one job per order); 0 = none'),
   baselineConcurrency: ints('--baseline-concurrency', 'BENCH_BASELINE_CONCURRENCY', [1, 32], 1, 256, 'part 1: orders in flight in each baseline run'),
   flushOrders: int('--flush-orders', 'BENCH_FLUSH_ORDERS', 3000, 100, 100_000, 'part 2: orders posted around the FLUSHALL'),
   flushRate: int('--flush-rate', 'BENCH_FLUSH_RATE', 0, 0, 5000, 'part 2: their rate, orders/s (0 = half the capacity measured by the calibration)'),
@@ -34,8 +32,14 @@ export const CACHE_PREFIX_1 = 'courier-bench-recovery:cache';
 export const PREFIX_2 = '{courier-bench-flush}';
 export const CACHE_PREFIX_2 = 'courier-bench-flush:cache';
 
-/** The seeded mix (part 1 and the baseline). */
-export const MIX = { pricingFailed: 0.4, dispatchFailed: 0.4, escalatePricing: 0.02, escalateDispatch: 0.05 } as const;
+/**
+ * The seeded mix (part 1 and the baseline); the rest are orphaned CREATED orders, of which
+ * `unnamedOrphans` are rows from before batches (no price_job_id) and the others name a price
+ * batch of ORPHAN_BATCH orders that Redis lost.
+ */
+export const MIX = { pricingFailed: 0.4, dispatchFailed: 0.4, escalatePricing: 0.02, escalateDispatch: 0.05, unnamedOrphans: 0.1 } as const;
+/** Orders per lost price batch of the seeded orphans (PRICE_BATCH_MAX's default). */
+export const ORPHAN_BATCH = 100;
 export const SEED_CHUNK = 2000;
 export const ZONES = 10;
 export const RIDERS_PER_ZONE = 30;
@@ -57,5 +61,3 @@ export function withDatabase(mysqlUrl: string, name: string): string {
   url.pathname = `/${name}`;
   return url.toString();
 }
-
-// ---------------------------------------------------------------------------------------------
