@@ -167,15 +167,18 @@ async function reconcileCreated(deps: ReconcileDeps, dryRun: boolean): Promise<R
       }
     }
   }
-  // Orders that name no price batch (written before there were batches): a batch of their own per attempt.
+  // Orders that name no price batch (written before there were batches): batches of their own,
+  // per attempt and at most batchSize orders each (a payload's size is bounded).
   const unnamed = groupBy(groups.get(null) ?? [], (order) => String(order.attempts));
   for (const [attempt, orders] of unnamed) {
-    const payload = { orderIds: orders.map((order) => order.id), attempt: Number(attempt) };
-    result.enqueued += orders.length;
-    if (dryRun) continue;
-    const jobId = priceBatchJobId(payload.orderIds, payload.attempt);
-    await deps.db('orders').whereIn('id', payload.orderIds).where({ status: 'CREATED' }).whereNull('price_job_id').update({ price_job_id: jobId });
-    await deps.producer.putBack('orders.price', payload);
+    for (let start = 0; start < orders.length; start += deps.batchSize) {
+      const payload = { orderIds: orders.slice(start, start + deps.batchSize).map((order) => order.id), attempt: Number(attempt) };
+      result.enqueued += payload.orderIds.length;
+      if (dryRun) continue;
+      const jobId = priceBatchJobId(payload.orderIds, payload.attempt);
+      await deps.db('orders').whereIn('id', payload.orderIds).where({ status: 'CREATED' }).whereNull('price_job_id').update({ price_job_id: jobId });
+      await deps.producer.putBack('orders.price', payload);
+    }
   }
   return result;
 }
@@ -213,6 +216,8 @@ async function reconcilePriced(deps: ReconcileDeps, dryRun: boolean): Promise<Re
 }
 
 interface PendingRow extends OwedNotification {
+  /** The ledger row's own id. */
+  readonly id: string;
   readonly attempts: number;
   readonly jobId: string | null;
 }
@@ -237,6 +242,7 @@ async function reconcileNotifications(deps: ReconcileDeps, dryRun: boolean): Pro
     checked += rows.length;
     groupBy(
       rows.map((row) => ({
+        id: String(row.id),
         orderId: String(row.order_id),
         kind: row.kind as NotificationKind,
         attempts: Number(row.attempts),
@@ -262,15 +268,17 @@ async function reconcileNotifications(deps: ReconcileDeps, dryRun: boolean): Pro
     }
     if (owed.length === 0) return;
     const notifications = owed.map(({ orderId, kind }) => ({ orderId, kind }));
-    const id = jobId ?? notificationBatchJobId(notifications);
     if (jobId === null) {
+      // Exactly these rows come to name the batch (by their own ids).
       await deps
         .db('notifications')
-        .whereIn('order_id', [...new Set(notifications.map((n) => n.orderId))])
-        .whereIn('kind', [...new Set(notifications.map((n) => n.kind))])
+        .whereIn(
+          'id',
+          owed.map((row) => row.id),
+        )
         .where({ status: 'PENDING' })
         .whereNull('job_id')
-        .update({ job_id: id });
+        .update({ job_id: notificationBatchJobId(notifications) });
     }
     await deps.producer.putBack('notify.batch', { notifications, ...(jobId === null ? {} : { batch: batchNameOf(jobId, 'notify') }) });
   };

@@ -103,17 +103,40 @@ describe('the reconciler', () => {
     expect(fresh).toHaveLength(3);
   });
 
-  it('gives CREATED orders that name no batch (written before batch jobs) a batch of their own, whose id they then carry', async () => {
+  it('gives CREATED orders that name no batch (written before batch jobs) batches of their own, at most a page each, whose ids they then carry', async () => {
     const { web, maintenance, orders } = await setUp();
     const { db } = web.database;
-    const old = await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 4, updatedAgoMs: 5000 });
+    const old = await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 120, updatedAgoMs: 5000 });
     const outcome = await maintenance.reconcile({ reason: 'cron' });
-    expect(outcome.created).toMatchObject({ checked: 4, enqueued: 4 });
-    const jobId = priceBatchJobId(old, 0);
-    expect((await orders.getJob(jobId))?.data).toEqual({ orderIds: old, attempt: 0 });
-    expect(await db('orders').whereIn('id', old).distinct('price_job_id').pluck('price_job_id')).toEqual([jobId]);
-    // Next time round the batch is live: nothing more.
-    expect((await maintenance.reconcile({ reason: 'cron' })).created).toEqual({ checked: 4, enqueued: 0, live: 4, finished: 0 });
+    expect(outcome.created).toMatchObject({ checked: 120, enqueued: 120 });
+    // MAINTENANCE_BATCH_SIZE is 50 here: three batches, 50 + 50 + 20, each order in exactly one.
+    const expected = [old.slice(0, 50), old.slice(50, 100), old.slice(100)].map((ids) => priceBatchJobId(ids, 0));
+    const jobs = await orders.getJobs(['waiting']);
+    expect(jobs.map((job) => job.id).sort()).toEqual([...expected].sort());
+    expect(jobs.flatMap((job) => job.data.orderIds as string[]).sort()).toEqual([...old].sort());
+    const named = await db('orders').whereIn('id', old).select('id', 'price_job_id');
+    for (const row of named) expect(expected).toContain(row.price_job_id);
+    // Next time round the batches are live: nothing more.
+    expect((await maintenance.reconcile({ reason: 'cron' })).created).toEqual({ checked: 120, enqueued: 0, live: 120, finished: 0 });
+  });
+
+  it('gives PENDING notifications that name no batch one of their own, naming exactly those rows', async () => {
+    const { web, maintenance, notifications } = await setUp();
+    const [a, b] = (await seedOrders(web.database.db, { clientId: web.clientId, status: 'DISPATCHED', count: 2 })) as [string, string];
+    await ledgerRow(web, a, 'customer.dispatched');
+    await ledgerRow(web, b, 'merchant.dispatched');
+    await ledgerRow(web, a, 'merchant.dispatched', { agoMs: 0 }); // not past the timeout: not in this batch, though its order and kind are
+    expect((await maintenance.reconcile({ reason: 'cron' })).notifications).toMatchObject({ checked: 2, enqueued: 2 });
+    const rows = await web.database.db('notifications').whereIn('order_id', [a, b]);
+    const jobOf = (orderId: string, kind: string) => rows.find((row) => String(row.order_id) === orderId && row.kind === kind).job_id;
+    const jobId = jobOf(a, 'customer.dispatched');
+    expect(jobId).toMatch(/^notify-/);
+    expect(jobOf(b, 'merchant.dispatched')).toBe(jobId);
+    expect(jobOf(a, 'merchant.dispatched')).toBeNull();
+    expect((await notifications.getJob(jobId))?.data.notifications).toEqual([
+      { orderId: a, kind: 'customer.dispatched' },
+      { orderId: b, kind: 'merchant.dispatched' },
+    ]);
   });
 
   it('records PRICING_FAILED for the CREATED orders of a price batch that failed for good, so compensation takes them with their budget', async () => {
