@@ -4,7 +4,6 @@ import { MAX_WAIT_FOR_PROVIDER_MS, NOTIFICATION_JOB_OPTIONS, waitForProviderMs }
 import { DEFAULT_JOB_OPTIONS } from '../shared/queues/create-queue.ts';
 import { dispatchJobId, maintenanceJobId, notificationBatchJobId, priceJobId, warmUpJobId } from '../shared/queues/job-ids.ts';
 import type { QueueName } from '../shared/queues/queue-names.ts';
-import { dispatchBooking } from './book-dispatch.ts';
 import { compensateOrdersJob } from './compensate-orders.ts';
 import { dispatchZoneJob } from './dispatch-zone.ts';
 import type { JobName, JobPayloads } from './payloads.ts';
@@ -45,7 +44,7 @@ function pricing(services: WorkerServices, job: JobContext): PriceOrdersDeps {
     writer: services.writer,
     priceMany: services.priceMany,
     zoneLoad: services.zoneLoad,
-    bookDispatch: dispatchBooking(services.producer, services.config.dispatchWindowMs).next,
+    bookDispatch: (zoneIds) => services.dispatch.next(zoneIds),
     lockWaitMs: services.config.lockWaitMs,
     retry: services.retry,
     jobId: job.id,
@@ -54,13 +53,11 @@ function pricing(services: WorkerServices, job: JobContext): PriceOrdersDeps {
 }
 
 function maintenance(services: WorkerServices, job: JobContext) {
-  const { config } = services;
-  const booking = dispatchBooking(services.producer, config.dispatchWindowMs);
   return {
     db: services.db,
     writer: services.writer,
     producer: services.producer,
-    dispatchNow: booking.now,
+    dispatchNow: (zoneIds: readonly string[]) => services.dispatch.now(zoneIds),
     logger: job.logger,
     jobId: job.id,
     ...(services.metrics ? { metrics: services.metrics } : {}),
@@ -95,13 +92,12 @@ export const JOB_TYPES: { readonly [N in JobName]: JobType<N, JobQueue<N>> } = {
     options: DEFAULT_JOB_OPTIONS,
     run: (payload, services, job) => {
       const { config } = services;
-      const booking = dispatchBooking(services.producer, config.dispatchWindowMs);
       return dispatchZoneJob(payload, {
         db: services.db,
         writer: services.writer,
         match: services.match,
-        dispatchAgain: (zoneId) => booking.now([zoneId]),
-        dispatchLater: (zoneId) => booking.next([zoneId]),
+        dispatchAgain: (zoneId) => services.dispatch.now([zoneId]),
+        dispatchLater: (zoneId) => services.dispatch.next([zoneId]),
         zoneLock: services.zoneLocks,
         batchSize: config.dispatchBatchSize,
         maxBatchesPerRun: config.dispatchMaxBatchesPerRun,

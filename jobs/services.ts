@@ -11,6 +11,7 @@ import type { OrderWriterDeps } from '../shared/orders/write-orders.ts';
 import type { ZoneLoad } from '../shared/orders/zone-load.ts';
 import type { QueueName } from '../shared/queues/queue-names.ts';
 import type { Redis } from '../shared/redis.ts';
+import type { DispatchBooking } from './book-dispatch.ts';
 import type { JobProducer } from './producer.ts';
 
 /** What the worker process holds for the jobs of its queues (orders, dispatch, maintenance); built by workers/worker-services.ts. */
@@ -21,6 +22,8 @@ export interface WorkerServices {
   readonly redis: Redis;
   readonly writer: OrderWriterDeps;
   readonly producer: JobProducer;
+  /** Books zones' dispatch runs (one per process: it remembers the windows it booked). */
+  readonly dispatch: DispatchBooking;
   /** Prices many orders in one call off the event loop (a piscina thread). */
   readonly priceMany: (inputs: readonly PricingInput[]) => Promise<readonly PricingResult[]>;
   /** Solves a dispatch batch's assignment problem off the event loop (a piscina thread). */

@@ -1,6 +1,9 @@
 import { Queue, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { DispatchBooking } from '../jobs/book-dispatch.ts';
 import { CourierProducer } from '../jobs/courier-producer.ts';
+import { JobProducer } from '../jobs/producer.ts';
+import { Redis } from 'ioredis';
 import { JOB_TYPES, QUEUES } from '../jobs/job-types.ts';
 import { PAYLOAD_SCHEMAS } from '../jobs/payloads.ts';
 import { InvalidJobPayloadError } from '../shared/errors/index.ts';
@@ -84,6 +87,31 @@ describe('a backlog of price batches', () => {
       await backlog.close();
       await Promise.all([ordersQueue.obliterate({ force: true }), dispatchQueue.obliterate({ force: true })]);
       await Promise.all([ordersQueue.close(), dispatchQueue.close()]);
+    }
+  });
+});
+
+describe('booking dispatch runs', () => {
+  it('books a zone once per window from a process, whatever the number of price batches asking; at once, every time', async () => {
+    const bookingPrefix = uniqueQueuePrefix();
+    const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
+    const producer = new JobProducer(redis, { prefix: bookingPrefix, timeoutMs: 2000 });
+    // An hour's window: the calls below all fall in one.
+    const booking = new DispatchBooking(producer, 3_600_000);
+    const adds = async () => Number((await redis.get(`${bookingPrefix}:dispatch:id`)) ?? 0); // every add increments it, no-op or not
+    try {
+      for (let i = 0; i < 5; i++) await booking.next(['zone-a', 'zone-b']);
+      await booking.next(['zone-c', 'zone-a']);
+      expect(await adds()).toBe(3);
+      const queue = producer.queue('dispatch');
+      expect((await queue.getJobs(['delayed'])).map((job) => job.data.zoneId).sort()).toEqual(['zone-a', 'zone-b', 'zone-c']);
+      await booking.now(['zone-a']);
+      await booking.now(['zone-a']);
+      expect(await adds()).toBe(5);
+    } finally {
+      await producer.close();
+      redis.disconnect();
+      await deleteKeysWithPrefix(bookingPrefix);
     }
   });
 });

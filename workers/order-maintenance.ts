@@ -1,4 +1,4 @@
-import { dispatchBooking } from '../jobs/book-dispatch.ts';
+import { DispatchBooking } from '../jobs/book-dispatch.ts';
 import { compensateOrdersJob, redriveBatch, type CompensateDeps, type CompensationOutcome, type RedriveBatch, type RedriveSelection } from '../jobs/compensate-orders.ts';
 import type { JobPayloads } from '../jobs/payloads.ts';
 import { JobProducer } from '../jobs/producer.ts';
@@ -33,13 +33,13 @@ export function createOrderMaintenance(config: Config, deps: { db: Db; redis: Re
     enqueueNotifications: async (_jobId, notifications) => void (await producer.add('notify.batch', { notifications: [...notifications] })),
   });
   const policy = retryPolicyFrom(config);
-  const booking = dispatchBooking(producer, config.dispatchWindowMs);
+  const booking = new DispatchBooking(producer, config.dispatchWindowMs);
   const redriveDeps = {
     db: deps.db,
     writer,
     policy,
     enqueuePriceBatches: async (batches: readonly JobPayloads['orders.price'][]) => void (await producer.addMany('orders.price', batches)),
-    dispatchNow: booking.now,
+    dispatchNow: (zoneIds: readonly string[]) => booking.now(zoneIds),
   };
   return {
     writer,
@@ -58,7 +58,7 @@ export function createOrderMaintenance(config: Config, deps: { db: Db; redis: Re
         db: deps.db,
         producer,
         writer,
-        dispatchNow: booking.now,
+        dispatchNow: (zoneIds) => booking.now(zoneIds),
         retry: policy,
         createdAfterMs: config.reconcileCreatedAfterMs,
         stuckAfterMs: config.reconcileStuckAfterMs,

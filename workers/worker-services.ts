@@ -1,4 +1,5 @@
 import { Piscina } from 'piscina';
+import { DispatchBooking } from '../jobs/book-dispatch.ts';
 import { JobProducer } from '../jobs/producer.ts';
 import type { WorkerServices } from '../jobs/services.ts';
 import { ZoneLocks } from '../shared/cache/zone-locks.ts';
@@ -59,6 +60,7 @@ export function createWorkerServices(config: Config, logger: Logger, opts: { pri
     redis,
     writer,
     producer,
+    dispatch: new DispatchBooking(producer, config.dispatchWindowMs),
     priceMany: (inputs: readonly PricingInput[]) => pool(priceTask).run(inputs) as Promise<PricingResult[]>,
     match: (input: MatchInput) => pool(MATCH_TASK).run(input) as Promise<MatchOutput>,
     zoneLoad: new ZoneLoad(db),

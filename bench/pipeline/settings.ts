@@ -35,7 +35,9 @@ export const TARGETS = {
   redisAfterOrders: 100_000,
 } as const;
 
-/** Courier settings the bench gives the fleet unless the environment does (everything else: Courier's defaults). */
-export const FLEET_DEFAULTS: NodeJS.ProcessEnv = {
-  DISPATCH_WINDOW_MS: process.env.DISPATCH_WINDOW_MS || '200',
-};
+/**
+ * Courier settings the bench gives the fleet unless the environment does: none, the fleet runs on
+ * Courier's defaults as the Procfile does (DISPATCH_WINDOW_MS and the rest pass through from the
+ * environment).
+ */
+export const FLEET_DEFAULTS: NodeJS.ProcessEnv = {};
