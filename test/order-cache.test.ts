@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { OrderCache } from '../shared/cache/order-cache.ts';
 import { OrderLocks } from '../shared/cache/order-locks.ts';
 import { LockTimeoutError } from '../shared/errors/index.ts';
@@ -114,13 +114,33 @@ describe('OrderLocks', () => {
     await holder;
   });
 
-  it('a holder whose lock was taken from it is told (its signal aborts)', async () => {
+  it('a holder whose lock was taken from it is told (its signal aborts), and its release leaves the new holder alone', async () => {
     const quick = new OrderLocks(redis, { prefix, lockTimeoutMs: 300, acquireTimeoutMs: 1000 });
-    await quick.withLock('203', async ({ signal }) => {
-      await redis.del(`mutex:${prefix}:lock:order:203`); // redis-semaphore prefixes its keys with mutex: // the lock expires under it, as after a long pause
-      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-      expect(signal.aborted).toBe(true);
-    });
+    const key = `mutex:${prefix}:lock:order:203`; // redis-semaphore prefixes its keys with mutex:
+    try {
+      await quick.withLock('203', async ({ signal }) => {
+        // Held past its TTL by renewal (its TTL seen going back up three times): the signal stays quiet.
+        let renewals = 0;
+        let last = await redis.pttl(key);
+        await vi.waitFor(
+          async () => {
+            const ttl = await redis.pttl(key);
+            if (ttl > last) renewals += 1;
+            last = ttl;
+            expect(renewals).toBeGreaterThanOrEqual(3);
+          },
+          { timeout: 5000, interval: 10 },
+        );
+        expect(signal.aborted).toBe(false);
+        // Another holder takes it, as after a pause past its TTL: the holder hears of it within a few TTLs.
+        await redis.set(key, 'another-holder', 'PX', 10_000);
+        await vi.waitFor(() => expect(signal.aborted).toBe(true), { timeout: 3000, interval: 5 });
+        expect(String(signal.reason)).toMatch(/lost/i);
+      });
+      expect(await redis.get(key)).toBe('another-holder');
+    } finally {
+      await redis.del(key);
+    }
   });
 });
 
