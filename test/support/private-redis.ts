@@ -51,7 +51,7 @@ export class PrivateRedis {
   /** Kills the server outright (SIGKILL): everything in it is gone, as with our no-persistence Redis. */
   async crash(): Promise<void> {
     const child = this.child;
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return; // gone already (crashed before)
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGKILL');
     await exited;
