@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MicroBatcher, type ItemOutcome } from '../shared/micro-batcher.ts';
 
 function deferred<T = void>() {
@@ -22,17 +22,29 @@ describe('MicroBatcher', () => {
     expect(batches).toEqual([[1, 2, 3]]);
   });
 
-  it('sends a partial batch when its first item has waited maxWaitMs', async () => {
-    const batches: number[][] = [];
-    const batcher = new MicroBatcher<number, number>(
-      async (items) => {
-        batches.push(items);
-        return items.map((i) => ({ ok: true, value: i }));
-      },
-      { maxSize: 100, maxWaitMs: 5, maxInFlight: 1 },
-    );
-    expect(await Promise.all([batcher.submit(1), batcher.submit(2)])).toEqual([1, 2]);
-    expect(batches).toEqual([[1, 2]]);
+  it('sends a partial batch when its first item has waited maxWaitMs, not before; what arrives meanwhile joins it', async () => {
+    vi.useFakeTimers();
+    try {
+      const batches: number[][] = [];
+      const batcher = new MicroBatcher<number, number>(
+        async (items) => {
+          batches.push(items);
+          return items.map((i) => ({ ok: true, value: i }));
+        },
+        { maxSize: 100, maxWaitMs: 50, maxInFlight: 1 },
+      );
+      const first = batcher.submit(1);
+      await vi.advanceTimersByTimeAsync(30);
+      const second = batcher.submit(2); // within the first one's wait: the wait is not started again
+      await vi.advanceTimersByTimeAsync(19); // 49 ms after the first
+      expect(batches).toEqual([]);
+      expect(batcher.size).toBe(2);
+      await vi.advanceTimersByTimeAsync(1); // 50 ms after the first
+      expect(batches).toEqual([[1, 2]]);
+      expect(await Promise.all([first, second])).toEqual([1, 2]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('answers each item on its own: one failure does not fail its neighbours', async () => {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { OrderCache, STALE_MARK_TTL_MS } from '../shared/cache/order-cache.ts';
 import { createOrderLocks } from '../shared/cache/order-locks.ts';
 import type { RedisLocks } from '../shared/cache/redis-locks.ts';
@@ -133,13 +133,42 @@ describe('locks of many orders at once', () => {
     expect(await redis.exists(`${prefix}:lock:order:221`)).toBe(0);
   });
 
-  it('a holder whose lock was taken from it is told (its signal aborts)', async () => {
+  it('a holder keeps its locks while it holds them (renewed, its signal quiet), and is told when one is taken from it', async () => {
     const quick = createOrderLocks(redis, { prefix, ttlMs: 300 });
+    const key = `${prefix}:lock:order:231`;
     const held = await quick.lock(['231'], { waitMs: 0 });
     try {
-      await redis.set(`${prefix}:lock:order:231`, 'someone else'); // expired under it and taken, as after a long pause
-      await new Promise<void>((resolve) => held.signal.addEventListener('abort', () => resolve(), { once: true }));
-      expect(held.signal.aborted).toBe(true);
+      // Three renewals seen from outside: the TTL jumps back up while the holder holds on.
+      let renewals = 0;
+      let last = await redis.pttl(key);
+      await vi.waitFor(
+        async () => {
+          const now = await redis.pttl(key);
+          if (now > last) renewals += 1;
+          last = now;
+          expect(renewals).toBeGreaterThanOrEqual(3);
+        },
+        { timeout: 5_000, interval: 20 },
+      );
+      expect(held.signal.aborted).toBe(false);
+      await redis.set(key, 'someone else'); // expired under it and taken, as after a long pause
+      await vi.waitFor(() => expect(held.signal.aborted).toBe(true), { timeout: 3_000, interval: 20 });
+    } finally {
+      await held.release();
+    }
+    expect(await redis.get(key)).toBe('someone else'); // the release left the new holder's lock alone
+  });
+});
+
+describe('a lock holder paused past its TTL', () => {
+  it('learns it synchronously before its next write, though its renewal timer has not run', async () => {
+    const quick = createOrderLocks(redis, { prefix, ttlMs: 300 });
+    const held = await quick.lock(['241'], { waitMs: 0 });
+    try {
+      expect(() => held.assertHeld()).not.toThrow();
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 400); // a pause: no timer runs
+      expect(held.signal.aborted).toBe(false); // the renewal timer has not told it yet
+      expect(() => held.assertHeld()).toThrow(/not renewed within their 300 ms TTL/);
     } finally {
       await held.release();
     }

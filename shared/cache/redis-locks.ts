@@ -19,6 +19,12 @@ export interface HeldLocks {
   readonly busy: readonly string[];
   /** Aborted if a held lock is lost (its renewal failed past its TTL, or it was taken over). */
   readonly signal: AbortSignal;
+  /**
+   * Throws if the locks may be lost: the signal aborted, or no renewal confirmed them for a whole
+   * TTL (a holder paused past it learns so here, synchronously, before its next write, without
+   * waiting for its renewal timer to run).
+   */
+  assertHeld(): void;
   /** Gives every held lock back, in one round trip; never throws (an expired lock has nothing to give back). */
   release(): Promise<void>;
 }
@@ -74,12 +80,19 @@ export class RedisLocks {
     const held = wanted.filter((id) => taken.has(id));
     const busy = wanted.filter((id) => !taken.has(id));
     const lost = new AbortController();
-    const renewal = held.length === 0 ? undefined : this.keepRenewed(held, token, lost);
+    const confirmed = { at: Date.now() };
+    const renewal = held.length === 0 ? undefined : this.keepRenewed(held, token, lost, confirmed);
     let released = false;
     return {
       held,
       busy,
       signal: lost.signal,
+      assertHeld: () => {
+        lost.signal.throwIfAborted();
+        if (held.length > 0 && Date.now() - confirmed.at >= this.opts.ttlMs) {
+          throw new Error(`the locks of ${held.length} order(s) were not renewed within their ${this.opts.ttlMs} ms TTL: they may be another writer's`);
+        }
+      },
       release: async () => {
         if (released) return;
         released = true;
@@ -103,20 +116,20 @@ export class RedisLocks {
   }
 
   /** Renews every held lock at half its TTL; a lock found gone, or not renewed for a whole TTL, aborts the holder. */
-  private keepRenewed(ids: readonly string[], token: string, lost: AbortController): NodeJS.Timeout {
-    let renewedAt = Date.now();
+  private keepRenewed(ids: readonly string[], token: string, lost: AbortController, confirmed: { at: number }): NodeJS.Timeout {
     const timer = setInterval(() => {
       if (lost.signal.aborted) return clearInterval(timer);
+      const sentAt = Date.now();
       const pipeline = this.redis.pipeline() as unknown as LockPipeline;
       for (const id of ids) pipeline.courierExtendLock(this.opts.keyOf(id), token, this.opts.ttlMs);
       pipeline.exec().then(
         (results) => {
           const gone = (results ?? []).findIndex(([error, reply]) => error || reply !== 1);
           if (gone >= 0) lost.abort(new Error(`lost the lock ${this.opts.keyOf(ids[gone]!)} while holding it`));
-          else renewedAt = Date.now();
+          else confirmed.at = sentAt;
         },
         () => {
-          if (Date.now() - renewedAt >= this.opts.ttlMs) lost.abort(new Error('could not renew the locks within their TTL'));
+          if (Date.now() - confirmed.at >= this.opts.ttlMs) lost.abort(new Error('could not renew the locks within their TTL'));
         },
       );
     }, Math.max(10, Math.floor(this.opts.ttlMs / 2)));

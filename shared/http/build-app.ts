@@ -13,7 +13,8 @@ import { mysqlTrackingParts, type TrackingParts } from '../orders/tracking.ts';
 import type { Redis } from '../redis.ts';
 import { authenticateRequest } from './authenticate.ts';
 import { registerDashboard } from './dashboard.ts';
-import { installErrorHandling } from './error-handler.ts';
+import { ApiError } from '../errors/index.ts';
+import { handleError, installErrorHandling, sendError } from './error-handler.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { orderRoutes } from './routes/orders.ts';
 
@@ -43,10 +44,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Per-request info logs would cost more than the intake itself at peak; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.config.bodyLimitBytes,
-    return503OnClosing: true,
+    // A request that reaches a draining instance is answered below, in the contract's shape
+    // (Fastify's own 503 has no code).
+    return503OnClosing: false,
+    frameworkErrors: handleError,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
   installErrorHandling(app);
+
+  // Draining (close() began): a request on a connection still open is refused (Fastify closes the
+  // connection after it), so the client retries on another instance.
+  let draining = false;
+  app.addHook('preClose', async () => {
+    draining = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (draining) return sendError(reply, new ApiError('SHUTTING_DOWN'));
+  });
 
   app.addHook('onResponse', async (request, reply) => {
     deps.metrics.httpRequestSeconds.observe(

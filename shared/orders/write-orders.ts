@@ -104,13 +104,15 @@ export async function writeOrders(deps: OrderWriterDeps, write: OrderWrite): Pro
         return { change, locked: row };
       });
       if (changes.length === 0) return { locked, applied: [] as AppliedChange[], cached: [] as boolean[], owed: [] as OwedNotification[], notifyJobId: null };
+      // A holder paused past its locks' TTL learns it here, before it writes anything.
+      locks.assertHeld();
       const cached = await deps.cache.markStaleMany(changes.map(({ locked: row }) => ({ id: row.id, version: row.version })));
       const owed = changes.flatMap(({ change }) => notificationsOwed(change.to).map((kind) => ({ orderId: change.orderId, kind })));
       const notifyJobId = owed.length > 0 ? notificationBatchJobId(owed) : null;
       const applied = await applyChanges(trx, changes, { actor: write.actor, jobId: write.jobId ?? null, owed, notifyJobId });
       await write.alsoDo?.(trx, applied);
       // A lock lost mid-change (its renewal failed past its TTL) may now be another writer's.
-      locks.signal.throwIfAborted();
+      locks.assertHeld();
       return { locked, applied, cached, owed, notifyJobId };
     });
     const { locked, applied, owed, notifyJobId } = committed;

@@ -14,7 +14,11 @@ export interface TestDatabase {
 
 const SERVER_URL = process.env.MYSQL_URL ?? DEFAULT_MYSQL_URL;
 
-/** A fresh, migrated database of its own for one test file. */
+/**
+ * A fresh, migrated database of its own for one test file. A failure while making it (a migration
+ * that throws) leaves nothing behind: the pool is closed and the database dropped before the error
+ * goes on.
+ */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const name = `courier_test_${randomBytes(5).toString('hex')}`;
   const url = new URL(SERVER_URL);
@@ -28,19 +32,23 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     await server.destroy();
   }
   const db = createDb(settings);
-  await migrateLatest(db);
-  return {
-    name,
-    mysqlUrl,
-    db,
-    async drop() {
+  const drop = async () => {
+    try {
       await db.destroy();
+    } finally {
       const admin = createDb(settings, { withDatabase: false });
       try {
         await admin.raw('DROP DATABASE IF EXISTS ??', [name]);
       } finally {
         await admin.destroy();
       }
-    },
+    }
   };
+  try {
+    await migrateLatest(db);
+  } catch (error) {
+    await drop().catch(() => undefined); // the migration's failure is the one to report
+    throw error;
+  }
+  return { name, mysqlUrl, db, drop };
 }

@@ -20,65 +20,93 @@ export interface TestWeb {
   postOrder(overrides?: Record<string, unknown>): Promise<string>;
   /** Drops an order's L2 entry (data or stale mark), as its TTL would. */
   forgetCached(orderId: string): Promise<void>;
+  /** Stops the runtime as a SIGTERM does (drain, then close its connections), keeping the database for checks; close() then skips it. */
+  closeRuntime(): Promise<void>;
   close(): Promise<void>;
 }
 
 let keyCounter = 0;
 
+/** Runs every step, whatever happens to the one before; then throws the first failure (or all of them). */
+async function releaseAll(steps: readonly (() => Promise<unknown>)[]): Promise<void> {
+  const failures: unknown[] = [];
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (error) {
+      failures.push(error);
+    }
+  }
+  if (failures.length === 1) throw failures[0];
+  if (failures.length > 1) throw new AggregateError(failures, `${failures.length} steps of the clean-up failed`);
+}
+
 /**
  * A web runtime on a database and queue prefix of its own, with two API clients and one
- * merchant; routeMysqlUrl lets a test put a fault-injecting proxy between the runtime and MySQL. close() closes every connection, drops the database and deletes the Redis keys.
+ * merchant; routeMysqlUrl lets a test put a fault-injecting proxy between the runtime and MySQL,
+ * isShuttingDown stands for the process's SIGTERM flag. close() closes every connection, drops the
+ * database and deletes the Redis keys, each step whatever happened to the one before. If making it
+ * fails, what was made so far is released the same way before the error goes on.
  */
 export async function createTestWeb(
   overrides: Partial<Config> = {},
-  opts: { routeMysqlUrl?: (databaseUrl: string) => string } = {},
+  opts: { routeMysqlUrl?: (databaseUrl: string) => string; isShuttingDown?: () => boolean } = {},
 ): Promise<TestWeb> {
   const database = await createTestDatabase();
   const queuePrefix = uniqueQueuePrefix();
-  const mysqlUrl = opts.routeMysqlUrl ? opts.routeMysqlUrl(database.mysqlUrl) : database.mysqlUrl;
-  const config = loadConfig(
-    {
-      MYSQL_URL: mysqlUrl,
-      REDIS_URL: TEST_REDIS_URL,
-      QUEUE_PREFIX: queuePrefix,
-      CACHE_PREFIX: queuePrefix.slice(1, -1), // no braces: cache keys spread over the cluster
-      LOG_LEVEL: 'silent',
-    },
-    overrides,
-  );
-  const ids = new IdGenerator(config.nodeId);
-  const client = await createApiClient(database.db, ids, 'test client');
-  const other = await createApiClient(database.db, ids, 'other client');
-  await database.db('merchants').insert(TEST_MERCHANT);
-  const runtime = await createWebRuntime(config, pino({ level: 'silent' }));
-  return {
-    runtime,
-    database,
-    config,
-    apiKey: client.key,
-    clientId: client.id,
-    otherApiKey: other.key,
-    async postOrder(overrides = {}) {
-      const res = await runtime.app.inject({
-        method: 'POST',
-        url: '/v1/orders',
-        headers: { authorization: `Bearer ${client.key}`, 'idempotency-key': `test-order-${++keyCounter}-${Date.now()}` },
-        payload: orderBody(overrides),
-      });
-      if (res.statusCode !== 202) throw new Error(`POST /v1/orders answered ${res.statusCode}: ${res.body}`);
-      await runtime.intake.idle();
-      return (res.json() as { id: string }).id;
-    },
-    async forgetCached(orderId) {
-      await runtime.writer.cache.evict([orderId]);
-    },
-    async close() {
-      await runtime.close();
-      await database.drop();
-      await deleteKeysWithPrefix(queuePrefix);
-      await deleteKeysWithPrefix(config.cachePrefix);
-    },
-  };
+  let cachePrefix = queuePrefix.slice(1, -1); // no braces: cache keys spread over the cluster
+  let runtime: WebRuntime | undefined;
+  let runtimeClosed: Promise<void> | undefined;
+  const closeRuntime = () => (runtimeClosed ??= runtime ? runtime.close() : Promise.resolve());
+  const release = () =>
+    releaseAll([closeRuntime, () => database.drop(), () => deleteKeysWithPrefix(queuePrefix), () => deleteKeysWithPrefix(cachePrefix)]);
+  try {
+    const mysqlUrl = opts.routeMysqlUrl ? opts.routeMysqlUrl(database.mysqlUrl) : database.mysqlUrl;
+    const config = loadConfig(
+      {
+        MYSQL_URL: mysqlUrl,
+        REDIS_URL: TEST_REDIS_URL,
+        QUEUE_PREFIX: queuePrefix,
+        CACHE_PREFIX: cachePrefix,
+        LOG_LEVEL: 'silent',
+      },
+      overrides,
+    );
+    cachePrefix = config.cachePrefix;
+    const ids = new IdGenerator(config.nodeId);
+    const client = await createApiClient(database.db, ids, 'test client');
+    const other = await createApiClient(database.db, ids, 'other client');
+    await database.db('merchants').insert(TEST_MERCHANT);
+    const started = await createWebRuntime(config, pino({ level: 'silent' }), opts.isShuttingDown ? { isShuttingDown: opts.isShuttingDown } : {});
+    runtime = started;
+    return {
+      runtime: started,
+      database,
+      config,
+      apiKey: client.key,
+      clientId: client.id,
+      otherApiKey: other.key,
+      async postOrder(overrides = {}) {
+        const res = await started.app.inject({
+          method: 'POST',
+          url: '/v1/orders',
+          headers: { authorization: `Bearer ${client.key}`, 'idempotency-key': `test-order-${++keyCounter}-${Date.now()}` },
+          payload: orderBody(overrides),
+        });
+        if (res.statusCode !== 202) throw new Error(`POST /v1/orders answered ${res.statusCode}: ${res.body}`);
+        await started.intake.idle();
+        return (res.json() as { id: string }).id;
+      },
+      async forgetCached(orderId) {
+        await started.writer.cache.evict([orderId]);
+      },
+      closeRuntime,
+      close: release,
+    };
+  } catch (error) {
+    await release().catch(() => undefined); // the failure that stopped us is the one to report
+    throw error;
+  }
 }
 
 export function orderBody(overrides: Record<string, unknown> = {}) {

@@ -63,7 +63,7 @@ function matchesEtag(header: string | undefined, etag: string): boolean {
 }
 
 function isRedisUnavailable(error: Error): boolean {
-  return /Stream isn't writeable|Connection is closed|enableOfflineQueue/i.test(error.message);
+  return /Stream isn't writeable|Connection is closed|enableOfflineQueue|Command timed out/i.test(error.message);
 }
 
 export async function orderRoutes(scope: FastifyInstance, deps: OrderRoutesDeps): Promise<void> {
