@@ -73,10 +73,14 @@ async function readEntries(db: Db, items: readonly OwedNotification[]): Promise<
 /** Counts the calls about to be made, before they are made, so a crash during a call is still counted. */
 export async function countAttempts(db: Db, entryIds: readonly string[]): Promise<void> {
   if (entryIds.length === 0) return;
-  await db('notifications')
-    .whereIn('id', entryIds)
-    .where({ status: 'PENDING' })
-    .update({ attempts: db.raw('attempts + 1'), updated_at: db.raw('CURRENT_TIMESTAMP(3)') });
+  // In key order, retried when InnoDB picks it as a deadlock victim against another batch's SENT marks.
+  await retryingDeadlocks(() =>
+    db('notifications')
+      .whereIn('id', entryIds)
+      .where({ status: 'PENDING' })
+      .orderBy('id')
+      .update({ attempts: db.raw('attempts + 1'), updated_at: db.raw('CURRENT_TIMESTAMP(3)') }),
+  );
 }
 
 /**
