@@ -172,7 +172,7 @@ describe('the queue dashboard at /admin/queues', () => {
       {},
       { origin: 'http://evil.example' },
       { origin: 'null' },
-      { origin: `https://${HOST}.evil.example` },
+      { origin: `http://evil-${HOST}` },
       { origin: 'http://courier.test:3001' },
       { referer: 'http://evil.example/admin/queues' },
       { origin: 'http://evil.example', referer: `${OWN_ORIGIN}/admin/queues` },
