@@ -6,7 +6,7 @@ import { dispatchJobId, maintenanceJobId, notificationBatchJobId, priceJobId, wa
 import type { QueueName } from '../shared/queues/queue-names.ts';
 import { compensateOrdersJob } from './compensate-orders.ts';
 import { dispatchZoneJob } from './dispatch-zone.ts';
-import type { JobName, JobPayloads } from './payloads.ts';
+import { payloadProblem, type JobName, type JobPayloads } from './payloads.ts';
 import { priceOrdersJob, recordPricingFailed, type PriceOrdersDeps } from './price-orders.ts';
 import { reconcileOrdersJob } from './reconcile-orders.ts';
 import { sendNotificationsJob } from './send-notifications.ts';
@@ -20,6 +20,8 @@ export interface JobType<N extends JobName, Q extends QueueName = QueueName> {
   readonly jobId: (payload: JobPayloads[N]) => string;
   /** Retries and retention beyond the queue's defaults. */
   readonly options: JobsOptions;
+  /** What one job carried, in a few words (the dashboard's job title): never personal data, ids and counts only. */
+  readonly describe: (payload: JobPayloads[N]) => string;
   /** The handler: a plain async function of the payload and what the queue's process holds. */
   readonly run: (payload: JobPayloads[N], services: ServicesOf<Q>, job: JobContext) => Promise<unknown>;
   /** After the last attempt failed (not for a malformed payload): record what the job could not do. */
@@ -73,6 +75,12 @@ function waitForProvider(error: Error, enqueuedAt: number): number | undefined {
 
 const slot = (at: number | undefined) => new Date(at ?? Date.now());
 
+const plural = (count: number, one: string) => `${count} ${one}${count === 1 ? '' : 's'}`;
+/** A time of day (UTC), to the millisecond: enough to tell windows and ticks apart. */
+const clock = (at: number) => `${new Date(at).toISOString().slice(11, 23)}Z`;
+const describeTick = (what: string) => (payload: { reason: string; at?: number | undefined }) =>
+  `${what}, ${payload.reason}${payload.at === undefined ? '' : ` tick at ${clock(payload.at)}`}`;
+
 /**
  * Every job type, declared once: the producer (jobs/producer.ts), the workers (one per queue,
  * workers/queue-worker.ts), CourierProducer for other services and the dashboard are built from
@@ -83,6 +91,7 @@ export const JOB_TYPES: { readonly [N in JobName]: JobType<N, JobQueue<N>> } = {
     queue: 'orders',
     jobId: (payload) => priceJobId(payload),
     options: DEFAULT_JOB_OPTIONS,
+    describe: (payload) => `${plural(payload.orderIds.length, 'order')} from ${payload.orderIds[0]}, attempt ${payload.attempt}`,
     run: (payload, services, job) => priceOrdersJob(payload, pricing(services, job)),
     onFinalFailure: async (payload, error, services, job) => void (await recordPricingFailed(payload, error, pricing(services, job))),
   },
@@ -90,6 +99,7 @@ export const JOB_TYPES: { readonly [N in JobName]: JobType<N, JobQueue<N>> } = {
     queue: 'dispatch',
     jobId: (payload) => dispatchJobId(payload.zoneId, payload.window ?? Date.now()),
     options: DEFAULT_JOB_OPTIONS,
+    describe: (payload) => `zone ${payload.zoneId}${payload.window === undefined ? '' : `, window ${clock(payload.window)}`}`,
     run: (payload, services, job) => {
       const { config } = services;
       return dispatchZoneJob(payload, {
@@ -112,6 +122,8 @@ export const JOB_TYPES: { readonly [N in JobName]: JobType<N, JobQueue<N>> } = {
     queue: 'notifications',
     jobId: (payload) => notificationBatchJobId(payload.notifications, payload.batch),
     options: NOTIFICATION_JOB_OPTIONS,
+    describe: (payload) =>
+      `${plural(payload.notifications.length, 'notification')} for ${plural(new Set(payload.notifications.map((n) => n.orderId)).size, 'order')} from ${payload.notifications[0]!.orderId}`,
     run: (payload, services, job) =>
       sendNotificationsJob(payload, { db: services.db, provider: services.provider, jobId: job.id, logger: job.logger, ...(job.signal ? { signal: job.signal } : {}) }),
     postponeFor: waitForProvider,
@@ -120,6 +132,7 @@ export const JOB_TYPES: { readonly [N in JobName]: JobType<N, JobQueue<N>> } = {
     queue: 'maintenance',
     jobId: (payload) => warmUpJobId(payload.reason, slot(payload.at)),
     options: MAINTENANCE_JOB_OPTIONS,
+    describe: describeTick('cache warm-up'),
     run: (payload, services, job) =>
       warmUpCacheJob(payload, {
         db: services.db,
@@ -134,6 +147,7 @@ export const JOB_TYPES: { readonly [N in JobName]: JobType<N, JobQueue<N>> } = {
     queue: 'maintenance',
     jobId: (payload) => maintenanceJobId('compensate', payload.reason, slot(payload.at)),
     options: MAINTENANCE_JOB_OPTIONS,
+    describe: describeTick('compensation'),
     run: (payload, services, job) => {
       const { config } = services;
       return compensateOrdersJob(payload, {
@@ -148,6 +162,7 @@ export const JOB_TYPES: { readonly [N in JobName]: JobType<N, JobQueue<N>> } = {
     queue: 'maintenance',
     jobId: (payload) => maintenanceJobId('reconcile', payload.reason, slot(payload.at)),
     options: MAINTENANCE_JOB_OPTIONS,
+    describe: describeTick('reconciliation'),
     run: (payload, services, job) => {
       const { config } = services;
       return reconcileOrdersJob(payload, {
@@ -165,6 +180,7 @@ export const JOB_TYPES: { readonly [N in JobName]: JobType<N, JobQueue<N>> } = {
     queue: 'orders',
     jobId: (payload) => `order-${payload.orderId}`,
     options: DEFAULT_JOB_OPTIONS,
+    describe: (payload) => `order ${payload.orderId} alone (from before batches)`,
     run: (payload, services, job) => priceOrdersJob({ orderIds: [payload.orderId], attempt: 0 }, pricing(services, job)),
     onFinalFailure: async (payload, error, services, job) =>
       void (await recordPricingFailed({ orderIds: [payload.orderId], attempt: 0 }, error, pricing(services, job))),
@@ -174,6 +190,7 @@ export const JOB_TYPES: { readonly [N in JobName]: JobType<N, JobQueue<N>> } = {
     queue: 'notifications',
     jobId: (payload) => `notify-${payload.orderId}-${payload.kind.replace('.', '-')}`,
     options: NOTIFICATION_JOB_OPTIONS,
+    describe: (payload) => `${payload.kind} for order ${payload.orderId} (from before batches)`,
     run: (payload, services, job) =>
       sendNotificationsJob({ notifications: [payload] }, { db: services.db, provider: services.provider, jobId: job.id, logger: job.logger, ...(job.signal ? { signal: job.signal } : {}) }),
     postponeFor: waitForProvider,
@@ -197,6 +214,15 @@ type JobQueue<N extends JobName> = QueueOf[N];
 /** The job types a queue's worker runs. */
 export function jobTypesOf(queue: QueueName): JobName[] {
   return (Object.keys(JOB_TYPES) as JobName[]).filter((name) => JOB_TYPES[name].queue === queue);
+}
+
+/**
+ * What a job carried, as its type describes it (the dashboard's job titles); undefined for a name
+ * the table does not know or a payload that breaks its schema (shown as it is, masked).
+ */
+export function describeJob(name: string, data: unknown): string | undefined {
+  if (payloadProblem(name, data) !== undefined) return undefined;
+  return (JOB_TYPES[name as JobName].describe as (payload: unknown) => string)(data);
 }
 
 /** The queues of the table, each once (for the dashboard and the workers). */

@@ -1,4 +1,4 @@
-import type { BulkJobOptions, Queue } from 'bullmq';
+import type { BulkJobOptions, KeepJobs, Queue } from 'bullmq';
 import { InvalidJobPayloadError } from '../shared/errors/index.ts';
 import { createQueue } from '../shared/queues/create-queue.ts';
 import type { QueueName } from '../shared/queues/queue-names.ts';
@@ -25,12 +25,15 @@ export class JobProducer {
   private readonly connection: Redis;
   private readonly prefix: string;
   private readonly timeoutMs: number;
+  private readonly removeOnComplete: KeepJobs | boolean | undefined;
   private readonly queues = new Map<QueueName, Queue>();
 
-  constructor(connection: Redis, opts: { readonly prefix: string; readonly timeoutMs: number }) {
+  /** removeOnComplete: the completed jobs its queues keep (keepCompleted(config); default DEFAULT_KEEP_COMPLETED). */
+  constructor(connection: Redis, opts: { readonly prefix: string; readonly timeoutMs: number; readonly removeOnComplete?: KeepJobs | boolean }) {
     this.connection = connection;
     this.prefix = opts.prefix;
     this.timeoutMs = opts.timeoutMs;
+    this.removeOnComplete = opts.removeOnComplete;
   }
 
   /** Adds one job; resolves with its id. */
@@ -82,7 +85,11 @@ export class JobProducer {
   queue(name: QueueName): Queue {
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = createQueue(name, { connection: this.connection, prefix: this.prefix });
+      queue = createQueue(name, {
+        connection: this.connection,
+        prefix: this.prefix,
+        ...(this.removeOnComplete === undefined ? {} : { removeOnComplete: this.removeOnComplete }),
+      });
       queue.on('error', () => undefined); // each add reports its own failure
       this.queues.set(name, queue);
     }

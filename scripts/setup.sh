@@ -6,18 +6,21 @@
 #   2. MariaDB and Redis: installed with apt when missing, started when not running
 #      (directly, as a person would: there is no systemd here), for local URLs only
 #   3. the database, its migrations, and (unless --no-demo) the demo data and client key
+#   4. with --browser (npm test): Debian's Chromium, which the browser test drives, when missing
 # Idempotent and quick when nothing is missing; never touches a service that is already running.
 #
-# Usage: scripts/setup.sh [--no-demo]
+# Usage: scripts/setup.sh [--no-demo] [--browser]
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 DEMO_FLAG=""
+BROWSER=""
 for arg in "$@"; do
   case "$arg" in
     --no-demo) DEMO_FLAG="--no-demo" ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --browser) BROWSER=1 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -158,3 +161,17 @@ fi
 
 # --- 3. database, migrations, demo data ---------------------------------------------------------
 "$NODE" scripts/setup-db.ts $DEMO_FLAG
+
+# --- 4. a browser for the browser test (npm test only) ------------------------------------------
+# test/dashboard-browser.test.ts drives Debian's Chromium with playwright-core (an npm package with
+# no browser of its own: nothing is downloaded besides the apt package).
+if [ -n "$BROWSER" ]; then
+  if [ -x /usr/bin/chromium ]; then
+    say "Chromium is installed ($(/usr/bin/chromium --version 2>/dev/null | head -n1))"
+  else
+    [ "$(id -u)" = 0 ] || die "the browser test needs Chromium at /usr/bin/chromium; run npm test as root once, or install it yourself: apt-get install -y chromium"
+    apt_install chromium
+    [ -x /usr/bin/chromium ] || die "apt installed chromium, but /usr/bin/chromium is not there"
+    say "Chromium installed ($(/usr/bin/chromium --version 2>/dev/null | head -n1))"
+  fi
+fi

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { loadConfig } from '../shared/config.ts';
+import { devDashboard } from './dev-dashboard.ts';
 import { runProcesses, type ProcfileProcess } from './run-processes.ts';
 
 const config = loadConfig(process.env);
@@ -30,6 +31,7 @@ if (localProvider) {
   });
 }
 
+const dashboard = devDashboard(process.env);
 const base = `http://127.0.0.1:${config.port}`;
 const notified = localProvider
   ? `${config.notifyProviderUrl.replace(/\/+$/, '')}/v1/messages   (the dev provider: what was sent)`
@@ -37,7 +39,7 @@ const notified = localProvider
 console.log(`
 Courier is starting: ${processes.map((p) => p.name).join(', ')}
   API        ${base}/v1/orders   (key: .courier/demo-client.key)
-  dashboard  ${base}/admin/queues
+  dashboard  ${base}/admin/queues   (${dashboard.note})
   metrics    ${base}/metrics   (worker :9101, notifier :9102, scheduler :9103)
   readiness  ${base}/readyz
   notified   ${notified}
@@ -45,6 +47,6 @@ Ctrl-C stops them all.
 `);
 
 // `node` in the Procfile lines is the Node running this (scripts/node: Node 24), not an older one on PATH.
-const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, LOG_FORMAT: process.env.LOG_FORMAT ?? 'pretty' };
+const env = { ...process.env, ...dashboard.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, LOG_FORMAT: process.env.LOG_FORMAT ?? 'pretty' };
 // Each process bounds its own drain at SHUTDOWN_TIMEOUT_MS; past that and a margin, it is killed.
 process.exitCode = await runProcesses(processes, { env, stopBoundMs: config.shutdownTimeoutMs + 5000 });

@@ -2,6 +2,7 @@
  * The one typed, validated, frozen configuration of a Courier process.
  * Only entrypoints call `loadConfig(process.env)`; everything else receives the result.
  */
+import { isIP } from 'node:net';
 
 export interface Config {
   /** mysql://user:pass@host:port/db. Default mysql://root@127.0.0.1:3306/courier */
@@ -78,8 +79,18 @@ export interface Config {
   readonly lockTtlMs: number;
   /** A writer waits this long for an order's lock, then fails (and retries later), in ms. Default 2000 */
   readonly lockWaitMs: number;
-  /** Password of the bull-board dashboard (user admin). Empty: the dashboard is open (local development only). */
-  readonly dashboardPassword: string;
+  /**
+   * The queue dashboard's operator password (user operator: sees everything, retries, promotes,
+   * cleans failed jobs). DASHBOARD_PASSWORD is read as this when DASHBOARD_OPERATOR_PASSWORD is unset.
+   * Empty, with no viewer password either: the dashboard is off (404). Default empty
+   */
+  readonly dashboardOperatorPassword: string;
+  /** The queue dashboard's viewer password (user viewer: sees everything, changes nothing). Default empty */
+  readonly dashboardViewerPassword: string;
+  /** Completed batch jobs kept per queue (for the dashboard and job lookups); 0: removed at once. Default 1000 */
+  readonly keepCompletedJobs: number;
+  /** Completed batch jobs are kept at most this long, in seconds. Default 3600 */
+  readonly keepCompletedSeconds: number;
   /** Watchdog: a worker that starts no job for this long while jobs wait is replaced, in ms. Default 15000 */
   readonly workerWatchdogMs: number;
   /** Orders one dispatch run matches at most. Default 100 */
@@ -102,6 +113,8 @@ export interface Config {
   readonly notifyBreakerResetMs: number;
   /** worker, notifier, scheduler: serve GET /metrics on this port (0: not at all). Default 0 */
   readonly metricsPort: number;
+  /** Interface the metrics listener of the worker, notifier and scheduler binds. Default 127.0.0.1 */
+  readonly metricsHost: string;
   /** Bound on draining in-flight work at SIGTERM, in ms. Default 10000 */
   readonly shutdownTimeoutMs: number;
   /** node-cron schedules (';'-separated; a 6th leading field is seconds) of compensation runs. Default every 15 s */
@@ -195,6 +208,40 @@ function cronList(env: Env, name: string, fallback: string): readonly string[] {
   );
 }
 
+/** A host to bind: an IP address or a host name (letters, digits, '-' and '.'). */
+function host(env: Env, name: string, fallback: string): string {
+  const raw = str(env, name, fallback);
+  if (isIP(raw) === 0 && !/^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(raw)) {
+    throw new ConfigError(name, `must be an IP address or a host name like ${fallback}, got "${raw}"`);
+  }
+  return raw;
+}
+
+export const DASHBOARD_PASSWORD_MIN_LENGTH = 12;
+
+function secret(env: Env, name: string): string {
+  const value = str(env, name, '');
+  if (value && value.length < DASHBOARD_PASSWORD_MIN_LENGTH) {
+    throw new ConfigError(name, `must be at least ${DASHBOARD_PASSWORD_MIN_LENGTH} characters long (or empty)`);
+  }
+  return value;
+}
+
+/** The dashboard's two passwords; DASHBOARD_PASSWORD, the older name, is the operator's. */
+function dashboardPasswords(env: Env): { operator: string; viewer: string } {
+  const named = secret(env, 'DASHBOARD_OPERATOR_PASSWORD');
+  const older = secret(env, 'DASHBOARD_PASSWORD');
+  if (named && older && named !== older) {
+    throw new ConfigError('DASHBOARD_PASSWORD', 'is the older name of DASHBOARD_OPERATOR_PASSWORD; set one of them, not two different values');
+  }
+  const operator = named || older;
+  const viewer = secret(env, 'DASHBOARD_VIEWER_PASSWORD');
+  if (viewer && viewer === operator) {
+    throw new ConfigError('DASHBOARD_VIEWER_PASSWORD', 'must differ from the operator password');
+  }
+  return { operator, viewer };
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const DEFAULT_MYSQL_URL = 'mysql://root@127.0.0.1:3306/courier';
@@ -210,6 +257,7 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
   if (!/^\{[A-Za-z0-9_-]{1,64}\}$/.test(queuePrefix)) {
     throw new ConfigError('QUEUE_PREFIX', `must be a Redis hash tag like {courier}, got "${queuePrefix}"`);
   }
+  const dashboard = dashboardPasswords(env);
   const config: Config = {
     mysqlUrl,
     redisUrl: url(env, 'REDIS_URL', DEFAULT_REDIS_URL, ['redis:', 'rediss:']),
@@ -248,7 +296,10 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     l1Max: int(env, 'L1_MAX', 10_000, 1, 10_000_000),
     lockTtlMs: int(env, 'LOCK_TTL_MS', 5000, 100, 600_000),
     lockWaitMs: int(env, 'LOCK_WAIT_MS', 2000, 10, 600_000),
-    dashboardPassword: str(env, 'DASHBOARD_PASSWORD', ''),
+    dashboardOperatorPassword: dashboard.operator,
+    dashboardViewerPassword: dashboard.viewer,
+    keepCompletedJobs: int(env, 'KEEP_COMPLETED_JOBS', 1000, 0, 100_000),
+    keepCompletedSeconds: int(env, 'KEEP_COMPLETED_SECONDS', 3600, 1, 7 * 24 * 3600),
     workerWatchdogMs: int(env, 'WORKER_WATCHDOG_MS', 15_000, 100, 600_000),
     dispatchBatchSize: int(env, 'DISPATCH_BATCH_SIZE', 100, 1, 1000),
     dispatchWindowMs: int(env, 'DISPATCH_WINDOW_MS', 1000, 10, 60_000),
@@ -260,6 +311,7 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     notifyBreakerErrorPercent: int(env, 'NOTIFY_BREAKER_ERROR_PERCENT', 50, 1, 100),
     notifyBreakerResetMs: int(env, 'NOTIFY_BREAKER_RESET_MS', 10_000, 100, 600_000),
     metricsPort: int(env, 'METRICS_PORT', 0, 0, 65535),
+    metricsHost: host(env, 'METRICS_HOST', '127.0.0.1'),
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
     compensateCron: cronList(env, 'COMPENSATE_CRON', '*/15 * * * * *'),
     reconcileCron: cronList(env, 'RECONCILE_CRON', '*/30 * * * * *'),

@@ -4,13 +4,17 @@ import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 
 export interface MetricsServer {
+  /** The address it listens on (127.0.0.1 unless METRICS_HOST says otherwise). */
+  readonly host: string;
   readonly port: number;
   close(): Promise<void>;
 }
 
 /**
  * The processes without an HTTP API (worker, notifier, scheduler) expose their metrics here:
- * GET /metrics for Prometheus, GET /healthz for a liveness probe.
+ * GET /metrics for Prometheus, GET /healthz for a liveness probe. It binds METRICS_HOST
+ * (127.0.0.1 by default), not the web's HOST: metrics name queues, zones and error rates, for a
+ * scraper on the machine or one let in on purpose, not for whoever reaches the port.
  */
 export async function serveMetrics(metrics: Metrics, opts: { port: number; host: string; logger: Logger }): Promise<MetricsServer> {
   const server: Server = createServer((request, response) => {
@@ -34,9 +38,10 @@ export async function serveMetrics(metrics: Metrics, opts: { port: number; host:
     server.once('error', reject);
     server.listen(opts.port, opts.host, resolve);
   });
-  const { port } = server.address() as AddressInfo;
-  opts.logger.info(`metrics at http://127.0.0.1:${port}/metrics`);
+  const { address, port, family } = server.address() as AddressInfo;
+  opts.logger.info({ host: address, port }, `metrics at http://${family === 'IPv6' ? `[${address}]` : address}:${port}/metrics`);
   return {
+    host: address,
     port,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

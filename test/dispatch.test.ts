@@ -191,10 +191,11 @@ describe('dispatch', () => {
       });
       expect(res.json()).toMatchObject({ id, status });
     }
-    // Redis stays bounded: finished jobs leave nothing behind (MySQL holds the outcome).
+    // Redis stays bounded: a completed batch is kept for the dashboard, up to KEEP_COMPLETED_JOBS and KEEP_COMPLETED_SECONDS (MySQL holds the outcome).
     const orders = new Queue('orders', { connection: { url: TEST_REDIS_URL }, prefix: web.config.queuePrefix });
     try {
-      expect((await orders.getJobCounts('completed')).completed).toBe(0);
+      const [completed] = await orders.getJobs(['completed']);
+      expect(completed?.opts.removeOnComplete).toEqual({ count: web.config.keepCompletedJobs, age: web.config.keepCompletedSeconds });
     } finally {
       await orders.close();
     }

@@ -94,10 +94,11 @@ describe('entrypoints as processes', () => {
     ['workers/orders.ts', /# TYPE courier_warmup_seconds histogram/],
     ['workers/notifier.ts', /process_cpu_seconds_total\{process="notifier"\}/],
     ['workers/scheduler.ts', /process_cpu_seconds_total\{process="scheduler"\}/],
-  ])('%s starts, reports ready, serves its metrics, and stops on SIGTERM', async (file, metric) => {
+  ])('%s starts, reports ready, serves its metrics on 127.0.0.1 (not the web HOST), and stops on SIGTERM', async (file, metric) => {
     const port = await closedPort();
-    const child = start(file, [], { METRICS_PORT: String(port), HOST: '127.0.0.1' });
+    const child = start(file, [], { METRICS_PORT: String(port), HOST: '0.0.0.0' });
     await child.waitForLine(/ready/, 20_000);
+    expect(child.output()).toContain(`"host":"127.0.0.1","port":${port}`);
     const metrics = await fetch(`http://127.0.0.1:${port}/metrics`);
     expect(metrics.status).toBe(200);
     expect(await metrics.text()).toMatch(metric);

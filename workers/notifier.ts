@@ -17,7 +17,7 @@ onShutdown(logger, config.shutdownTimeoutMs, async () => {
   await metricsServer?.close();
 });
 notifier = await startNotifier(config, logger);
-if (config.metricsPort > 0) metricsServer = await serveMetrics(metrics, { port: config.metricsPort, host: config.host, logger });
+if (config.metricsPort > 0) metricsServer = await serveMetrics(metrics, { port: config.metricsPort, host: config.metricsHost, logger });
 await notifier.worker.waitUntilReady();
 logger.info(
   { concurrency: config.notifierConcurrency, provider: config.notifyProviderUrl, timeoutMs: config.notifyTimeoutMs },

@@ -10,6 +10,7 @@ import type { Metrics } from '../shared/metrics.ts';
 import { createOrderWriter } from '../shared/orders/order-writer.ts';
 import { retryPolicyFrom } from '../shared/orders/retry-schedule.ts';
 import type { OrderWriterDeps } from '../shared/orders/write-orders.ts';
+import { keepCompleted } from '../shared/queues/create-queue.ts';
 import type { Redis } from '../shared/redis.ts';
 
 type RunOptions<D> = Partial<Pick<D, Extract<keyof D, 'signal' | 'onProgress' | 'onBatch' | 'dryRun' | 'logger'>>>;
@@ -27,7 +28,7 @@ export interface OrderMaintenance {
 
 /** The compensation and reconciliation runs of the operator's CLI, wired from one config, through the same job functions the worker runs. */
 export function createOrderMaintenance(config: Config, deps: { db: Db; redis: Redis; logger: Logger; metrics?: Metrics }): OrderMaintenance {
-  const producer = new JobProducer(deps.redis, { prefix: config.queuePrefix, timeoutMs: config.redisTimeoutMs });
+  const producer = new JobProducer(deps.redis, { prefix: config.queuePrefix, timeoutMs: config.redisTimeoutMs, removeOnComplete: keepCompleted(config) });
   const writer = createOrderWriter(deps.db, deps.redis, config, {
     logger: deps.logger,
     enqueueNotifications: async (_jobId, notifications) => void (await producer.add('notify.batch', { notifications: [...notifications] })),

@@ -23,7 +23,7 @@ onShutdown(logger, config.shutdownTimeoutMs, async () => {
 });
 pipeline = await startOrderPipeline(config, logger, { services: owned.services });
 maintenance = await startMaintenance(config, logger, { services: owned.services });
-if (config.metricsPort > 0) metricsServer = await serveMetrics(metrics, { port: config.metricsPort, host: config.host, logger });
+if (config.metricsPort > 0) metricsServer = await serveMetrics(metrics, { port: config.metricsPort, host: config.metricsHost, logger });
 await Promise.all([pipeline.worker.waitUntilReady(), pipeline.dispatchWorker.waitUntilReady(), maintenance.worker.waitUntilReady()]);
 logger.info(
   { concurrency: config.orderWorkerConcurrency, dispatchConcurrency: config.dispatchWorkerConcurrency, cpuThreads: config.cpuThreads },

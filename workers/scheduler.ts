@@ -34,7 +34,7 @@ try {
 }
 if (config.metricsPort > 0) {
   const metrics = createMetrics({ defaultMetrics: true, processName: 'scheduler' });
-  metricsServer = await serveMetrics(metrics, { port: config.metricsPort, host: config.host, logger });
+  metricsServer = await serveMetrics(metrics, { port: config.metricsPort, host: config.metricsHost, logger });
 }
 // Ready once Redis answers (a tick meanwhile would retry its enqueue).
 if (redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve));

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Queue } from 'bullmq';
-import { QUEUES } from '../jobs/job-types.ts';
+import { QUEUES, describeJob } from '../jobs/job-types.ts';
 import { JobProducer } from '../jobs/producer.ts';
 import { OrderReader } from '../shared/cache/order-reader.ts';
 import { Authenticator } from '../shared/clients/authenticator.ts';
@@ -14,6 +14,7 @@ import type { Logger } from '../shared/logger.ts';
 import { MerchantDirectory } from '../shared/merchants/merchant-directory.ts';
 import { createMetrics, type Metrics } from '../shared/metrics.ts';
 import { OrderIntake } from '../shared/orders/order-intake.ts';
+import { keepCompleted } from '../shared/queues/create-queue.ts';
 import { createOrderWriter, invalidationChannel } from '../shared/orders/order-writer.ts';
 import type { OrderWriterDeps } from '../shared/orders/write-orders.ts';
 import { createProducerRedis, createWorkerRedis, type Redis } from '../shared/redis.ts';
@@ -48,7 +49,7 @@ export async function createWebRuntime(
   const intakeDb = createDb({ ...config, dbPoolMax: config.intakeMaxInFlight + 2 }, { logger, multipleStatements: true });
   const redis = createProducerRedis(config);
   redis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'redis connection error'));
-  const producer = new JobProducer(redis, { prefix: config.queuePrefix, timeoutMs: config.redisTimeoutMs });
+  const producer = new JobProducer(redis, { prefix: config.queuePrefix, timeoutMs: config.redisTimeoutMs, removeOnComplete: keepCompleted(config) });
   const queues = QUEUES.map((name) => producer.queue(name));
 
   const intake = new OrderIntake({
@@ -100,6 +101,7 @@ export async function createWebRuntime(
     recentWriters: new RecentWriters(config.readYourWritesMs),
     authenticator: new Authenticator(db, { ttlSeconds: config.authCacheTtlSeconds }),
     queues,
+    describeJob,
     ...(opts.isShuttingDown ? { isShuttingDown: opts.isShuttingDown } : {}),
   });
   if (config.warmupOnStart) {

@@ -13,6 +13,7 @@ import { createOrderWriter } from '../shared/orders/order-writer.ts';
 import type { PricingInput, PricingResult } from '../shared/orders/pricing.ts';
 import { retryPolicyFrom } from '../shared/orders/retry-schedule.ts';
 import { ZoneLoad } from '../shared/orders/zone-load.ts';
+import { keepCompleted } from '../shared/queues/create-queue.ts';
 import { createProducerRedis } from '../shared/redis.ts';
 
 export interface OwnedServices {
@@ -34,7 +35,7 @@ export function createWorkerServices(config: Config, logger: Logger, opts: { pri
   const db = createDb(config, { logger });
   const redis = createProducerRedis(config);
   redis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'worker redis error'));
-  const producer = new JobProducer(redis, { prefix: config.queuePrefix, timeoutMs: config.redisTimeoutMs });
+  const producer = new JobProducer(redis, { prefix: config.queuePrefix, timeoutMs: config.redisTimeoutMs, removeOnComplete: keepCompleted(config) });
   const writer = createOrderWriter(db, redis, config, {
     logger,
     enqueueNotifications: async (jobId, notifications) => {

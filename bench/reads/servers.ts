@@ -62,7 +62,6 @@ export function serverEnv(name: ServerName, port: number): NodeJS.ProcessEnv {
           CACHE_PREFIX,
           ORDER_CACHE: name === 'cached' ? 'on' : 'off',
           WARMUP_ON_START: 'false',
-          DASHBOARD_PASSWORD: 'reads-bench', // only silences the open-dashboard warning
           NODE_ID: String(ALL_SERVERS.indexOf(name) + 1),
         }),
   };

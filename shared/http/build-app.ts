@@ -12,14 +12,14 @@ import type { RecentWriters } from './recent-writers.ts';
 import { mysqlTrackingParts, type TrackingParts } from '../orders/tracking.ts';
 import type { Redis } from '../redis.ts';
 import { authenticateRequest } from './authenticate.ts';
-import { registerDashboard } from './dashboard.ts';
+import { registerDashboard, type DescribeJob } from './dashboard.ts';
 import { ApiError } from '../errors/index.ts';
 import { handleError, installErrorHandling, sendError } from './error-handler.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { orderRoutes } from './routes/orders.ts';
 
 export interface AppDeps {
-  readonly config: Pick<Config, 'bodyLimitBytes' | 'dbTimeoutMs' | 'redisTimeoutMs' | 'dashboardPassword' | 'trackingPartTimeoutMs' | 'lockWaitMs'>;
+  readonly config: Pick<Config, 'bodyLimitBytes' | 'dbTimeoutMs' | 'redisTimeoutMs' | 'dashboardOperatorPassword' | 'dashboardViewerPassword' | 'trackingPartTimeoutMs' | 'lockWaitMs'>;
   /** The tracking view's parts; default: read from MySQL. */
   readonly tracking?: TrackingParts;
   readonly db: Db;
@@ -34,6 +34,8 @@ export interface AppDeps {
   readonly authenticator: Authenticator;
   /** Queues shown on the dashboard. */
   readonly queues: readonly Queue[];
+  /** What a job carried, for its title on the dashboard (from the table of job types). */
+  readonly describeJob?: DescribeJob;
   readonly isShuttingDown?: () => boolean;
 }
 
@@ -76,8 +78,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     timeoutMs: deps.config.dbTimeoutMs,
     isShuttingDown: deps.isShuttingDown ?? (() => false),
   });
-  if (!deps.config.dashboardPassword) deps.logger.warn('DASHBOARD_PASSWORD is not set: the queue dashboard is open to anyone who can reach it');
-  await registerDashboard(app, deps.queues, { password: deps.config.dashboardPassword });
+  await registerDashboard(app, deps.queues, {
+    passwords: { operator: deps.config.dashboardOperatorPassword, viewer: deps.config.dashboardViewerPassword },
+    describeJob: deps.describeJob,
+    logger: deps.logger,
+  });
 
   await app.register(async (api) => {
     api.decorateRequest('client', null);

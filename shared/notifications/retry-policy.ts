@@ -14,11 +14,11 @@ const MAX_DELAY_MS = 5 * 60_000;
  * Job options of a notification: 10 attempts spread over about 8 minutes (1 s, 2 s, 4 s, ... with
  * jitter), enough to ride out a provider outage of a few minutes; after that a notification is
  * stale and its job is kept in the failed set (the ledger row stays PENDING, with last_error).
+ * Completed ones are kept as the queue says (KEEP_COMPLETED_JOBS, KEEP_COMPLETED_SECONDS).
  */
 export const NOTIFICATION_JOB_OPTIONS = {
   attempts: 10,
   backoff: { type: NOTIFICATION_BACKOFF_TYPE, delay: BASE_DELAY_MS },
-  removeOnComplete: DEFAULT_JOB_OPTIONS.removeOnComplete,
   removeOnFail: DEFAULT_JOB_OPTIONS.removeOnFail,
 } as const satisfies JobsOptions;
 

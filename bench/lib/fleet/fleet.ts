@@ -68,7 +68,6 @@ export class Fleet {
       NOTIFY_PROVIDER_PORT: String(providerPort),
       NOTIFY_PROVIDER_URL: providerUrl,
       WARMUP_ON_START: opts.env.WARMUP_ON_START ?? 'false',
-      DASHBOARD_PASSWORD: opts.env.DASHBOARD_PASSWORD ?? 'bench', // only silences the open-dashboard warning
     };
     const fleet = new Fleet(opts, env, `http://127.0.0.1:${webPort}`, providerUrl);
     fleet.probes.set('web', () => httpOk(`${fleet.webUrl}/readyz`));
