@@ -14,6 +14,8 @@ import { registerOrdersReconcile } from './cli/orders-reconcile.ts';
 import { registerOrdersRedrive } from './cli/orders-redrive.ts';
 import { registerOrdersStuck } from './cli/orders-stuck.ts';
 import { cliLogger, openDb, openRedis } from './cli/session.ts';
+import { registerSwitchesList } from './cli/switches-list.ts';
+import { registerSwitchesSet } from './cli/switches-set.ts';
 import { registerOrdersShow } from './cli/orders-show.ts';
 
 const program = new Command()
@@ -29,6 +31,8 @@ registerOrdersStuck(program);
 registerOrdersRedrive(program);
 registerOrdersReconcile(program);
 registerOrdersShow(program, { cliLogger, openDb, openRedis });
+registerSwitchesList(program);
+registerSwitchesSet(program);
 
 try {
   await program.parseAsync(process.argv);
