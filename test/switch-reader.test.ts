@@ -14,6 +14,7 @@ import { writeOrders } from '../shared/orders/write-orders.ts';
 import { switchesChannel, switchesKey } from '../shared/switches/switch-names.ts';
 import { writeSwitch } from '../shared/switches/switch-store.ts';
 import { openSwitches, type Switches } from '../shared/switches/switches.ts';
+import { startNotifier } from '../workers/notifier-pipeline.ts';
 import { startQueueWorker } from '../workers/queue-worker.ts';
 import { PrivateRedis } from './support/private-redis.ts';
 import { seedOrders } from './support/seed-orders.ts';
@@ -51,11 +52,11 @@ afterAll(async () => {
   await privateRedis?.stop();
 });
 
-function switchesOn(redisUrl: string, queuePrefix: string) {
+function switchesOn(redisUrl: string, queuePrefix: string, opts: { pollMs?: number } = {}) {
   const config = loadConfig({ REDIS_URL: redisUrl, QUEUE_PREFIX: queuePrefix, REDIS_TIMEOUT_MS: '300' });
   const { logger, lines } = capturingLogger();
   const metrics = createMetrics({ processName: 'test' });
-  const switches = openSwitches(config, { logger, metrics });
+  const switches = openSwitches(config, { logger, metrics, ...opts });
   opened.push(switches);
   const keys = { key: switchesKey(config), channel: switchesChannel(config) };
   return { switches, lines, metrics, keys };
@@ -87,6 +88,24 @@ describe('the switches of one process', () => {
       console.log(`a change with no announcement read after ${delay} ms`);
       expect(delay).toBeLessThan(2000); // the poll's second, plus this shared machine's scheduling
       expect(lines.filter((line) => line.msg.startsWith('switch warm-up turned off'))).toHaveLength(1);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  it('an announced change is read at once, not at the next poll', async () => {
+    const admin = new Redis(privateRedis.url, { maxRetriesPerRequest: 1 });
+    try {
+      // A poll a minute: only the announcement can bring the change within the bound below.
+      const { switches, keys } = switchesOn(privateRedis.url, uniqueQueuePrefix(), { pollMs: 60_000 });
+      await switches.read;
+      await vi.waitFor(async () => expect(await admin.pubsub('NUMSUB', keys.channel)).toEqual([keys.channel, 1]), { timeout: 5000, interval: 10 });
+      const written = Date.now();
+      await writeSwitch(admin, keys, { name: 'tracking-rider', on: false, by: 'operator@test' });
+      await vi.waitFor(() => expect(switches.isOn('tracking-rider')).toBe(false), { timeout: 5000, interval: 5 });
+      const delay = Date.now() - written;
+      console.log(`an announced change read after ${delay} ms`);
+      expect(delay).toBeLessThan(1000);
     } finally {
       admin.disconnect();
     }
@@ -142,6 +161,34 @@ describe('a held queue worker', () => {
   afterAll(async () => {
     await provider?.close();
     await database?.drop();
+  });
+
+  it('the notifier pauses its worker while notifications are off (from its start), and resumes it when they are on', async () => {
+    const queuePrefix = uniqueQueuePrefix();
+    const config = loadConfig(
+      { MYSQL_URL: database.mysqlUrl, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: queuePrefix, LOG_LEVEL: 'silent' },
+      { notifyProviderUrl: `http://127.0.0.1:${(provider.server.address() as AddressInfo).port}` },
+    );
+    const admin = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
+    const keys = { key: switchesKey(config), channel: switchesChannel(config) };
+    await writeSwitch(admin, keys, { name: 'notifications', on: false, by: 'operator@test' });
+    const notifier = await startNotifier(config, pino({ level: 'silent' }));
+    try {
+      await notifier.switches.read;
+      expect(notifier.worker.isPaused()).toBe(true);
+      expect(notifier.worker.isRunning()).toBe(false); // never started: not even one fetch
+
+      await writeSwitch(admin, keys, { name: 'notifications', on: true, by: 'operator@test' });
+      await vi.waitFor(() => expect(notifier.worker.isPaused()).toBe(false), { timeout: 5000, interval: 10 });
+      await vi.waitFor(() => expect(notifier.worker.isRunning()).toBe(true), { timeout: 5000, interval: 10 });
+
+      await writeSwitch(admin, keys, { name: 'notifications', on: false, by: 'operator@test' });
+      await vi.waitFor(() => expect(notifier.worker.isPaused()).toBe(true), { timeout: 5000, interval: 10 });
+    } finally {
+      await notifier.close();
+      admin.disconnect();
+      await deleteKeysWithPrefix(queuePrefix);
+    }
   });
 
   it('puts back a job it took as the hold came, without running it or spending an attempt; released, runs it once', async () => {
