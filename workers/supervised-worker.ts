@@ -58,7 +58,7 @@ export function startSupervisedWorker(opts: SupervisedWorkerOptions): Supervised
     };
     const heldNow = opts.hold?.held() ?? false;
     const created: Worker = new Worker(opts.queue, counted, {
-      // Held from the start: not run until resumed (a run started and paused at once could still fetch).
+      // Held from the start: not run until resumed (no fetch, no stalled-job timer meanwhile).
       autorun: !heldNow,
       connection,
       prefix: config.queuePrefix,
