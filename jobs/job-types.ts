@@ -139,6 +139,7 @@ export const JOB_TYPES: { readonly [N in JobName]: JobType<N, JobQueue<N>> } = {
         redis: services.redis,
         config: services.config,
         logger: job.logger,
+        switches: services.switches,
         ...(services.metrics ? { metrics: services.metrics } : {}),
         ...(job.signal ? { signal: job.signal } : {}),
       }),

@@ -11,6 +11,7 @@ import type { OrderWriterDeps } from '../shared/orders/write-orders.ts';
 import type { ZoneLoad } from '../shared/orders/zone-load.ts';
 import type { QueueName } from '../shared/queues/queue-names.ts';
 import type { Redis } from '../shared/redis.ts';
+import type { Switches } from '../shared/switches/switches.ts';
 import type { DispatchBooking } from './book-dispatch.ts';
 import type { JobProducer } from './producer.ts';
 
@@ -31,6 +32,8 @@ export interface WorkerServices {
   readonly zoneLoad: Pick<ZoneLoad, 'get'>;
   readonly zoneLocks: ZoneLocks;
   readonly retry: RetryPolicy;
+  /** The degradation switches as this process reads them (warm-up). */
+  readonly switches: Switches;
   readonly metrics?: Metrics;
 }
 

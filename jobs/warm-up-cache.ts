@@ -7,6 +7,7 @@ import { ACTIVE_STATUSES, readActiveOrdersAfter } from '../shared/orders/read-or
 import { createOrderCache } from '../shared/orders/order-writer.ts';
 import type { JobPayloads } from './payloads.ts';
 import type { Redis } from '../shared/redis.ts';
+import type { SwitchReader } from '../shared/switches/switches.ts';
 
 /** Rows read from MySQL and written to Redis per round trip. */
 export const WARM_UP_PAGE_SIZE = 5000;
@@ -31,6 +32,11 @@ export interface WarmUpCacheDeps {
   readonly signal?: AbortSignal;
   /** Default WARM_UP_PAGE_SIZE */
   readonly pageSize?: number;
+  /**
+   * The fleet's switches: with `warm-up` off the run is skipped (logged, and said in its outcome).
+   * The worker passes them; an operator's `cache:warm` does not (asked for, it runs).
+   */
+  readonly switches?: SwitchReader & { readonly settled: Promise<void> };
 }
 
 export interface WarmUpOutcome {
@@ -41,6 +47,8 @@ export interface WarmUpOutcome {
   readonly merchants: number;
   readonly riders: number;
   readonly ms: number;
+  /** Why nothing was loaded: the warm-up switch was off. */
+  readonly skipped?: string;
 }
 
 /**
@@ -52,6 +60,14 @@ export interface WarmUpOutcome {
  */
 export async function warmUpCacheJob(payload: JobPayloads['cache.warm-up'], deps: WarmUpCacheDeps): Promise<WarmUpOutcome> {
   const started = performance.now();
+  if (deps.switches) {
+    await deps.switches.settled; // a worker that just started has read them (or knows Redis did not answer)
+    if (!deps.switches.isOn('warm-up')) {
+      const skipped = 'the warm-up switch is off';
+      deps.logger.info({ reason: payload.reason, skipped }, `cache warm-up (${payload.reason}) skipped: ${skipped}`);
+      return { orders: 0, ordersWritten: 0, merchants: 0, riders: 0, ms: Math.round(performance.now() - started), skipped };
+    }
+  }
   const { db, config } = deps;
   const pageSize = deps.pageSize ?? WARM_UP_PAGE_SIZE;
   const orderCache = createOrderCache(deps.redis, config);

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
  * One registry per process (never prom-client's global one, so tests can build many apps side by
@@ -76,6 +76,17 @@ export function createMetrics(opts: { defaultMetrics?: boolean; processName?: st
       help: 'Duration of one compensation or reconciliation run',
       labelNames: ['job'] as const,
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers: [registry],
+    }),
+    switchOn: new Gauge({
+      name: 'courier_switch_on',
+      help: 'Each degradation switch as this process last read it: 1 on (the feature runs), 0 off (it is shed)',
+      labelNames: ['switch'] as const,
+      registers: [registry],
+    }),
+    switchesReadAt: new Gauge({
+      name: 'courier_switches_last_read_timestamp_seconds',
+      help: 'When this process last read the switches from Redis (while Redis is away it keeps the values it read then)',
       registers: [registry],
     }),
   };

@@ -2,14 +2,19 @@ import type { Worker } from 'bullmq';
 import type { Config } from '../shared/config.ts';
 import { createDb } from '../shared/db.ts';
 import type { Logger } from '../shared/logger.ts';
+import type { Metrics } from '../shared/metrics.ts';
 import { ProviderClient, type ProviderClientOptions } from '../shared/notifications/provider-client.ts';
 import { notificationBackoff } from '../shared/notifications/retry-policy.ts';
+import { openSwitches, type Switches } from '../shared/switches/switches.ts';
 import { startQueueWorker } from './queue-worker.ts';
+import type { WorkerHold } from './supervised-worker.ts';
 
 export interface Notifier {
   readonly worker: Worker;
   /** The provider client every job of this process shares, with its circuit breaker. */
   readonly provider: ProviderClient;
+  /** The degradation switches as this process reads them (notifications). */
+  readonly switches: Switches;
   /** Stops taking jobs, waits for the ones in flight, then closes the breaker and every connection. */
   close(): Promise<void>;
 }
@@ -20,8 +25,13 @@ export interface Notifier {
  * slows pricing or dispatch. A job carries a batch; every job goes through one provider client, so
  * they share one circuit breaker; while it is open, jobs wait for it without spending attempts.
  */
-export async function startNotifier(config: Config, logger: Logger, opts: { provider?: ProviderClientOptions } = {}): Promise<Notifier> {
+export async function startNotifier(
+  config: Config,
+  logger: Logger,
+  opts: { provider?: ProviderClientOptions; metrics?: Metrics } = {},
+): Promise<Notifier> {
   const db = createDb(config, { logger });
+  const switches = openSwitches(config, { logger, ...(opts.metrics ? { metrics: opts.metrics } : {}) });
   const provider = new ProviderClient(config, { connections: config.notifierConcurrency * 2, ...opts.provider });
   provider.onStateChange((state) => {
     const fields = { breaker: state, stats: provider.stats, provider: config.notifyProviderUrl };
@@ -37,16 +47,36 @@ export async function startNotifier(config: Config, logger: Logger, opts: { prov
     logger,
     // Exponential with jitter, never sooner than the breaker lets a call through again.
     settings: { backoffStrategy: notificationBackoff },
+    hold: notificationsHold(switches),
   });
   return {
     get worker() {
       return running.worker;
     },
     provider,
+    switches,
     async close() {
       await running.close();
+      await switches.close();
       await provider.close();
       await db.destroy();
+    },
+  };
+}
+
+/**
+ * The notifier holds its jobs while the `notifications` switch is off, and until it has read the
+ * switches once: the jobs come from the same Redis, so a notifier that cannot read the switches
+ * could not take a job either, and one that just started never sends what an operator held.
+ */
+function notificationsHold(switches: Switches): WorkerHold {
+  return {
+    held: () => !switches.hasRead || !switches.isOn('notifications'),
+    onChange: (listener) => {
+      void switches.read.then(listener);
+      return switches.onChange((name) => {
+        if (name === 'notifications') listener();
+      });
     },
   };
 }

@@ -16,10 +16,10 @@ onShutdown(logger, config.shutdownTimeoutMs, async () => {
   await notifier?.close();
   await metricsServer?.close();
 });
-notifier = await startNotifier(config, logger);
+notifier = await startNotifier(config, logger, { metrics });
 if (config.metricsPort > 0) metricsServer = await serveMetrics(metrics, { port: config.metricsPort, host: config.metricsHost, logger });
-await notifier.worker.waitUntilReady();
+await Promise.all([notifier.worker.waitUntilReady(), notifier.switches.settled]);
 logger.info(
   { concurrency: config.notifierConcurrency, provider: config.notifyProviderUrl, timeoutMs: config.notifyTimeoutMs },
-  'notifier ready: sending notifications',
+  `notifier ready: ${notifier.switches.hasRead && !notifier.switches.isOn('notifications') ? 'holding notifications (the notifications switch is off)' : 'sending notifications'}`,
 );

@@ -6,7 +6,10 @@ import type { Config } from '../shared/config.ts';
 import { coerceError } from '../shared/errors/index.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { QueueName } from '../shared/queues/queue-names.ts';
-import { startSupervisedWorker } from './supervised-worker.ts';
+import { startSupervisedWorker, type WorkerHold } from './supervised-worker.ts';
+
+/** A job taken just as its worker was held is put back for this long (then it waits for the worker to resume). */
+const HELD_JOB_DELAY_MS = 1000;
 
 export interface QueueWorker {
   /** The current BullMQ worker (the watchdog may have replaced a stuck one). */
@@ -22,6 +25,12 @@ export interface QueueWorkerOptions<Q extends QueueName> {
   readonly config: Pick<Config, 'redisUrl' | 'redisTimeoutMs' | 'queuePrefix' | 'jobLockMs' | 'workerWatchdogMs'>;
   readonly logger: Logger;
   readonly settings?: WorkerOptions['settings'];
+  /**
+   * While it holds (a degradation switch is off) the worker takes no jobs: it is paused, and a job
+   * it had already fetched when the hold came is put back, delayed, without spending an attempt
+   * and without running. The jobs in flight finish.
+   */
+  readonly hold?: WorkerHold;
 }
 
 type AnyJobType = JobType<JobName, QueueName> & {
@@ -51,6 +60,12 @@ export function startQueueWorker<Q extends QueueName>(opts: QueueWorkerOptions<Q
   });
 
   const processor = async (job: Job, token?: string, signal?: AbortSignal) => {
+    if (opts.hold?.held() && token !== undefined) {
+      // Fetched while the pause was coming (BullMQ's blocking fetch was already waiting).
+      await job.moveToDelayed(Date.now() + HELD_JOB_DELAY_MS, token);
+      logger.debug({ job: job.id, name: job.name }, 'job held: put back without running or spending an attempt');
+      throw new DelayedError();
+    }
     const type = typeOf(job.name);
     const payload = parsePayload(job.name as JobName, job.data);
     try {
@@ -90,6 +105,7 @@ export function startQueueWorker<Q extends QueueName>(opts: QueueWorkerOptions<Q
     config: opts.config,
     logger,
     ...(opts.settings ? { settings: opts.settings } : {}),
+    ...(opts.hold ? { hold: opts.hold } : {}),
     onFailed: (job, error, final) => {
       const fields = { job: job.id, name: job.name, attemptsMade: job.attemptsMade, final, err: error };
       if (final) logger.error(fields, `${job.name} job failed for good`);

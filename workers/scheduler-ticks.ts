@@ -5,6 +5,7 @@ import { coerceError } from '../shared/errors/index.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Config } from '../shared/config.ts';
 import type { JobProducer } from '../jobs/producer.ts';
+import type { SwitchReader } from '../shared/switches/switches.ts';
 
 export interface SchedulerTicks {
   /**
@@ -47,6 +48,8 @@ export interface TickPlan {
   readonly variable: string;
   readonly specs: readonly string[];
   readonly run: (due: Date) => Promise<string>;
+  /** Why this tick is skipped now (a degradation switch is off), or undefined: it runs. */
+  readonly skip?: () => string | undefined;
 }
 
 export interface Schedule {
@@ -68,16 +71,27 @@ export function scheduleWarmUps(
   return scheduleTicks([{ job: 'warm-up', variable: 'WARMUP_CRON', specs, run: (due) => ticks.warmUp(due) }], logger, opts);
 }
 
-/** Every tick of the scheduler process: warm-up, compensation, reconciliation, each on its own schedule. */
+/**
+ * Every tick of the scheduler process: warm-up, compensation, reconciliation, each on its own
+ * schedule. With `switches`, a warm-up tick while the `warm-up` switch is off enqueues nothing and
+ * logs that it skipped.
+ */
 export function scheduleMaintenance(
   config: Pick<Config, 'warmupCron' | 'compensateCron' | 'reconcileCron'>,
   ticks: SchedulerTicks,
   logger: Logger,
-  opts: { retryDelaysMs?: readonly number[] } = {},
+  opts: { retryDelaysMs?: readonly number[]; switches?: SwitchReader } = {},
 ): Schedule {
+  const { switches } = opts;
   return scheduleTicks(
     [
-      { job: 'warm-up', variable: 'WARMUP_CRON', specs: config.warmupCron, run: (due) => ticks.warmUp(due) },
+      {
+        job: 'warm-up',
+        variable: 'WARMUP_CRON',
+        specs: config.warmupCron,
+        run: (due) => ticks.warmUp(due),
+        ...(switches ? { skip: () => (switches.isOn('warm-up') ? undefined : 'the warm-up switch is off') } : {}),
+      },
       { job: 'compensate', variable: 'COMPENSATE_CRON', specs: config.compensateCron, run: (due) => ticks.compensate(due) },
       { job: 'reconcile', variable: 'RECONCILE_CRON', specs: config.reconcileCron, run: (due) => ticks.reconcile(due) },
     ],
@@ -118,6 +132,11 @@ export function scheduleTicks(plans: readonly TickPlan[], logger: Logger, opts: 
     }
   };
   const fire = (plan: TickPlan, context: TaskContext) => {
+    const skipped = plan.skip?.();
+    if (skipped) {
+      logger.info({ due: context.date.toISOString() }, `${plan.job} tick skipped: ${skipped}`);
+      return Promise.resolve();
+    }
     const tick = tryTick(plan, context.date)
       .catch((error: unknown) => logger.error({ err: coerceError(error), due: context.date.toISOString() }, `${plan.job} tick given up: not enqueued`))
       .finally(() => inFlight.delete(tick));

@@ -7,6 +7,7 @@ import { createMetrics } from '../shared/metrics.ts';
 import { serveMetrics, type MetricsServer } from '../shared/metrics-server.ts';
 import { JobProducer } from '../jobs/producer.ts';
 import { createProducerRedis } from '../shared/redis.ts';
+import { openSwitches } from '../shared/switches/switches.ts';
 import { createSchedulerTicks, scheduleMaintenance, type Schedule } from './scheduler-ticks.ts';
 
 const config = configFromEnv(process.env);
@@ -15,6 +16,9 @@ const logger = await createLogger(config, 'scheduler');
 const redis = createProducerRedis(config);
 redis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'redis connection error'));
 const producer = new JobProducer(redis, { prefix: config.queuePrefix, timeoutMs: config.redisTimeoutMs });
+const metrics = createMetrics({ defaultMetrics: true, processName: 'scheduler' });
+// The warm-up switch: a tick while it is off enqueues nothing.
+const switches = openSwitches(config, { logger, metrics, redis });
 
 let schedule: Schedule | undefined;
 let metricsServer: MetricsServer | undefined;
@@ -22,20 +26,18 @@ onShutdown(logger, config.shutdownTimeoutMs, async () => {
   await schedule?.stop();
   await metricsServer?.close();
   await producer.close();
+  await switches.close();
   redis.disconnect();
 });
 
 try {
-  schedule = scheduleMaintenance(config, createSchedulerTicks({ producer, logger }), logger);
+  schedule = scheduleMaintenance(config, createSchedulerTicks({ producer, logger }), logger, { switches });
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   console.error(`courier: bad configuration: ${error.message}`);
   process.exit(78);
 }
-if (config.metricsPort > 0) {
-  const metrics = createMetrics({ defaultMetrics: true, processName: 'scheduler' });
-  metricsServer = await serveMetrics(metrics, { port: config.metricsPort, host: config.metricsHost, logger });
-}
+if (config.metricsPort > 0) metricsServer = await serveMetrics(metrics, { port: config.metricsPort, host: config.metricsHost, logger });
 // Ready once Redis answers (a tick meanwhile would retry its enqueue).
 if (redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve));
 const specs = (list: readonly string[], variable: string) => list.join('; ') || `(none: ${variable} is empty)`;

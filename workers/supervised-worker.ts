@@ -24,6 +24,15 @@ export interface SupervisedWorkerOptions {
   /** Told of every failed attempt (final or not). */
   readonly onFailed?: (job: Job, error: Error, final: boolean) => void;
   readonly settings?: WorkerOptions['settings'];
+  /** While it holds, the worker is paused (it takes no job); a worker made meanwhile starts paused. */
+  readonly hold?: WorkerHold;
+}
+
+/** Something that may hold a worker (a degradation switch), and says when to look again. */
+export interface WorkerHold {
+  held(): boolean;
+  /** Calls the listener whenever held() may have changed; returns the unsubscribe. */
+  onChange(listener: () => void): () => void;
 }
 
 /**
@@ -47,7 +56,10 @@ export function startSupervisedWorker(opts: SupervisedWorkerOptions): Supervised
         running.set(created, --inFlight);
       }
     };
+    const heldNow = opts.hold?.held() ?? false;
     const created: Worker = new Worker(opts.queue, counted, {
+      // Held from the start: not run until resumed (no fetch, no stalled-job timer meanwhile).
+      autorun: !heldNow,
       connection,
       prefix: config.queuePrefix,
       concurrency: opts.concurrency,
@@ -65,7 +77,18 @@ export function startSupervisedWorker(opts: SupervisedWorkerOptions): Supervised
       opts.onFailed?.(job, error, final);
     });
     created.on('closed', () => connection.disconnect());
+    // Paused, not merely idle: the watchdog leaves a paused worker be.
+    if (heldNow) void created.pause(true);
     return created;
+  };
+  /** Pauses or resumes the current worker as the hold says; the jobs in flight finish either way. */
+  const applyHold = () => {
+    if (!opts.hold || worker.closing) return;
+    if (opts.hold.held()) {
+      if (!worker.isPaused()) void worker.pause(true);
+    } else if (worker.isPaused()) {
+      void worker.resume();
+    }
   };
 
   // The watchdog asks the queue over a connection of its own, not the worker's.
@@ -75,6 +98,7 @@ export function startSupervisedWorker(opts: SupervisedWorkerOptions): Supervised
   probe.on('error', () => undefined);
 
   let worker = makeWorker();
+  const unhold = opts.hold?.onChange(applyHold);
   const watchdog = startWatchdog({
     queue: probe,
     current: () => worker,
@@ -94,6 +118,7 @@ export function startSupervisedWorker(opts: SupervisedWorkerOptions): Supervised
       return worker;
     },
     async close() {
+      unhold?.();
       watchdog.stop();
       await worker.close();
       await probe.close();

@@ -16,8 +16,10 @@ import { createMetrics, type Metrics } from '../shared/metrics.ts';
 import { OrderIntake } from '../shared/orders/order-intake.ts';
 import { keepCompleted } from '../shared/queues/create-queue.ts';
 import { createOrderWriter, invalidationChannel } from '../shared/orders/order-writer.ts';
+import { mysqlTrackingParts, riderBehindSwitch } from '../shared/orders/tracking.ts';
 import type { OrderWriterDeps } from '../shared/orders/write-orders.ts';
 import { createProducerRedis, createWorkerRedis, type Redis } from '../shared/redis.ts';
+import { openSwitches, type Switches } from '../shared/switches/switches.ts';
 
 export interface WebRuntime {
   readonly app: FastifyInstance;
@@ -33,6 +35,8 @@ export interface WebRuntime {
   /** Resolves once this process listens to invalidations. */
   readonly subscribed: Promise<unknown>;
   readonly metrics: Metrics;
+  /** The degradation switches as this process reads them (tracking-rider). */
+  readonly switches: Switches;
   /** Stops taking requests, lets accepted orders commit and enqueue, then closes every connection. */
   close(): Promise<void>;
 }
@@ -50,6 +54,7 @@ export async function createWebRuntime(
   const redis = createProducerRedis(config);
   redis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'redis connection error'));
   const producer = new JobProducer(redis, { prefix: config.queuePrefix, timeoutMs: config.redisTimeoutMs, removeOnComplete: keepCompleted(config) });
+  const switches = openSwitches(config, { logger, metrics, redis });
   const queues = QUEUES.map((name) => producer.queue(name));
 
   const intake = new OrderIntake({
@@ -102,6 +107,7 @@ export async function createWebRuntime(
     authenticator: new Authenticator(db, { ttlSeconds: config.authCacheTtlSeconds }),
     queues,
     describeJob,
+    tracking: riderBehindSwitch(mysqlTrackingParts(db), switches),
     ...(opts.isShuttingDown ? { isShuttingDown: opts.isShuttingDown } : {}),
   });
   if (config.warmupOnStart) {
@@ -123,11 +129,13 @@ export async function createWebRuntime(
     reader,
     subscribed,
     metrics,
+    switches,
     async close() {
       await app.close();
       await intake.idle();
       await producer.close();
       await reader.close();
+      await switches.close();
       redis.disconnect();
       await Promise.all([db.destroy(), intakeDb.destroy(), replica?.destroy()]);
     },

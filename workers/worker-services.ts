@@ -15,6 +15,7 @@ import { retryPolicyFrom } from '../shared/orders/retry-schedule.ts';
 import { ZoneLoad } from '../shared/orders/zone-load.ts';
 import { keepCompleted } from '../shared/queues/create-queue.ts';
 import { createProducerRedis } from '../shared/redis.ts';
+import { openSwitches } from '../shared/switches/switches.ts';
 
 export interface OwnedServices {
   readonly services: WorkerServices;
@@ -36,6 +37,7 @@ export function createWorkerServices(config: Config, logger: Logger, opts: { pri
   const redis = createProducerRedis(config);
   redis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'worker redis error'));
   const producer = new JobProducer(redis, { prefix: config.queuePrefix, timeoutMs: config.redisTimeoutMs, removeOnComplete: keepCompleted(config) });
+  const switches = openSwitches(config, { logger, redis, ...(opts.metrics ? { metrics: opts.metrics } : {}) });
   const writer = createOrderWriter(db, redis, config, {
     logger,
     enqueueNotifications: async (jobId, notifications) => {
@@ -67,6 +69,7 @@ export function createWorkerServices(config: Config, logger: Logger, opts: { pri
     zoneLoad: new ZoneLoad(db),
     zoneLocks: new ZoneLocks(redis, { prefix: config.cachePrefix, lockTimeoutMs: config.lockTtlMs }),
     retry: retryPolicyFrom(config),
+    switches,
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
   };
   return {
@@ -74,6 +77,7 @@ export function createWorkerServices(config: Config, logger: Logger, opts: { pri
     async close() {
       await Promise.all([...pools.values()].map((threads) => threads.destroy()));
       await producer.close();
+      await switches.close();
       redis.disconnect();
       await db.destroy();
     },

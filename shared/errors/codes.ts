@@ -25,6 +25,9 @@ export const ERROR_CODES = {
   SHUTTING_DOWN: { status: 503, message: 'This instance is shutting down; retry' },
   ORDER_BUSY: { status: 503, message: 'The order is being changed by someone else; retry' },
   REDIS_UNAVAILABLE: { status: 503, message: 'Redis is unavailable; retry' },
+  // The degradation switches (npm run cli -- switches:set <name> on|off).
+  UNKNOWN_SWITCH: { status: 422, message: 'No degradation switch has that name' },
+  INVALID_SWITCH_VALUE: { status: 400, message: 'A switch is set to on or off' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,4 +1,5 @@
 import type { Db } from '../db.ts';
+import type { SwitchReader } from '../switches/switches.ts';
 import { withDeadline } from '../with-deadline.ts';
 import type { OrderView } from './read-order.ts';
 
@@ -50,6 +51,18 @@ export function mysqlTrackingParts(db: Db): TrackingParts {
       const elapsed = (Date.now() - dispatchedAt.getTime()) / 1000;
       return { remainingSeconds: Math.max(0, Math.round(order.etaSeconds - elapsed)), dispatchedAt: dispatchedAt.toISOString() };
     },
+  };
+}
+
+/**
+ * The parts with the rider's position behind the `tracking-rider` switch: while it is off the
+ * position is not read at all (no query, no wait) and the view names it in `missing`, as it does a
+ * part that failed. The switch is read in this process's memory, never per request from Redis.
+ */
+export function riderBehindSwitch(parts: TrackingParts, switches: SwitchReader): TrackingParts {
+  return {
+    ...parts,
+    rider: (order) => (switches.isOn('tracking-rider') ? parts.rider(order) : Promise.reject(new Error('the tracking-rider switch is off'))),
   };
 }
 

@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { setTimeout as delay } from 'node:timers/promises';
 import { nodeArgsFor, ROOT, spawnLines } from '../../bench/lib/process/line-process.ts';
 
 export { ROOT };
@@ -19,11 +20,18 @@ export interface Child {
  */
 export function runTsx(file: string, args: string[], env: Record<string, string>): Child {
   const child = spawnLines(process.execPath, nodeArgsFor(file, args), { cwd: ROOT, env: { ...process.env, ...env } });
+  // Node may report the exit before the last of the output is read: a test that reads the output
+  // once the process exited waits for its pipes to close too (briefly: a grandchild could hold them).
+  const closed = new Promise<void>((resolve) => child.process.once('close', () => resolve()));
+  const exited = child.exited.then(async (exit) => {
+    await Promise.race([closed, delay(2000, undefined, { ref: false })]);
+    return exit;
+  });
   return {
     process: child.process,
     output: child.output,
     waitForLine: child.waitForLine,
-    exited: child.exited,
+    exited,
     kill: () => child.signal('SIGKILL'),
   };
 }

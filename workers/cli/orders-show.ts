@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { QUEUES } from '../../jobs/job-types.ts';
-import { JobProducer } from '../../jobs/producer.ts';
 import type { Config } from '../../shared/config.ts';
 import type { Db } from '../../shared/db.ts';
 import { isIdString } from '../../shared/ids.ts';
@@ -10,7 +8,7 @@ import type { Logger } from '../../shared/logger.ts';
 import { readOrderStory, type OrderStory } from '../../shared/orders/order-story.ts';
 import type { Redis } from '../../shared/redis.ts';
 
-/** What the command needs of the CLI's session helpers (workers/cli.ts). */
+/** What the command needs of the CLI's session helpers (workers/cli/session.ts). */
 export interface ShowDeps {
   readonly cliLogger: (config: Config) => Logger;
   readonly openDb: (config: Config, logger: Logger) => Promise<Db>;
@@ -76,6 +74,8 @@ async function jobStates(config: Config, deps: ShowDeps, jobIds: readonly string
   } catch (error) {
     return { unknown: error instanceof Error ? error.message : String(error) };
   }
+  // Loaded here, not at the top: bullmq (and the table's job modules) only for a story that names jobs.
+  const [{ QUEUES }, { JobProducer }] = await Promise.all([import('../../jobs/job-types.ts'), import('../../jobs/producer.ts')]);
   const producer = new JobProducer(redis, { prefix: config.queuePrefix, timeoutMs: config.redisTimeoutMs });
   try {
     const states = new Map<string, string>();
