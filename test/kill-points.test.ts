@@ -116,7 +116,7 @@ describe('SIGKILL at the worst moment', () => {
     const before = await providerView(fleet.provider);
     const delivered = new Set(before.messages.map((message) => message.id));
     // A slow provider: each call stays open long enough to freeze the notifier's MySQL behind it.
-    await fetch(`${fleet.provider}/control`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ delayMs: 1500 }) });
+    await fetch(`${fleet.provider}/control`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ delayMs: 2500 }) });
     const ids = await postOrders(fleet.api, apiKey, zones, 20);
 
     // A batch call reached the provider: freeze MySQL, so the notifier cannot mark anything SENT.
