@@ -71,6 +71,9 @@ function reconciledCreated(output: string): number {
 describe('SIGKILL at the worst moment', () => {
   it('the web killed between its commit and its enqueue: every order it answered 202 is put back by the reconciler and dispatched once', async () => {
     const web = fleet.process('web');
+    // One order through the whole pipeline first: the web's connections to Redis are up and its
+    // queues ready, so what the freeze holds is the enqueue itself.
+    await waitAllDispatched(database.db, await postOrders(fleet.api, apiKey, zones, 1), 30_000);
     webRedis.freeze();
     const ids = await postOrders(fleet.api, apiKey, zones, 40);
 
