@@ -40,6 +40,9 @@ beforeAll(async () => {
   fleet = await Fleet.start({
     mysqlUrl: database.mysqlUrl,
     redisUrl: TEST_REDIS_URL,
+    // Orders count as lost 4 s after their commit: the web is killed well before the reconciler
+    // would look at its orders, so what puts them back is known.
+    env: { RECONCILE_CREATED_AFTER_MS: '4000' },
     per: {
       // The enqueue waits as long as Redis is silent (up to a minute) instead of giving up at once:
       // the web is killed while it waits, between its commit and its enqueue.
