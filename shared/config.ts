@@ -27,6 +27,12 @@ export interface Config {
   readonly dbPoolMax: number;
   /** Bound on connecting to MySQL and on one intake write, in ms. Default 2000 */
   readonly dbTimeoutMs: number;
+  /**
+   * Bound on one MySQL statement of the worker, the notifier and the CLI, in ms: MariaDB stops a
+   * statement running (or waiting on a lock) this long, and a connection that has not answered 2 s
+   * later is closed (a silent network). Default 10000
+   */
+  readonly dbStatementTimeoutMs: number;
   /** Bound on one enqueue to Redis, in ms. Default 1000 */
   readonly redisTimeoutMs: number;
   /** Intake micro-batch: flush at this many orders. Default 256 */
@@ -270,6 +276,7 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     shardCount: int(env, 'SHARD_COUNT', 64, 1, 64),
     dbPoolMax: int(env, 'DB_POOL_MAX', 10, 1, 200),
     dbTimeoutMs: int(env, 'DB_TIMEOUT_MS', 2000, 50, 60_000),
+    dbStatementTimeoutMs: int(env, 'DB_STATEMENT_TIMEOUT_MS', 10_000, 100, 600_000),
     redisTimeoutMs: int(env, 'REDIS_TIMEOUT_MS', 1000, 50, 60_000),
     intakeBatchMax: int(env, 'INTAKE_BATCH_MAX', 256, 1, 5000),
     intakeBatchWaitMs: int(env, 'INTAKE_BATCH_WAIT_MS', 2, 0, 1000),

@@ -1,6 +1,8 @@
 import knexFactory, { type Knex } from 'knex';
+import type { Connection } from 'mysql2';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
+import { boundStatements } from './statement-deadline.ts';
 
 export type Db = Knex;
 
@@ -23,12 +25,14 @@ export function databaseName(mysqlUrl: string): string {
 /**
  * A knex pool on mysql2. BIGINT ids come back as decimal strings (they do not fit a JS number);
  * connecting and acquiring are bounded by dbTimeoutMs so a dead MySQL costs a timeout, not a hang.
+ * With `statementTimeoutMs` every statement is bounded too (see boundStatements): the worker's,
+ * the notifier's and the CLI's pools; the web bounds each of its steps itself (DB_TIMEOUT_MS).
  */
 export function createDb(
   config: Pick<Config, 'mysqlUrl' | 'dbPoolMax' | 'dbTimeoutMs'>,
-  opts: { withDatabase?: boolean; logger?: Logger; multipleStatements?: boolean } = {},
+  opts: { withDatabase?: boolean; logger?: Logger; multipleStatements?: boolean; statementTimeoutMs?: number } = {},
 ): Db {
-  const { logger } = opts;
+  const { logger, statementTimeoutMs } = opts;
   return knexFactory({
     // knex otherwise prints its warnings (e.g. every failed connect) straight to the console.
     ...(logger
@@ -60,6 +64,12 @@ export function createDb(
       createTimeoutMillis: config.dbTimeoutMs,
       idleTimeoutMillis: 30_000,
       propagateCreateError: true,
+      ...(statementTimeoutMs === undefined
+        ? {}
+        : {
+            afterCreate: (connection: Connection, done: (error: Error | null, connection: Connection) => void) =>
+              boundStatements(connection, statementTimeoutMs, (error) => done(error, connection)),
+          }),
     },
     acquireConnectionTimeout: config.dbTimeoutMs,
   });

@@ -30,6 +30,8 @@ import { TEST_MERCHANT } from './support/test-web.ts';
 /** Small bounds so timeouts and the breaker's reset happen within a test. */
 const TIMEOUT_MS = 300;
 const RESET_MS = 500;
+/** The notifier's MySQL statements are bounded by this (DB_STATEMENT_TIMEOUT_MS). */
+const STATEMENT_TIMEOUT_MS = 1000;
 /** A provider call carries at most this many messages here, so a test batch takes a few calls. */
 const CALL_MAX = 40;
 const PHONE = '+8613800000000';
@@ -60,6 +62,7 @@ beforeAll(async () => {
       notifyProviderBatchMax: CALL_MAX,
       notifierConcurrency: 4,
       jobLockMs: 5000,
+      dbStatementTimeoutMs: STATEMENT_TIMEOUT_MS,
     },
   );
   redis = createProducerRedis(config);
@@ -315,6 +318,27 @@ describe('notifications in batches', () => {
     expect((await providerStats()).deliveries - before.deliveries).toBe(pending.length);
     for (const orderId of orderIds) expect(await delivered(orderId)).toHaveLength(2);
     expect((await database.db('notifications').whereIn('order_id', orderIds)).every((row) => row.status === 'SENT')).toBe(true);
+  });
+
+  it("a batch whose ledger rows another transaction holds fails at the notifier's statement timeout, not at InnoDB's 50 s; once they are free its retry sends each once", async () => {
+    const orderId = await newOrder();
+    const notifications = both(orderId);
+    const jobId = notificationBatchJobId(notifications);
+    const holder = await database.db.transaction();
+    let firstOutcome;
+    try {
+      // Uncommitted rows under the batch's own keys: the notifier's INSERT of its ledger rows waits on them.
+      await holder('notifications').insert(notifications.map((n) => ({ order_id: n.orderId, kind: n.kind, status: 'PENDING', attempts: 0, job_id: 'holder' })));
+      const outcome = nextOutcome(jobId);
+      await producer.add('notify.batch', { notifications });
+      firstOutcome = await outcome;
+    } finally {
+      await holder.rollback();
+    }
+    expect(firstOutcome.error?.message).toMatch(/max_statement_time exceeded/);
+    await waitForSent(orderId, 'customer.dispatched');
+    await waitForSent(orderId, 'merchant.dispatched');
+    expect(await delivered(orderId)).toHaveLength(2);
   });
 
   it('a notification whose order is gone is REFUSED, not retried; the rest of its batch goes out', async () => {

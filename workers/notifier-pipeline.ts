@@ -30,7 +30,7 @@ export async function startNotifier(
   logger: Logger,
   opts: { provider?: ProviderClientOptions; metrics?: Metrics } = {},
 ): Promise<Notifier> {
-  const db = createDb(config, { logger });
+  const db = createDb(config, { logger, statementTimeoutMs: config.dbStatementTimeoutMs });
   const switches = openSwitches(config, { logger, ...(opts.metrics ? { metrics: opts.metrics } : {}) });
   const provider = new ProviderClient(config, { connections: config.notifierConcurrency * 2, ...opts.provider });
   provider.onStateChange((state) => {

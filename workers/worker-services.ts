@@ -33,7 +33,7 @@ const MATCH_TASK = new URL('./tasks/match-task.ts', import.meta.url).href;
  * threads; a process that only runs maintenance starts none).
  */
 export function createWorkerServices(config: Config, logger: Logger, opts: { priceTask?: string; metrics?: Metrics } = {}): OwnedServices {
-  const db = createDb(config, { logger });
+  const db = createDb(config, { logger, statementTimeoutMs: config.dbStatementTimeoutMs });
   const redis = createProducerRedis(config);
   redis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'worker redis error'));
   const producer = new JobProducer(redis, { prefix: config.queuePrefix, timeoutMs: config.redisTimeoutMs, removeOnComplete: keepCompleted(config) });

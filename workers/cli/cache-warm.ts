@@ -25,7 +25,7 @@ export function registerCacheWarm(program: Command): void {
       // The summary below is the report; the job's own log line would only repeat it.
       const logger = await createLogger({ logLevel: 'warn', logFormat: config.logFormat }, 'cli');
       const [{ createDb }, { createProducerRedis }] = await Promise.all([import('../../shared/db.ts'), import('../../shared/redis.ts')]);
-      const db = createDb(config, { logger });
+      const db = createDb(config, { logger, statementTimeoutMs: config.dbStatementTimeoutMs });
       const redis = createProducerRedis(config);
       redis.on('error', () => undefined); // the command's own calls report their failures
       const bar = await progressBar('warming |{bar}| {percentage}% | {value}/{total} orders, merchants, riders | {duration_formatted}');

@@ -24,7 +24,10 @@ export function cliLogger(config: Pick<Config, 'logLevel'>): Logger {
 export async function openDb(config: Config, logger: Logger): Promise<Db> {
   const { createDb, databaseName } = await import('../../shared/db.ts');
   // knex warns of every failed connect with a stack; the command reports the failure in one line.
-  const db = createDb(config, { logger: logger.child({}, { level: logger.level === 'silent' ? 'silent' : 'error' }) });
+  const db = createDb(config, {
+    logger: logger.child({}, { level: logger.level === 'silent' ? 'silent' : 'error' }),
+    statementTimeoutMs: config.dbStatementTimeoutMs,
+  });
   try {
     await withDeadline(db.raw('SELECT 1'), config.dbTimeoutMs * 2);
     return db;
