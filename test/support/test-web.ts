@@ -1,4 +1,4 @@
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { createApiClient } from '../../shared/clients/create-client.ts';
 import { loadConfig, type Config } from '../../shared/config.ts';
 import { createWebRuntime, type WebRuntime } from '../../workers/web-runtime.ts';
@@ -31,7 +31,7 @@ let keyCounter = 0;
  */
 export async function createTestWeb(
   overrides: Partial<Config> = {},
-  opts: { routeMysqlUrl?: (databaseUrl: string) => string } = {},
+  opts: { routeMysqlUrl?: (databaseUrl: string) => string; logger?: Logger; routeRedisUrl?: (redisUrl: string) => string } = {},
 ): Promise<TestWeb> {
   const database = await createTestDatabase();
   const queuePrefix = uniqueQueuePrefix();
@@ -39,7 +39,7 @@ export async function createTestWeb(
   const config = loadConfig(
     {
       MYSQL_URL: mysqlUrl,
-      REDIS_URL: TEST_REDIS_URL,
+      REDIS_URL: opts.routeRedisUrl ? opts.routeRedisUrl(TEST_REDIS_URL) : TEST_REDIS_URL,
       QUEUE_PREFIX: queuePrefix,
       CACHE_PREFIX: queuePrefix.slice(1, -1), // no braces: cache keys spread over the cluster
       LOG_LEVEL: 'silent',
@@ -50,7 +50,7 @@ export async function createTestWeb(
   const client = await createApiClient(database.db, ids, 'test client');
   const other = await createApiClient(database.db, ids, 'other client');
   await database.db('merchants').insert(TEST_MERCHANT);
-  const runtime = await createWebRuntime(config, pino({ level: 'silent' }));
+  const runtime = await createWebRuntime(config, opts.logger ?? pino({ level: 'silent' }));
   return {
     runtime,
     database,
