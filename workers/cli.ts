@@ -8,10 +8,9 @@ import { pino } from 'pino';
 import type { RedriveBatch, RedrivenOrder } from '../jobs/compensate-orders.ts';
 import type { ReconcileOutcome } from '../jobs/reconcile-orders.ts';
 import { WARM_UP_PAGE_SIZE, warmUpCacheJob } from '../jobs/warm-up-cache.ts';
-import { createApiClient } from '../shared/clients/create-client.ts';
 import type { Config } from '../shared/config.ts';
 import { createDb, databaseName, type Db } from '../shared/db.ts';
-import { IdGenerator, isIdString } from '../shared/ids.ts';
+import { isIdString } from '../shared/ids.ts';
 import { configFromEnv } from '../shared/lifecycle.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
 import { FAILED_STATUSES, RETRY_STATE, type FailedStatus } from '../shared/orders/state-machine.ts';
@@ -26,6 +25,10 @@ import {
 } from '../shared/orders/stuck-orders.ts';
 import { createProducerRedis, type Redis } from '../shared/redis.ts';
 import { withDeadline } from '../shared/with-deadline.ts';
+import { registerClientCreate } from './cli/client-create.ts';
+import { registerClientLimit } from './cli/client-limit.ts';
+import { registerClientList } from './cli/client-list.ts';
+import { registerClientRevoke } from './cli/client-revoke.ts';
 import { registerOrdersShow } from './cli/orders-show.ts';
 import { createOrderMaintenance, type OrderMaintenance } from './order-maintenance.ts';
 
@@ -34,22 +37,6 @@ const program = new Command()
   .description('Courier operator commands (configuration comes from MYSQL_URL, REDIS_URL, ...)')
   .exitOverride()
   .showHelpAfterError();
-
-program
-  .command('client:create')
-  .description('create an API client and print its new key once, alone on the last line (only a hash is stored)')
-  .argument('<name>', 'a name for the client, 1-200 characters (e.g. the merchant app it is for)')
-  .action(async (name: string) => {
-    const config = configFromEnv(process.env);
-    const db = createDb(config);
-    try {
-      const client = await createApiClient(db, new IdGenerator(config.nodeId), name);
-      console.log(`created API client "${client.name}" (id ${client.id}). Its key is shown only now:`);
-      console.log(client.key);
-    } finally {
-      await db.destroy();
-    }
-  });
 
 program
   .command('cache:warm')
@@ -579,6 +566,10 @@ function positiveInt(value: string): number {
 }
 
 registerOrdersShow(program, { cliLogger, openDb, openRedis });
+registerClientCreate(program, { cliLogger, openDb });
+registerClientList(program, { cliLogger, openDb });
+registerClientLimit(program, { cliLogger, openDb });
+registerClientRevoke(program, { cliLogger, openDb });
 
 try {
   await program.parseAsync(process.argv);
