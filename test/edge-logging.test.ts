@@ -10,11 +10,11 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 let web: TestWeb;
 const lines: string[] = [];
+// The web's own logger options (redaction, error scrubbing), writing into this array.
+const logger = pino(loggerOptions({ logLevel: 'info' }, 'web'), { write: (line: string) => void lines.push(line) });
 let keyCounter = 0;
 
 beforeAll(async () => {
-  // The web's own logger options (redaction, error scrubbing), writing into this array.
-  const logger = pino(loggerOptions({ logLevel: 'info' }, 'web'), { write: (line: string) => void lines.push(line) });
   web = await createTestWeb({}, { logger });
 });
 
@@ -144,6 +144,33 @@ describe('a MySQL error during the intake INSERT: logged with its request id, wi
     const failures = lines.map((line) => JSON.parse(line)).filter((line) => line.err?.sqlState === '45000');
     expect(failures).toHaveLength(3);
     expect(failures[0].err.message).toBe('ER_SIGNAL_EXCEPTION: user-defined error (its text withheld)');
+  });
+});
+
+describe('knex and MySQL errors that quote values', () => {
+  it("a duplicate (the value in the server's message, the statement in knex's) and a syntax error (the statement after near): logged without them", async () => {
+    const { db } = web.database;
+    await db.raw('CREATE TABLE people (phone VARCHAR(32) NOT NULL UNIQUE, address VARCHAR(200) NOT NULL)');
+    const person = { phone: '+8613911112222', address: '7 Hidden Court' };
+    await db('people').insert(person);
+    const errors: Error[] = [];
+    await db('people').insert(person).catch((error: Error) => errors.push(error));
+    await db.raw('SELECT FROM people WHERE phone = ? AND address = ?', [person.phone, person.address]).catch((error: Error) => errors.push(error));
+    // What the errors carry, and what a log line would have shown before.
+    expect(errors.map((error) => (error as { code?: string }).code)).toEqual(['ER_DUP_ENTRY', 'ER_PARSE_ERROR']);
+    expect(errors[0]!.message).toContain(person.phone);
+    expect(errors[1]!.message).toContain(person.address);
+
+    lines.length = 0;
+    for (const error of errors) logger.error({ err: error }, 'a query failed');
+    const logged = lines.join('');
+    expect(logged).not.toContain(person.phone.slice(1));
+    expect(logged).not.toContain('Hidden Court');
+    const [duplicate, syntax] = lines.map((line) => JSON.parse(line).err);
+    expect(duplicate).toMatchObject({ code: 'ER_DUP_ENTRY', errno: 1062, sqlState: '23000', message: "Duplicate entry '?' for key 'phone'" });
+    expect(syntax.message).toMatch(/^You have an error in your SQL syntax; .* near '\?' at line 1$/);
+    // The callers' errors are untouched (the code that handles them still reads them).
+    expect(errors[0]!.message).toContain(person.phone);
   });
 });
 

@@ -19,6 +19,7 @@ let web: TestWeb;
 /** A second web process on the same MySQL and Redis, with a default rate of its own (3/s). */
 let second: WebRuntime;
 let limited: CreatedClient; // 5 requests a second of its own
+let neighbour: CreatedClient; // 5 a second too: a counter of its own
 let plain: CreatedClient; // the default rate
 const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
 let keyCounter = 0;
@@ -27,6 +28,7 @@ beforeAll(async () => {
   web = await createTestWeb();
   const ids = new IdGenerator(7);
   limited = await createApiClient(web.database.db, ids, 'limited app', { ratePerSecond: 5 });
+  neighbour = await createApiClient(web.database.db, ids, 'neighbour app', { ratePerSecond: 5 });
   plain = await createApiClient(web.database.db, ids, 'plain app');
   second = await createWebRuntime({ ...web.config, rateLimitPerSecond: 3 }, pino({ level: 'silent' }));
 });
@@ -83,8 +85,10 @@ describe('a client over its rate', () => {
     await freshWindow(limited);
     for (let i = 0; i < 5; i++) await read(web.runtime, limited.key);
     expect((await read(web.runtime, limited.key)).statusCode).toBe(429);
-    const others = await Promise.all([read(web.runtime, web.apiKey), write(web.runtime, web.apiKey), read(web.runtime, plain.key)]);
-    expect(others.map((res) => res.statusCode)).toEqual([404, 202, 404]);
+    await freshWindow(neighbour);
+    const others = await Promise.all([read(web.runtime, web.apiKey), write(web.runtime, web.apiKey), read(web.runtime, plain.key), read(web.runtime, neighbour.key)]);
+    expect(others.map((res) => res.statusCode)).toEqual([404, 202, 404, 404]);
+    expect(others[3]!.headers['x-ratelimit-remaining']).toBe('4'); // its own budget, untouched by its neighbour's
   });
 
   it('reads and writes spend one budget', async () => {
