@@ -39,6 +39,7 @@ const notified = localProvider
 console.log(`
 Courier is starting: ${processes.map((p) => p.name).join(', ')}
   API        ${base}/v1/orders   (key: .courier/demo-client.key)
+  API docs   ${base}/docs
   dashboard  ${base}/admin/queues   (${dashboard.note})
   metrics    ${base}/metrics   (worker :9101, notifier :9102, scheduler :9103)
   readiness  ${base}/readyz

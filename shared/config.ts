@@ -47,8 +47,22 @@ export interface Config {
   readonly priceBatchMax: number;
   /** Largest accepted request body, in bytes. Default 65536 */
   readonly bodyLimitBytes: number;
-  /** Seconds a resolved API key stays cached in-process. Default 30 */
+  /** Seconds a resolved API key stays cached in-process (a revoked key or a new rate takes effect within it). Default 30 */
   readonly authCacheTtlSeconds: number;
+  /** Requests per second an API client may make (all its API routes together) unless it has its own rate. Default 1000 */
+  readonly rateLimitPerSecond: number;
+  /** Bound on one rate-limit check in Redis, in ms; past it (or with Redis away) the request is let through. Default 250 */
+  readonly rateLimitTimeoutMs: number;
+  /** API requests one web process holds at once; past it, 503 OVERLOADED at once. Default 2048 */
+  readonly httpMaxInFlight: number;
+  /** Orders waiting for a place in an intake batch in one web process; past it, 503 OVERLOADED at once. Default 1024 */
+  readonly intakeMaxPending: number;
+  /**
+   * Bound on one HTTP request in the web process, from its first byte to its answer, in ms (Fastify's
+   * requestTimeout and handlerTimeout). Default 10000, or longer if 2 x DB_TIMEOUT_MS + LOCK_WAIT_MS + 1000
+   * is: it must outlast the bounds inside it, so they answer first with their own code.
+   */
+  readonly requestTimeoutMs: number;
   /** Price batch jobs one worker process runs at once. Default 8 */
   readonly orderWorkerConcurrency: number;
   /** Dispatch runs one worker process runs at once (one per zone at a time; more zones run side by side). */
@@ -233,6 +247,23 @@ function secret(env: Env, name: string): string {
   return value;
 }
 
+/**
+ * The web's bound on a whole request must outlast the longest chain of bounds inside it (the key's
+ * lookup, then an event's lock wait and write), so those answer first with their own code (503
+ * DB_UNAVAILABLE, ORDER_BUSY); the request timeout is the backstop for anything unbounded.
+ */
+function requestTimeout(env: Env, config: Pick<Config, 'dbTimeoutMs' | 'lockWaitMs'>): number {
+  const inner = 2 * config.dbTimeoutMs + config.lockWaitMs;
+  const value = int(env, 'REQUEST_TIMEOUT_MS', Math.max(10_000, inner + 1000), 100, 600_000);
+  if (value <= inner) {
+    throw new ConfigError(
+      'REQUEST_TIMEOUT_MS',
+      `must be longer than 2 x DB_TIMEOUT_MS + LOCK_WAIT_MS (${inner} ms), the bounds inside a request, got ${value}`,
+    );
+  }
+  return value;
+}
+
 /** The dashboard's two passwords; DASHBOARD_PASSWORD, the older name, is the operator's. */
 function dashboardPasswords(env: Env): { operator: string; viewer: string } {
   const named = secret(env, 'DASHBOARD_OPERATOR_PASSWORD');
@@ -247,6 +278,9 @@ function dashboardPasswords(env: Env): { operator: string; viewer: string } {
   }
   return { operator, viewer };
 }
+
+/** The highest rate a client can be given, in requests per second (RATE_LIMIT_PER_SECOND, client:limit). */
+export const MAX_RATE_PER_SECOND = 1_000_000;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -264,7 +298,7 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     throw new ConfigError('QUEUE_PREFIX', `must be a Redis hash tag like {courier}, got "${queuePrefix}"`);
   }
   const dashboard = dashboardPasswords(env);
-  const config: Config = {
+  const config: { -readonly [K in keyof Config]: Config[K] } = {
     mysqlUrl,
     redisUrl: url(env, 'REDIS_URL', DEFAULT_REDIS_URL, ['redis:', 'rediss:']),
     port: int(env, 'PORT', 3000, 0, 65535),
@@ -285,6 +319,10 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     priceBatchMax: int(env, 'PRICE_BATCH_MAX', 500, 1, 5000),
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 65_536, 1024, 10_485_760),
     authCacheTtlSeconds: int(env, 'AUTH_CACHE_TTL_SECONDS', 30, 0, 3600),
+    rateLimitPerSecond: int(env, 'RATE_LIMIT_PER_SECOND', 1000, 1, MAX_RATE_PER_SECOND),
+    rateLimitTimeoutMs: int(env, 'RATE_LIMIT_TIMEOUT_MS', 250, 5, 10_000),
+    httpMaxInFlight: int(env, 'HTTP_MAX_IN_FLIGHT', 2048, 1, 1_000_000),
+    intakeMaxPending: int(env, 'INTAKE_MAX_PENDING', 1024, 1, 1_000_000),
     orderWorkerConcurrency: int(env, 'ORDER_WORKER_CONCURRENCY', 8, 1, 1000),
     dispatchWorkerConcurrency: int(env, 'DISPATCH_WORKER_CONCURRENCY', 8, 1, 1000),
     dispatchMaxBatchesPerRun: int(env, 'DISPATCH_MAX_BATCHES_PER_RUN', 10, 1, 1000),
@@ -331,7 +369,9 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     reconcileStuckAfterMs: int(env, 'RECONCILE_STUCK_AFTER_MS', 60_000, 0, 86_400_000),
     reconcileNotifyAfterMs: int(env, 'RECONCILE_NOTIFY_AFTER_MS', 60_000, 0, 86_400_000),
     notifyAttemptBudget: int(env, 'NOTIFY_ATTEMPT_BUDGET', 10, 1, 1000),
+    requestTimeoutMs: 0, // below: it depends on the bounds inside it
     ...overrides,
   };
+  if (overrides.requestTimeoutMs === undefined) config.requestTimeoutMs = requestTimeout(env, config);
   return Object.freeze(config);
 }

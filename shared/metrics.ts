@@ -12,7 +12,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean; processName?: st
     registry,
     intakeOrders: new Counter({
       name: 'courier_intake_orders_total',
-      help: 'Orders answered by the intake, by outcome (created, replayed, rejected, unavailable)',
+      help: 'Orders answered by the intake, by outcome (created, replayed, rejected, unavailable, shed)',
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),

@@ -92,23 +92,61 @@ describe('POST /v1/orders: the happy path', () => {
 });
 
 describe('POST /v1/orders: bad input is a clear 4xx and changes nothing', () => {
-  const cases: [string, string, unknown][] = [
-    ['missing merchantId', 'body/merchantId', { ...orderBody(), merchantId: undefined }],
-    ['non-numeric merchantId', 'body/merchantId', orderBody({ merchantId: 'abc' })],
-    ['latitude out of range', 'body/dropoff/lat', orderBody({ dropoff: { ...orderBody().dropoff, lat: 91 } })],
-    ['no items', 'body/items', orderBody({ items: [] })],
-    ['fractional qty', 'body/items/0/qty', orderBody({ items: [{ sku: 'A', name: 'A', qty: 1.5, priceCents: 1 }] })],
-    ['qty as a string', 'body/items/0/qty', orderBody({ items: [{ sku: 'A', name: 'A', qty: '2', priceCents: 1 }] })],
-    ['an unknown field', 'body/tip', orderBody({ tip: 5 })],
-    ['a bad phone', 'body/dropoff/phone', orderBody({ dropoff: { ...orderBody().dropoff, phone: 'call me' } })],
+  // Each names its field as a client writes it and says what was expected; a phone or an address is never echoed.
+  const cases: [string, string, string, unknown][] = [
+    ['missing merchantId', 'merchantId', 'merchantId is required', { ...orderBody(), merchantId: undefined }],
+    ['non-numeric merchantId', 'merchantId', 'merchantId must be the id of a merchant, as a decimal string (1-19 digits, no leading zero)', orderBody({ merchantId: 'abc' })],
+    ['latitude out of range', 'dropoff.lat', 'dropoff.lat must be between -90 and 90, got 91', orderBody({ dropoff: { ...orderBody().dropoff, lat: 91 } })],
+    ['no items', 'items', 'items must have between 1 and 100 entries, got 0', orderBody({ items: [] })],
+    ['fractional qty', 'items[0].qty', 'items[0].qty must be an integer, got 1.5', orderBody({ items: [{ sku: 'A', name: 'A', qty: 1.5, priceCents: 1 }] })],
+    ['qty as a string', 'items[0].qty', 'items[0].qty must be an integer, got a string', orderBody({ items: [{ sku: 'A', name: 'A', qty: '2', priceCents: 1 }] })],
+    ['an unknown field', 'tip', 'tip is not a known field: the body takes merchantId, dropoff, items, note', orderBody({ tip: 5 })],
+    ['an unknown nested field', 'dropoff.floor', 'dropoff.floor is not a known field: dropoff takes lat, lng, address, phone', orderBody({ dropoff: { ...orderBody().dropoff, floor: 3 } })],
+    ['a missing nested field', 'dropoff.phone', 'dropoff.phone is required', orderBody({ dropoff: { lat: 31.2, lng: 121.4, address: 'x' } })],
+    ['an empty address', 'dropoff.address', 'dropoff.address must be between 1 and 500 characters long, got 0', orderBody({ dropoff: { ...orderBody().dropoff, address: '' } })],
+    ['a bad phone', 'dropoff.phone', 'dropoff.phone must be a phone number: a digit first (after an optional +), then 4-30 digits, spaces, ( ) or -', orderBody({ dropoff: { ...orderBody().dropoff, phone: 'call me' } })],
   ];
 
-  it.each(cases)('%s: 400 VALIDATION_FAILED naming %s', async (_name, field, body) => {
+  it.each(cases)('%s: 400 VALIDATION_FAILED naming %s and what was expected', async (_name, field, message, body) => {
     const before = await orderCount();
     const res = await post(body);
     expect(res.statusCode).toBe(400);
-    expect(res.json()).toMatchObject({ code: 'VALIDATION_FAILED', field, message: expect.any(String) });
+    expect(res.json()).toEqual({ code: 'VALIDATION_FAILED', field, message });
     expect(await orderCount()).toBe(before);
+  });
+
+  it('a body that is not a JSON object: 400 VALIDATION_FAILED about the body (no field)', async () => {
+    const res = await post('[1, 2]');
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({ code: 'VALIDATION_FAILED', message: 'the body must be a JSON object, got an array' });
+  });
+
+  it('text/plain and a missing Content-Type are one fault, one code: 400 UNSUPPORTED_CONTENT_TYPE', async () => {
+    const before = await orderCount();
+    for (const contentType of ['text/plain', undefined, 'application/x-www-form-urlencoded']) {
+      const headers: Record<string, string> = { authorization: `Bearer ${web.apiKey}`, 'idempotency-key': `ct-${contentType}` };
+      if (contentType) headers['content-type'] = contentType;
+      const res = await web.runtime.app.inject({ method: 'POST', url: '/v1/orders', headers, payload: JSON.stringify(orderBody()) });
+      expect(res.statusCode, String(contentType)).toBe(400);
+      expect(res.json(), String(contentType)).toEqual({
+        code: 'UNSUPPORTED_CONTENT_TYPE',
+        message: `Send the body as JSON with Content-Type: application/json (this request had ${contentType ? `Content-Type ${contentType}` : 'no Content-Type'})`,
+      });
+    }
+    expect(await orderCount()).toBe(before);
+  });
+
+  it('an empty body, declared JSON or not declared at all, is one fault, one code: 400 INVALID_JSON', async () => {
+    for (const contentType of ['application/json', undefined]) {
+      const headers: Record<string, string> = { authorization: `Bearer ${web.apiKey}`, 'idempotency-key': `empty-${contentType}` };
+      if (contentType) headers['content-type'] = contentType;
+      const res = await web.runtime.app.inject({ method: 'POST', url: '/v1/orders', headers });
+      expect(res.statusCode, String(contentType)).toBe(400);
+      expect(res.json(), String(contentType)).toEqual({
+        code: 'INVALID_JSON',
+        message: 'The request body is empty: send a JSON object with Content-Type: application/json',
+      });
+    }
   });
 
   it('invalid JSON: 400 INVALID_JSON', async () => {
@@ -123,12 +161,12 @@ describe('POST /v1/orders: bad input is a clear 4xx and changes nothing', () => 
     expect(res.json().code).toBe('PAYLOAD_TOO_LARGE');
   });
 
-  it('a missing or bad Idempotency-Key: 400 IDEMPOTENCY_KEY_REQUIRED', async () => {
+  it('a missing or bad Idempotency-Key: 400 IDEMPOTENCY_KEY_REQUIRED naming the header', async () => {
     const before = await orderCount();
     for (const key of [null, 'x'.repeat(256), 'tab\tinside']) {
       const res = await post(orderBody(), { key });
       expect(res.statusCode).toBe(400);
-      expect(res.json().code).toBe('IDEMPOTENCY_KEY_REQUIRED');
+      expect(res.json()).toMatchObject({ code: 'IDEMPOTENCY_KEY_REQUIRED', field: 'Idempotency-Key', message: expect.stringContaining('1-255 printable ASCII') });
     }
     expect(await orderCount()).toBe(before);
   });
@@ -137,7 +175,7 @@ describe('POST /v1/orders: bad input is a clear 4xx and changes nothing', () => 
     const before = await orderCount();
     const res = await post(orderBody({ merchantId: '424242' }));
     expect(res.statusCode).toBe(422);
-    expect(res.json()).toMatchObject({ code: 'UNKNOWN_MERCHANT', field: '/merchantId' });
+    expect(res.json()).toEqual({ code: 'UNKNOWN_MERCHANT', field: 'merchantId', message: 'merchantId 424242 is not a merchant Courier knows' });
     expect(await orderCount()).toBe(before);
   });
 

@@ -9,6 +9,9 @@
 import { Command, CommanderError } from 'commander';
 import { registerCacheWarm } from './cli/cache-warm.ts';
 import { registerClientCreate } from './cli/client-create.ts';
+import { registerClientLimit } from './cli/client-limit.ts';
+import { registerClientList } from './cli/client-list.ts';
+import { registerClientRevoke } from './cli/client-revoke.ts';
 import { reasonOf } from './cli/format.ts';
 import { registerOrdersReconcile } from './cli/orders-reconcile.ts';
 import { registerOrdersRedrive } from './cli/orders-redrive.ts';
@@ -25,7 +28,10 @@ const program = new Command()
   .showHelpAfterError();
 
 // The commands, one line each, in the order --help lists them.
-registerClientCreate(program);
+registerClientCreate(program, { cliLogger, openDb });
+registerClientList(program, { cliLogger, openDb });
+registerClientLimit(program, { cliLogger, openDb });
+registerClientRevoke(program, { cliLogger, openDb });
 registerCacheWarm(program);
 registerOrdersStuck(program);
 registerOrdersRedrive(program);

@@ -4,10 +4,12 @@ import { QUEUES, describeJob } from '../jobs/job-types.ts';
 import { JobProducer } from '../jobs/producer.ts';
 import { OrderReader } from '../shared/cache/order-reader.ts';
 import { Authenticator } from '../shared/clients/authenticator.ts';
+import { LastUsedRecorder } from '../shared/clients/last-used.ts';
 import type { Config } from '../shared/config.ts';
 import { createDb, type Db } from '../shared/db.ts';
 import { coerceError } from '../shared/errors/index.ts';
 import { buildApp } from '../shared/http/build-app.ts';
+import { createEdgeMetrics, type EdgeMetrics } from '../shared/http/edge-metrics.ts';
 import { RecentWriters } from '../shared/http/recent-writers.ts';
 import { IdGenerator } from '../shared/ids.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -20,6 +22,9 @@ import { mysqlTrackingParts, riderBehindSwitch } from '../shared/orders/tracking
 import type { OrderWriterDeps } from '../shared/orders/write-orders.ts';
 import { createProducerRedis, createWorkerRedis, type Redis } from '../shared/redis.ts';
 import { openSwitches, type Switches } from '../shared/switches/switches.ts';
+import packageJson from '../package.json' with { type: 'json' };
+
+const packageVersion = packageJson.version;
 
 export interface WebRuntime {
   readonly app: FastifyInstance;
@@ -37,6 +42,10 @@ export interface WebRuntime {
   readonly metrics: Metrics;
   /** The degradation switches as this process reads them (tracking-rider). */
   readonly switches: Switches;
+  /** The edge's own metrics (registered on metrics.registry, in the web process only). */
+  readonly edgeMetrics: EdgeMetrics;
+  /** Which API keys were used; written to api_clients.last_used_at once a minute (and at close). */
+  readonly lastUsed: LastUsedRecorder;
   /** Stops taking requests, lets accepted orders commit and enqueue, then closes every connection. */
   close(): Promise<void>;
 }
@@ -48,11 +57,16 @@ export async function createWebRuntime(
   opts: { isShuttingDown?: () => boolean; defaultMetrics?: boolean } = {},
 ): Promise<WebRuntime> {
   const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? false, processName: 'web' });
+  const edgeMetrics = createEdgeMetrics(metrics.registry);
   const db = createDb(config, { logger });
   // The intake writes on a pool of its own that may send several statements per round trip.
   const intakeDb = createDb({ ...config, dbPoolMax: config.intakeMaxInFlight + 2 }, { logger, multipleStatements: true });
   const redis = createProducerRedis(config);
   redis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'redis connection error'));
+  // The limiter's own connection: a check that takes longer than RATE_LIMIT_TIMEOUT_MS lets the request
+  // through rather than hold it; concurrent checks share round trips (auto-pipelining).
+  const rateLimitRedis = createProducerRedis(config, { commandTimeout: config.rateLimitTimeoutMs, enableAutoPipelining: true });
+  rateLimitRedis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'rate limiter redis error'));
   const producer = new JobProducer(redis, { prefix: config.queuePrefix, timeoutMs: config.redisTimeoutMs, removeOnComplete: keepCompleted(config) });
   const switches = openSwitches(config, { logger, metrics, redis });
   const queues = QUEUES.map((name) => producer.queue(name));
@@ -65,6 +79,7 @@ export async function createWebRuntime(
     merchants: new MerchantDirectory(db),
     logger,
     metrics,
+    onShed: () => edgeMetrics.shed.inc({ bound: 'intake_pending' }),
   });
   const replica = config.mysqlReplicaUrl ? createDb({ ...config, mysqlUrl: config.mysqlReplicaUrl }, { logger }) : undefined;
   const subscriber = createWorkerRedis(config);
@@ -94,12 +109,18 @@ export async function createWebRuntime(
   // Not awaited: with Redis away at start the web still serves (reads fall back to MySQL, L1 lives
   // its short TTL); ioredis subscribes as soon as Redis is back.
   const subscribed = reader.start().catch((error: unknown) => logger.warn({ err: coerceError(error) }, 'not subscribed to invalidations'));
+  const lastUsed = new LastUsedRecorder(db, { timeoutMs: config.dbTimeoutMs, logger });
+  lastUsed.start();
   const app = await buildApp({
     config,
     db,
     redis,
     logger,
     metrics,
+    edgeMetrics,
+    rateLimitRedis,
+    lastUsed,
+    version: packageVersion,
     intake,
     writer,
     reader,
@@ -130,13 +151,17 @@ export async function createWebRuntime(
     subscribed,
     metrics,
     switches,
+    edgeMetrics,
+    lastUsed,
     async close() {
       await app.close();
       await intake.idle();
+      await lastUsed.stop();
       await producer.close();
       await reader.close();
       await switches.close();
       redis.disconnect();
+      rateLimitRedis.disconnect();
       await Promise.all([db.destroy(), intakeDb.destroy(), replica?.destroy()]);
     },
   };

@@ -17,5 +17,5 @@ await runtime.app.listen({ port: config.port, host: config.host });
 const address = runtime.app.server.address();
 const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : config.port}`;
 logger.info(
-  `web listening: API ${base}/v1/orders, dashboard ${base}${DASHBOARD_PATH}, metrics ${base}/metrics, readiness ${base}/readyz`,
+  `web listening: API ${base}/v1/orders (docs ${base}/docs), dashboard ${base}${DASHBOARD_PATH}, metrics ${base}/metrics, readiness ${base}/readyz`,
 );

@@ -7,7 +7,7 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createApiClient } from '../../shared/clients/create-client.ts';
-import { loadConfig, type Config } from '../../shared/config.ts';
+import { MAX_RATE_PER_SECOND, loadConfig, type Config } from '../../shared/config.ts';
 import type { Db } from '../../shared/db.ts';
 import { IdGenerator } from '../../shared/ids.ts';
 import { QUEUE_NAMES } from '../../shared/queues/queue-names.ts';
@@ -21,6 +21,9 @@ import { deleteKeysUnder, redisPid } from '../lib/redis-keys.ts';
 import { RiderSimulator } from '../lib/rider-simulator.ts';
 import type { BenchRun } from '../lib/run-bench.ts';
 import { FLEET_DEFAULTS, type PipelineSettings } from './settings.ts';
+
+/** The bench's client may go as fast as the load: the rate limiter's check runs (and costs what it costs), it never refuses. */
+const BENCH_RATE = { ratePerSecond: MAX_RATE_PER_SECOND };
 
 export const QUEUE_PREFIX = '{courier-bench-pipe}';
 /** The fleet's order cache and locks, apart from anyone else's: its memory is reported on its own. */
@@ -63,7 +66,7 @@ export async function setUpWorld(s: PipelineSettings, run: BenchRun): Promise<Wo
   const merchants = benchMerchants(s.zones);
   await insertMerchants(db, merchants);
   const riderCount = await insertRiders(db, merchants, s.ridersPerZone, s.riderCapacity);
-  const client = await createApiClient(db, new IdGenerator(benchConfig.nodeId), `pipeline bench ${new Date().toISOString()}`);
+  const client = await createApiClient(db, new IdGenerator(benchConfig.nodeId), `pipeline bench ${new Date().toISOString()}`, BENCH_RATE);
   log(
     `bench: ${s.zones} zones, a merchant each, ${fmt(riderCount)} riders of capacity ${s.riderCapacity}; a rider simulator frees ` +
       `every rider's slots every ${s.riderResetMs} ms (standing in for deliveries)`,

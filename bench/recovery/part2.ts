@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { createApiClient } from '../../shared/clients/create-client.ts';
-import { loadConfig } from '../../shared/config.ts';
+import { MAX_RATE_PER_SECOND, loadConfig } from '../../shared/config.ts';
 import { IdGenerator } from '../../shared/ids.ts';
 import { openBenchDatabase } from '../lib/bench-database.ts';
 import { benchMerchants, insertMerchants, insertRiders } from '../lib/bench-zones.ts';
@@ -25,6 +25,9 @@ import { flushDuringLoad, type FlushStep } from './part2-flush.ts';
 import { part2Figures, readProvider } from './part2-results.ts';
 import { running, exits, exitedNotes, fleetState, startProcess, stopProcesses, benchFleetEnv } from './processes.ts';
 import { FLUSH_ORDERS, CALIBRATE_RATE, LOG_LEVEL, MYSQL_URL_2, PREFIX_2, CACHE_PREFIX_2, ZONES, RIDERS_PER_ZONE, RIDER_CAPACITY, RIDER_RESET_MS, PART2_DRAIN_BOUND_S } from './settings.ts';
+
+/** The bench's client may go as fast as the load: the rate limiter's check runs (and costs what it costs), it never refuses. */
+const BENCH_RATE = { ratePerSecond: MAX_RATE_PER_SECOND };
 
 export async function part2(): Promise<Record<string, unknown>> {
   log(`\n== part 2: recovery after a FLUSHALL under load (a private Redis; the fleet as the Procfile runs it)`);
@@ -65,7 +68,7 @@ export async function part2(): Promise<Record<string, unknown>> {
     const merchants = benchMerchants(ZONES);
     await insertMerchants(db, merchants);
     await insertRiders(db, merchants, RIDERS_PER_ZONE, RIDER_CAPACITY);
-    const client = await createApiClient(db, new IdGenerator(63), `recovery bench ${new Date().toISOString()}`);
+    const client = await createApiClient(db, new IdGenerator(63), `recovery bench ${new Date().toISOString()}`, BENCH_RATE);
     log(`  ${ZONES} zones with a merchant and ${RIDERS_PER_ZONE} riders of capacity ${RIDER_CAPACITY} each; a rider simulator frees their slots every ${RIDER_RESET_MS} ms`);
 
     // -- the fleet

@@ -5,6 +5,8 @@ import { hashApiKey } from './api-keys.ts';
 export interface AuthenticatedClient {
   readonly id: string;
   readonly name: string;
+  /** The client's own rate limit in requests per second; null: RATE_LIMIT_PER_SECOND. */
+  readonly ratePerSecond: number | null;
 }
 
 const NONE = Symbol('no client');
@@ -12,7 +14,8 @@ const NONE = Symbol('no client');
 /**
  * Resolves an API key to its client. Answers (including "no such key") are cached in-process
  * for a short TTL so the hot intake path neither queries MySQL nor hashes per request; a revoked
- * key stops working within that TTL. Concurrent misses for one key share one query.
+ * key, or a client's new rate, takes effect within that TTL. Concurrent misses for one key share
+ * one query.
  */
 export class Authenticator {
   private readonly cache: LRUCache<string, AuthenticatedClient | typeof NONE>;
@@ -29,11 +32,13 @@ export class Authenticator {
       ttl: Math.max(1, opts.ttlSeconds * 1000),
       fetchMethod: async (apiKey) => {
         const row = await this.db('api_clients')
-          .select('id', 'name')
+          .select('id', 'name', 'rate_per_second')
           .where({ key_hash: hashApiKey(apiKey) })
           .whereNull('revoked_at')
           .first();
-        return row ? { id: String(row.id), name: String(row.name) } : NONE;
+        if (!row) return NONE;
+        const rate = row.rate_per_second === null ? null : Number(row.rate_per_second);
+        return { id: String(row.id), name: String(row.name), ratePerSecond: rate };
       },
     });
   }

@@ -1,6 +1,8 @@
 /**
  * The one registry of error codes Courier answers with. Every 4xx/5xx body is
- * `{ code, message }` (plus `field` for validation errors); clients branch on `code`.
+ * `{ code, message }` (plus `field` for validation errors); clients branch on `code`. A code with
+ * `retryAfterSeconds` is answered with that `Retry-After` header (unless the answer sets its own).
+ * The README's table and the OpenAPI document (/docs) are written from this list.
  */
 export const ERROR_CODES = {
   VALIDATION_FAILED: { status: 400, message: 'The request body or parameters are not valid' },
@@ -18,16 +20,32 @@ export const ERROR_CODES = {
   PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is larger than the limit' },
   IDEMPOTENCY_KEY_REUSED: { status: 422, message: 'This Idempotency-Key was already used with a different request body' },
   UNKNOWN_MERCHANT: { status: 422, message: 'No merchant has that merchantId' },
-  RATE_LIMITED: { status: 429, message: 'Too many requests' },
+  RATE_LIMITED: { status: 429, message: 'Too many requests for this API key; retry after the Retry-After delay', retryAfterSeconds: 1 },
   BAD_REQUEST: { status: 400, message: 'The request is malformed' },
   INTERNAL_ERROR: { status: 500, message: 'Something went wrong on our side' },
   DB_UNAVAILABLE: { status: 503, message: 'The database is unavailable; retry with the same Idempotency-Key' },
   SHUTTING_DOWN: { status: 503, message: 'This instance is shutting down; retry' },
   ORDER_BUSY: { status: 503, message: 'The order is being changed by someone else; retry' },
   REDIS_UNAVAILABLE: { status: 503, message: 'Redis is unavailable; retry' },
+  OVERLOADED: {
+    status: 503,
+    message: 'This instance has as much work as it can take; retry after the Retry-After delay (with the same Idempotency-Key)',
+    retryAfterSeconds: 1,
+  },
+  REQUEST_TIMEOUT: {
+    status: 503,
+    message: 'The request did not finish in time; retry (an order with the same Idempotency-Key is never created twice)',
+    retryAfterSeconds: 1,
+  },
   // The degradation switches (npm run cli -- switches:set <name> on|off).
   UNKNOWN_SWITCH: { status: 422, message: 'No degradation switch has that name' },
   INVALID_SWITCH_VALUE: { status: 400, message: 'A switch is set to on or off' },
-} as const satisfies Record<string, { status: number; message: string }>;
+} as const satisfies Record<string, { status: number; message: string; retryAfterSeconds?: number }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The Retry-After a code is answered with, in seconds, if any. */
+export function retryAfterOf(code: ErrorCode): number | undefined {
+  const entry = ERROR_CODES[code];
+  return 'retryAfterSeconds' in entry ? entry.retryAfterSeconds : undefined;
+}

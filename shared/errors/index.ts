@@ -1,4 +1,4 @@
-export { ERROR_CODES, type ErrorCode } from './codes.ts';
+export { ERROR_CODES, retryAfterOf, type ErrorCode } from './codes.ts';
 export { ApiError } from './api-error.ts';
 export { DbUnavailableError } from './db-unavailable-error.ts';
 export { coerceError } from './coerce-error.ts';
@@ -7,3 +7,5 @@ export { ProviderUnavailableError } from './provider-unavailable-error.ts';
 export { ProviderRejectedError } from './provider-rejected-error.ts';
 export { InvalidJobPayloadError } from './invalid-job-payload-error.ts';
 export { LockTimeoutError } from './lock-timeout-error.ts';
+export { scrubError, isDatabaseError } from './scrub-error.ts';
+export { ClientLookupError } from './client-lookup-error.ts';

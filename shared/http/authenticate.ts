@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { AuthenticatedClient, Authenticator } from '../clients/authenticator.ts';
+import type { LastUsedRecorder } from '../clients/last-used.ts';
 import { ApiError, DbUnavailableError, coerceError, isConnectionError } from '../errors/index.ts';
 import { DeadlineExceeded, withDeadline } from '../with-deadline.ts';
 
@@ -9,8 +10,11 @@ declare module 'fastify' {
   }
 }
 
-/** An onRequest hook: runs before the body is read, so an unauthenticated request costs no parsing. */
-export function authenticateRequest(authenticator: Authenticator, timeoutMs: number) {
+/**
+ * An onRequest hook: runs before the body is read, so an unauthenticated request costs no parsing.
+ * A good key is noted as used (in memory; written once a minute, see LastUsedRecorder).
+ */
+export function authenticateRequest(authenticator: Authenticator, timeoutMs: number, lastUsed?: LastUsedRecorder) {
   return async (request: FastifyRequest): Promise<void> => {
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
@@ -26,7 +30,8 @@ export function authenticateRequest(authenticator: Authenticator, timeoutMs: num
         throw cause;
       }
     }
-    if (!client) throw new ApiError('UNAUTHORIZED', 'The API key is not valid');
+    if (!client) throw new ApiError('UNAUTHORIZED', 'The API key is not valid (unknown or revoked)');
     request.client = client;
+    lastUsed?.touch(client.id);
   };
 }

@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Queue } from 'bullmq';
 import type { Authenticator } from '../clients/authenticator.ts';
+import type { LastUsedRecorder } from '../clients/last-used.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db.ts';
 import type { Logger } from '../logger.ts';
@@ -11,21 +12,48 @@ import type { OrderReader } from '../cache/order-reader.ts';
 import type { RecentWriters } from './recent-writers.ts';
 import { mysqlTrackingParts, type TrackingParts } from '../orders/tracking.ts';
 import type { Redis } from '../redis.ts';
+import { registerApiDocs } from './api-docs.ts';
 import { authenticateRequest } from './authenticate.ts';
 import { registerDashboard, type DescribeJob } from './dashboard.ts';
 import { ApiError } from '../errors/index.ts';
+import type { EdgeMetrics } from './edge-metrics.ts';
 import { handleError, installErrorHandling, sendError } from './error-handler.ts';
+import { InFlightGate } from './in-flight.ts';
+import { registerRateLimit } from './rate-limit.ts';
+import { REQUEST_ID_HEADER, requestIdOf } from './request-id.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { orderRoutes } from './routes/orders.ts';
 
 export interface AppDeps {
-  readonly config: Pick<Config, 'bodyLimitBytes' | 'dbTimeoutMs' | 'redisTimeoutMs' | 'dashboardOperatorPassword' | 'dashboardViewerPassword' | 'trackingPartTimeoutMs' | 'lockWaitMs'>;
+  readonly config: Pick<
+    Config,
+    | 'bodyLimitBytes'
+    | 'dbTimeoutMs'
+    | 'redisTimeoutMs'
+    | 'dashboardOperatorPassword'
+    | 'dashboardViewerPassword'
+    | 'trackingPartTimeoutMs'
+    | 'lockWaitMs'
+    | 'requestTimeoutMs'
+    | 'httpMaxInFlight'
+    | 'intakeMaxPending'
+    | 'rateLimitPerSecond'
+    | 'cachePrefix'
+  >;
   /** The tracking view's parts; default: read from MySQL. */
   readonly tracking?: TrackingParts;
   readonly db: Db;
   readonly redis: Redis;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** The web process's own metrics (bounds, shedding, rate limits), on the same registry. */
+  readonly edgeMetrics: EdgeMetrics;
+  /** The rate limiter's own Redis connection (its command timeout is RATE_LIMIT_TIMEOUT_MS). */
+  readonly rateLimitRedis: Redis;
+  /** Notes which keys were used (written once a minute). */
+  readonly lastUsed?: LastUsedRecorder;
+  /** The version the API document states. */
+  readonly version?: string;
   readonly intake: OrderIntake;
   /** The write routine's parts (order events go through it). */
   readonly writer: OrderWriterDeps;
@@ -39,20 +67,37 @@ export interface AppDeps {
   readonly isShuttingDown?: () => boolean;
 }
 
-/** Builds the web process's Fastify instance; the entrypoint only listens. */
+/**
+ * Builds the web process's Fastify instance; the entrypoint only listens. Each API request passes,
+ * in order: the in-flight bound (503 OVERLOADED), the key (401), the client's rate (429), the
+ * body's schema (400), then its route, all within REQUEST_TIMEOUT_MS.
+ */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config } = deps;
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
-    // Per-request info logs would cost more than the intake itself at peak; errors are still logged.
-    logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: deps.config.bodyLimitBytes,
+    // Per-request info logs would cost more than the intake itself at peak; errors are still logged,
+    // each line with its request's id (X-Request-Id when good, else a new one).
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
+    bodyLimit: config.bodyLimitBytes,
     // A request that reaches a draining instance is answered below, in the contract's shape
     // (Fastify's own 503 has no code).
     return503OnClosing: false,
     frameworkErrors: handleError,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    // verbose: a validation error comes with its schema, whose bounds and allowed values the message names.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, verbose: true } },
+    genReqId: requestIdOf,
+    requestIdHeader: false,
+    // The socket's bound (receiving the request, Node's check) and the application's (routing to answer).
+    requestTimeout: config.requestTimeoutMs,
+    handlerTimeout: config.requestTimeoutMs,
   });
   installErrorHandling(app);
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header(REQUEST_ID_HEADER, request.id);
+    done();
+  });
+  await registerApiDocs(app, deps.version ?? '0.0.0');
 
   // Draining (close() began): a request on a connection still open is refused (Fastify closes the
   // connection after it), so the client retries on another instance.
@@ -75,7 +120,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     db: deps.db,
     redis: deps.redis,
     metrics: deps.metrics,
-    timeoutMs: deps.config.dbTimeoutMs,
+    timeoutMs: config.dbTimeoutMs,
     isShuttingDown: deps.isShuttingDown ?? (() => false),
   });
   await registerDashboard(app, deps.queues, {
@@ -84,19 +129,38 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     logger: deps.logger,
   });
 
+  const edge = deps.edgeMetrics;
+  const gate = new InFlightGate(config.httpMaxInFlight, () => edge.shed.inc({ bound: 'in_flight' }));
+  edge.track({
+    inFlight: () => gate.size,
+    inFlightMax: gate.max,
+    intakePending: () => deps.intake.pending,
+    intakePendingMax: config.intakeMaxPending,
+  });
+
   await app.register(async (api) => {
+    // A body that is not JSON is refused by its content type, text/plain included (UNSUPPORTED_CONTENT_TYPE).
+    api.removeContentTypeParser('text/plain');
     api.decorateRequest('client', null);
-    api.addHook('onRequest', authenticateRequest(deps.authenticator, deps.config.dbTimeoutMs));
+    api.addHook('onRequest', gate.admit);
+    api.addHook('onRequest', authenticateRequest(deps.authenticator, config.dbTimeoutMs, deps.lastUsed));
+    await registerRateLimit(api, {
+      redis: deps.rateLimitRedis,
+      defaultPerSecond: config.rateLimitPerSecond,
+      keyPrefix: `${config.cachePrefix}:ratelimit:`,
+      onLimited: () => edge.rateLimited.inc(),
+      onFailOpen: () => edge.rateLimitFailOpen.inc(),
+    });
     await api.register(orderRoutes, {
       db: deps.db,
       intake: deps.intake,
       writer: deps.writer,
-      lockWaitMs: deps.config.lockWaitMs,
+      lockWaitMs: config.lockWaitMs,
       reader: deps.reader,
       recentWriters: deps.recentWriters,
       tracking: deps.tracking ?? mysqlTrackingParts(deps.db),
-      trackingPartTimeoutMs: deps.config.trackingPartTimeoutMs,
-      dbTimeoutMs: deps.config.dbTimeoutMs,
+      trackingPartTimeoutMs: config.trackingPartTimeoutMs,
+      dbTimeoutMs: config.dbTimeoutMs,
     });
   });
 

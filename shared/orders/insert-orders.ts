@@ -24,6 +24,8 @@ export interface NewOrderRow {
   note: string | null;
   /** The price batch that carries the order (set when its batch is written). */
   price_job_id: string | null;
+  /** The id of the request that created the order (X-Request-Id), for following it across processes. */
+  request_id: string | null;
 }
 
 /** The row of a new order: the request's content, with the pickup taken from its merchant. */
@@ -34,6 +36,7 @@ export function newOrderRow(fields: {
   requestHash: string;
   merchant: { id: string; zoneId: string; lat: number; lng: number };
   body: CreateOrderBody;
+  requestId?: string | null;
 }): NewOrderRow {
   const { body, merchant } = fields;
   return {
@@ -54,6 +57,7 @@ export function newOrderRow(fields: {
     items: JSON.stringify(body.items),
     note: body.note ?? null,
     price_job_id: null,
+    request_id: fields.requestId ?? null,
   };
 }
 
@@ -132,6 +136,7 @@ async function insertOne(db: Db, row: NewOrderRow, opts: InsertOptions): Promise
 const ORDER_COLUMNS = [
   'id', 'client_id', 'idempotency_key', 'request_hash', 'merchant_id', 'zone_id', 'status', 'version',
   'pickup_lat', 'pickup_lng', 'dropoff_lat', 'dropoff_lng', 'dropoff_address', 'dropoff_phone', 'items', 'note', 'price_job_id',
+  'request_id',
 ] as const satisfies readonly (keyof NewOrderRow)[];
 
 const ORDER_ROW_PLACEHOLDER = `(${ORDER_COLUMNS.map(() => '?').join(',')})`;

@@ -22,7 +22,15 @@ export interface AcceptedOrder {
 export interface OrderIntakeDeps {
   readonly config: Pick<
     Config,
-    'shardCount' | 'dbTimeoutMs' | 'redisTimeoutMs' | 'intakeBatchMax' | 'intakeBatchWaitMs' | 'intakeMaxInFlight' | 'priceBatchWaitMs' | 'priceBatchMax'
+    | 'shardCount'
+    | 'dbTimeoutMs'
+    | 'redisTimeoutMs'
+    | 'intakeBatchMax'
+    | 'intakeBatchWaitMs'
+    | 'intakeMaxInFlight'
+    | 'intakeMaxPending'
+    | 'priceBatchWaitMs'
+    | 'priceBatchMax'
   >;
   /** The intake's own pool, opened with multipleStatements. */
   readonly db: Db;
@@ -32,6 +40,8 @@ export interface OrderIntakeDeps {
   readonly merchants: MerchantDirectory;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** Told of each order refused because INTAKE_MAX_PENDING orders already wait (the web counts it). */
+  readonly onShed?: () => void;
 }
 
 /**
@@ -39,7 +49,9 @@ export interface OrderIntakeDeps {
  * committed together in micro-batches; the answer is given only after the commit. The micro-batches
  * committed within PRICE_BATCH_WAIT_MS ride in one price job (PriceSlots), which every row names;
  * if Redis is away its orders stay CREATED in MySQL, naming their job, which is the outbox the
- * reconciler drains.
+ * reconciler drains. At most INTAKE_MAX_PENDING orders wait for a place in a batch: past that an
+ * order is refused at once (503 OVERLOADED) rather than queued behind work that cannot finish in
+ * time.
  */
 export class OrderIntake {
   private readonly batcher: MicroBatcher<NewOrderRow, InsertOutcome>;
@@ -63,7 +75,12 @@ export class OrderIntake {
     });
   }
 
-  async accept(clientId: string, idempotencyKey: string, body: CreateOrderBody): Promise<AcceptedOrder> {
+  /** Orders waiting for a place in a batch (bounded by INTAKE_MAX_PENDING). */
+  get pending(): number {
+    return this.batcher.size;
+  }
+
+  async accept(clientId: string, idempotencyKey: string, body: CreateOrderBody, requestId: string | null = null): Promise<AcceptedOrder> {
     const { metrics } = this.deps;
     const hash = orderRequestHash(body);
     const cached = this.deps.merchants.peek(body.merchantId);
@@ -75,7 +92,12 @@ export class OrderIntake {
         : cached;
     if (!merchant) {
       metrics.intakeOrders.inc({ outcome: 'rejected' });
-      throw new ApiError('UNKNOWN_MERCHANT', `No merchant has id ${body.merchantId}`, { field: '/merchantId' });
+      throw new ApiError('UNKNOWN_MERCHANT', `merchantId ${body.merchantId} is not a merchant Courier knows`, { field: 'merchantId' });
+    }
+    if (this.batcher.size >= this.deps.config.intakeMaxPending) {
+      metrics.intakeOrders.inc({ outcome: 'shed' });
+      this.deps.onShed?.();
+      throw new ApiError('OVERLOADED');
     }
     const row = newOrderRow({
       id: this.newId(body.merchantId),
@@ -84,6 +106,7 @@ export class OrderIntake {
       requestHash: hash,
       merchant,
       body,
+      requestId,
     });
     let outcome: InsertOutcome;
     try {

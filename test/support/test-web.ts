@@ -1,4 +1,4 @@
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { createApiClient } from '../../shared/clients/create-client.ts';
 import { loadConfig, type Config } from '../../shared/config.ts';
 import { createWebRuntime, type WebRuntime } from '../../workers/web-runtime.ts';
@@ -50,7 +50,12 @@ async function releaseAll(steps: readonly (() => Promise<unknown>)[]): Promise<v
  */
 export async function createTestWeb(
   overrides: Partial<Config> = {},
-  opts: { routeMysqlUrl?: (databaseUrl: string) => string; isShuttingDown?: () => boolean } = {},
+  opts: {
+    routeMysqlUrl?: (databaseUrl: string) => string;
+    routeRedisUrl?: (redisUrl: string) => string;
+    logger?: Logger;
+    isShuttingDown?: () => boolean;
+  } = {},
 ): Promise<TestWeb> {
   const database = await createTestDatabase();
   const queuePrefix = uniqueQueuePrefix();
@@ -65,7 +70,7 @@ export async function createTestWeb(
     const config = loadConfig(
       {
         MYSQL_URL: mysqlUrl,
-        REDIS_URL: TEST_REDIS_URL,
+        REDIS_URL: opts.routeRedisUrl ? opts.routeRedisUrl(TEST_REDIS_URL) : TEST_REDIS_URL,
         QUEUE_PREFIX: queuePrefix,
         CACHE_PREFIX: cachePrefix,
         LOG_LEVEL: 'silent',
@@ -77,7 +82,7 @@ export async function createTestWeb(
     const client = await createApiClient(database.db, ids, 'test client');
     const other = await createApiClient(database.db, ids, 'other client');
     await database.db('merchants').insert(TEST_MERCHANT);
-    const started = await createWebRuntime(config, pino({ level: 'silent' }), opts.isShuttingDown ? { isShuttingDown: opts.isShuttingDown } : {});
+    const started = await createWebRuntime(config, opts.logger ?? pino({ level: 'silent' }), opts.isShuttingDown ? { isShuttingDown: opts.isShuttingDown } : {});
     runtime = started;
     return {
       runtime: started,

@@ -1,18 +1,16 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
 import type { Db } from '../../db.ts';
 import { ApiError, DbUnavailableError, LockTimeoutError, coerceError, isConnectionError } from '../../errors/index.ts';
 import { isIdString } from '../../ids.ts';
-import { CreateOrderBody, IDEMPOTENCY_KEY_PATTERN } from '../../orders/create-order-schema.ts';
 import type { OrderIntake } from '../../orders/order-intake.ts';
 import { applyOrderEvent } from '../../orders/apply-order-event.ts';
 import type { OrderWriterDeps } from '../../orders/write-orders.ts';
 import type { OrderReader } from '../../cache/order-reader.ts';
 import type { RecentWriters } from '../recent-writers.ts';
 import { trackOrder, type TrackingParts } from '../../orders/tracking.ts';
-import { ORDER_EVENT_TYPES } from '../../orders/state-machine.ts';
 import { DeadlineExceeded, withDeadline } from '../../with-deadline.ts';
+import { CREATE_ORDER_SCHEMA, GET_ORDER_SCHEMA, ORDER_EVENT_SCHEMA, TRACK_ORDER_SCHEMA } from './order-schemas.ts';
 
 export interface OrderRoutesDeps {
   readonly db: Db;
@@ -29,12 +27,6 @@ export interface OrderRoutesDeps {
   readonly tracking: TrackingParts;
   readonly trackingPartTimeoutMs: number;
 }
-
-const OrderIdParams = Type.Object({ id: Type.String() });
-const OrderEventBody = Type.Object(
-  { type: Type.Union(ORDER_EVENT_TYPES.map((t) => Type.Literal(t))) },
-  { additionalProperties: false },
-);
 
 /**
  * A dependency's trouble becomes a clear 503: the order's lock not free in time (ORDER_BUSY), Redis
@@ -69,13 +61,10 @@ function isRedisUnavailable(error: Error): boolean {
 export async function orderRoutes(scope: FastifyInstance, deps: OrderRoutesDeps): Promise<void> {
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
 
-  app.post('/v1/orders', { schema: { body: CreateOrderBody } }, async (request, reply) => {
-    const key = request.headers['idempotency-key'];
-    if (typeof key !== 'string' || !IDEMPOTENCY_KEY_PATTERN.test(key)) {
-      throw new ApiError('IDEMPOTENCY_KEY_REQUIRED');
-    }
+  // The schema checks the Idempotency-Key header (its error is IDEMPOTENCY_KEY_REQUIRED).
+  app.post('/v1/orders', { schema: CREATE_ORDER_SCHEMA }, async (request, reply) => {
     const client = request.client!;
-    const accepted = await deps.intake.accept(client.id, key, request.body);
+    const accepted = await deps.intake.accept(client.id, request.headers['idempotency-key'], request.body, request.id);
     deps.recentWriters.wrote(client.id);
     if (accepted.replayed) reply.header('idempotent-replayed', 'true');
     return reply.code(202).send({ id: accepted.id, status: accepted.status });
@@ -92,20 +81,20 @@ export async function orderRoutes(scope: FastifyInstance, deps: OrderRoutesDeps)
     return record.order;
   };
 
-  app.get('/v1/orders/:id', { schema: { params: OrderIdParams } }, async (request, reply) => {
+  app.get('/v1/orders/:id', { schema: GET_ORDER_SCHEMA }, async (request, reply) => {
     const order = await readOwnOrder(request.params.id, request.client!.id);
     const etag = `"v${order.version}"`;
     reply.header('etag', etag).header('cache-control', 'private, no-cache');
-    if (matchesEtag(request.headers['if-none-match'], etag)) return reply.code(304).send();
+    if (matchesEtag(request.headers['if-none-match'], etag)) return reply.code(304).send(null);
     return order;
   });
 
-  app.get('/v1/orders/:id/tracking', { schema: { params: OrderIdParams } }, async (request) => {
+  app.get('/v1/orders/:id/tracking', { schema: TRACK_ORDER_SCHEMA }, async (request) => {
     const order = await readOwnOrder(request.params.id, request.client!.id);
     return trackOrder(order, deps.tracking, deps.trackingPartTimeoutMs);
   });
 
-  app.post('/v1/orders/:id/events', { schema: { params: OrderIdParams, body: OrderEventBody } }, async (request) => {
+  app.post('/v1/orders/:id/events', { schema: ORDER_EVENT_SCHEMA }, async (request) => {
     const { id } = request.params;
     if (!isIdString(id)) throw new ApiError('ORDER_NOT_FOUND');
     const client = request.client!;
