@@ -44,6 +44,8 @@ export interface StartOptions {
   readonly timeoutMs: number;
   /** Sees every line of its output (stdout or stderr). */
   readonly onLine?: (stream: Stream, line: string) => void;
+  /** Echo its first lines after it is ready too (default true); false: only until then (a run that expects warnings). */
+  readonly echoAfterReady?: boolean;
 }
 
 const running = new Set<BenchProcess>();
@@ -77,19 +79,24 @@ export async function startBenchProcess(opts: StartOptions): Promise<BenchProces
   void lines.exited.then(() => running.delete(proc));
   let shown = 0;
   let sawReadyLine = false;
+  let ready = false;
   lines.onLine((stream, line) => {
     opts.onLine?.(stream, line);
     if (opts.readyLine.test(line)) {
       sawReadyLine = true;
       return;
     }
+    if (ready && opts.echoAfterReady === false) return;
     if (shown < 15) log(`  [${opts.name} ${stream}] ${line.slice(0, 400)}`);
     else if (shown === 15) log(`  [${opts.name}] (more output suppressed)`);
     shown += 1;
   });
   const deadline = startMs + opts.timeoutMs;
   while (lines.running) {
-    if (sawReadyLine || (opts.probe && (await opts.probe().catch(() => false)))) return proc;
+    if (sawReadyLine || (opts.probe && (await opts.probe().catch(() => false)))) {
+      ready = true;
+      return proc;
+    }
     if (performance.now() > deadline) {
       lines.signal('SIGKILL');
       throw new Error(`${opts.name} was not ready within ${opts.timeoutMs / 1000} s:\n${lines.lastLines.join('\n')}`);

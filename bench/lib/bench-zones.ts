@@ -41,3 +41,15 @@ export async function insertRiders(db: Db, merchants: readonly BenchMerchant[], 
   for (let i = 0; i < riders.length; i += 500) await db('riders').insert(riders.slice(i, i + 500));
   return riders.length;
 }
+
+/** The request bodies of POST /v1/orders: one per bench merchant, a load cycling over them. */
+export function orderBodies(merchants: readonly BenchMerchant[]): string[] {
+  return merchants.map((m) =>
+    JSON.stringify({
+      merchantId: m.id,
+      dropoff: { lat: +(m.lat + 0.01).toFixed(6), lng: +(m.lng + 0.01).toFixed(6), address: '88 Century Ave', phone: '+8613800000000' },
+      items: [{ sku: 'NOODLE-01', name: 'Beef noodles', qty: 2, priceCents: 1800 }],
+      note: 'ring twice',
+    }),
+  );
+}

@@ -13,6 +13,8 @@ interface Spec<T> {
   readonly help: string;
   readonly fallback: T;
   readonly parse: (raw: string) => T;
+  /** A switch that takes no value (--quick); set by the environment variable's mere presence. */
+  readonly bare?: boolean;
   /** A method, so that a Spec<number> is a Spec<unknown> (methods are checked bivariantly). */
   show(value: T): string;
 }
@@ -96,11 +98,19 @@ export function onOff(flag: string, env: string, fallback: boolean, help: string
   };
 }
 
+/** A switch without a value: --quick sets it (so does its environment variable, whatever its value). */
+export function flag(flag: string, env: string, help: string): Spec<boolean> {
+  return { flag, env, help, fallback: false, bare: true, show: (v) => (v ? 'on' : 'off'), parse: () => true };
+}
+
 /** Parses argv and the environment against the specs; prints --help and exits when asked. */
 export function parseSettings<S extends SettingSpecs>(bench: string, description: string, specs: S, argv: readonly string[] = process.argv): Settings<S> {
-  const program = new Command(`npm run bench:${bench} --`).description(description).allowExcessArguments(false).showHelpAfterError();
+  // A bench's name (`npm run bench:<name> --`), or its whole command when it is another script (`npm run chaos --`).
+  const program = new Command(bench.startsWith('npm ') ? bench : `npm run bench:${bench} --`).description(description).allowExcessArguments(false).showHelpAfterError();
   for (const [key, spec] of Object.entries(specs)) {
-    const option = new Option(`${spec.flag} <value>`, spec.help).env(spec.env).default(spec.fallback, spec.show(spec.fallback)).argParser((raw) => spec.parse(raw));
+    const option = spec.bare
+      ? new Option(spec.flag, spec.help).env(spec.env).default(false)
+      : new Option(`${spec.flag} <value>`, spec.help).env(spec.env).default(spec.fallback, spec.show(spec.fallback)).argParser((raw) => spec.parse(raw));
     option.attributeName = () => key;
     program.addOption(option);
   }
@@ -111,7 +121,7 @@ export function parseSettings<S extends SettingSpecs>(bench: string, description
   for (const [key, spec] of Object.entries(specs)) {
     values[key] = options[key];
     const source = program.getOptionValueSource(key);
-    if (source === 'cli' || source === 'env') changed.push(`${spec.flag} ${spec.show(options[key])}`);
+    if (source === 'cli' || source === 'env') changed.push(spec.bare ? spec.flag : `${spec.flag} ${spec.show(options[key])}`);
   }
   return { values: values as Values<S>, changed };
 }

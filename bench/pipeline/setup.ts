@@ -99,17 +99,7 @@ export async function setUpWorld(s: PipelineSettings, run: BenchRun): Promise<Wo
   return { db, redis, redisUrl, fleet, fleetConfig, apiKey: client.key, merchants, riders, queues, cpuGroups };
 }
 
-/** The request bodies: one per bench merchant, the load cycling over them. */
-export function orderBodies(merchants: readonly BenchMerchant[]): string[] {
-  return merchants.map((m) =>
-    JSON.stringify({
-      merchantId: m.id,
-      dropoff: { lat: +(m.lat + 0.01).toFixed(6), lng: +(m.lng + 0.01).toFixed(6), address: '88 Century Ave', phone: '+8613800000000' },
-      items: [{ sku: 'NOODLE-01', name: 'Beef noodles', qty: 2, priceCents: 1800 }],
-      note: 'ring twice',
-    }),
-  );
-}
+export { orderBodies } from '../lib/bench-zones.ts';
 
 /** MySQL's clock, to the microsecond (orders and events are stamped by it). */
 export async function mysqlNow(db: Db): Promise<string> {

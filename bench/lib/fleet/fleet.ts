@@ -4,9 +4,12 @@
  * line's variables, then becomes the process, so its pid is node's), on ports of its own on
  * 127.0.0.1 (the web, the provider, each metrics server: nothing collides with anyone else's fleet).
  * A process is ready when a probe from outside says so (the web's /readyz, the provider's /control,
- * a metrics server's /healthz), whatever its log level. The fleet watches for a process that exits
- * on its own, counts each one's warnings, and stops them in the order given.
+ * a metrics server's /healthz), whatever its log level. A line may run as several processes (copies:
+ * `worker`, `worker.2`, ...), each with its own metrics port. The fleet watches for a process that
+ * exits on its own, counts each one's warnings, kills one on purpose when asked (chaos), and stops
+ * them in the order given.
  */
+import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { httpOk, startBenchProcess, stopBenchProcess, type BenchProcess, type StopOutcome, type Stream } from '../bench-process.ts';
 import { withChildren, type CpuGroups } from '../cpu.ts';
@@ -32,7 +35,14 @@ export interface FleetOptions {
   readonly logLevel: string;
   /** Sees every line of every process (e.g. to note the maintenance jobs' summaries). */
   readonly onLine?: (proc: FleetProcess, stream: Stream, line: string) => void;
+  /** Echo a process's first lines after it is ready too (default true); false for a run whose faults make them warn. */
+  readonly echoAfterReady?: boolean;
+  /** Processes per Procfile line where more than one (e.g. { worker: 2 }: `worker` and `worker.2`). */
+  readonly copies?: Readonly<Record<string, number>>;
 }
+
+/** The Procfile line a process runs: `worker.2` is a copy of `worker`. */
+export const lineOf = (name: string): string => name.replace(/\.\d+$/, '');
 
 export class Fleet {
   readonly webUrl: string;
@@ -44,6 +54,8 @@ export class Fleet {
   private readonly commands = fleetCommands();
   private readonly env: NodeJS.ProcessEnv;
   private readonly probes = new Map<string, () => Promise<boolean>>();
+  /** Per process: its own metrics port variable (the copies of a line). */
+  private readonly ownEnv = new Map<string, NodeJS.ProcessEnv>();
   private readonly opts: FleetOptions;
 
   private constructor(opts: FleetOptions, env: NodeJS.ProcessEnv, webUrl: string, providerUrl: string) {
@@ -61,6 +73,8 @@ export class Fleet {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       ...opts.env,
+      // `node` in the Procfile lines is the Node running the bench (scripts/node: Node 24), not an older one on PATH.
+      PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
       LOG_LEVEL: opts.logLevel,
       LOG_FORMAT: 'json',
       HOST: '127.0.0.1',
@@ -72,19 +86,21 @@ export class Fleet {
     const fleet = new Fleet(opts, env, `http://127.0.0.1:${webPort}`, providerUrl);
     fleet.probes.set('web', () => httpOk(`${fleet.webUrl}/readyz`));
     fleet.probes.set(DEV_PROVIDER, () => httpOk(`${providerUrl}/control`));
-    for (const [name, command] of fleet.commands) {
-      const variable = metricsPortVariable(command);
+    for (const name of fleet.names) {
+      const variable = metricsPortVariable(fleet.commands.get(lineOf(name)) ?? '');
       if (!variable) continue;
       const port = await freePort();
-      env[variable] = String(port);
+      fleet.ownEnv.set(name, { [variable]: String(port) });
       fleet.probes.set(name, () => httpOk(`http://127.0.0.1:${port}/healthz`));
     }
     return fleet;
   }
 
-  /** The Procfile's names and the provider, in the order a fleet starts. */
+  /** The Procfile's names (and their copies) and the provider, in the order a fleet starts. */
   get names(): string[] {
-    return [DEV_PROVIDER, ...[...this.commands.keys()].filter((n) => n !== DEV_PROVIDER)];
+    const lines = [...this.commands.keys()].filter((n) => n !== DEV_PROVIDER);
+    const copies = (line: string) => Array.from({ length: Math.max(1, this.opts.copies?.[line] ?? 1) }, (_, i) => (i === 0 ? line : `${line}.${i + 1}`));
+    return [DEV_PROVIDER, ...lines.flatMap(copies)];
   }
 
   /** The settings every process runs with (for loadConfig: what the fleet will use). */
@@ -102,18 +118,19 @@ export class Fleet {
   }
 
   private async startOne(name: string, extraEnv: NodeJS.ProcessEnv): Promise<void> {
-    const command = this.commands.get(name);
-    if (!command) throw new Error(`no Procfile line "${name}" (and it is not the dev provider)`);
+    const command = this.commands.get(lineOf(name));
+    if (!command) throw new Error(`no Procfile line "${lineOf(name)}" (and it is not the dev provider)`);
     const counts: WarningCounts = { warnings: 0, warningKinds: new Map() };
     let proc: FleetProcess | undefined;
     const base = await startBenchProcess({
       name,
       command: 'sh',
       args: ['-c', execLine(command)],
-      env: { ...this.env, NODE_ID: String(10 + this.names.indexOf(name)), ...extraEnv },
+      env: { ...this.env, NODE_ID: String(10 + this.names.indexOf(name)), ...this.ownEnv.get(name), ...extraEnv },
       readyLine: / ready|listening/,
       probe: this.probes.get(name) ?? (async () => false),
       timeoutMs: START_TIMEOUT_MS,
+      ...(this.opts.echoAfterReady === undefined ? {} : { echoAfterReady: this.opts.echoAfterReady }),
       onLine: (stream, line) => {
         countWarning(counts, stream, line);
         if (proc) this.opts.onLine?.(proc, stream, line);
@@ -135,8 +152,20 @@ export class Fleet {
     if (this.failure) throw new Error(this.failure);
   }
 
-  /** Stops the processes in the order given (by default: the web first, the provider last). */
-  async stop(names: readonly string[] = ['web', 'scheduler', 'worker', 'notifier', DEV_PROVIDER]): Promise<void> {
+  /**
+   * Kills a process outright (SIGKILL to its group, as a crash or the OOM killer would) and resolves
+   * once it is gone; start([name]) starts it again. Not a failure of the fleet: it was asked for.
+   */
+  async kill(name: string): Promise<void> {
+    const proc = this.procs.get(name);
+    if (!proc || !proc.lines.running) return;
+    proc.stopping = true;
+    proc.lines.signal('SIGKILL');
+    this.exits.set(name, { ...(await proc.exited), forced: true, seconds: 0 });
+  }
+
+  /** Stops the processes in the order given (by default: the web first, the workers, the provider last). */
+  async stop(names: readonly string[] = ['web', 'scheduler', 'worker', 'notifier', DEV_PROVIDER].flatMap((line) => this.names.filter((n) => lineOf(n) === line))): Promise<void> {
     for (const name of names) {
       const proc = this.procs.get(name);
       if (!proc || this.exits.has(name)) continue;
