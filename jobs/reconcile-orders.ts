@@ -84,37 +84,52 @@ export async function reconcileOrdersJob(payload: JobPayloads['orders.reconcile'
     if (value > 0 && !dryRun) deps.metrics?.reconcileItems.inc({ kind, action }, value);
   };
 
-  outcome.created = await reconcileCreated(deps, dryRun);
-  count('created', 'enqueued', outcome.created.enqueued);
-  count('created', 'failed', outcome.created.finished);
-  progress();
-  deps.signal?.throwIfAborted();
+  // A step that throws (Redis or MySQL away mid-run) fails the job, but what the steps before it
+  // put back is real: it is logged all the same, so an operator (and a test) sees it.
+  let stoppedBy: unknown;
+  try {
+    await reconcileCreated(deps, dryRun, outcome.created);
+    count('created', 'enqueued', outcome.created.enqueued);
+    count('created', 'failed', outcome.created.finished);
+    progress();
+    deps.signal?.throwIfAborted();
 
-  outcome.priced = await reconcilePriced(deps, dryRun);
-  count('priced', 'dispatch', outcome.priced.zones);
-  progress();
-  deps.signal?.throwIfAborted();
+    outcome.priced = await reconcilePriced(deps, dryRun);
+    count('priced', 'dispatch', outcome.priced.zones);
+    progress();
+    deps.signal?.throwIfAborted();
 
-  outcome.notifications = await reconcileNotifications(deps, dryRun);
-  count('notification', 'enqueued', outcome.notifications.enqueued);
-  count('notification', 'given_up', outcome.notifications.givenUp);
-
-  outcome.ms = Math.round(performance.now() - started);
-  progress();
-  if (!dryRun) deps.metrics?.maintenanceSeconds.observe({ job: 'reconcile' }, outcome.ms / 1000);
-  const putBack = outcome.created.enqueued + outcome.created.finished + outcome.priced.zones + outcome.notifications.enqueued;
-  const log = putBack > 0 || outcome.notifications.givenUp > 0 ? deps.logger.info.bind(deps.logger) : deps.logger.debug.bind(deps.logger);
-  log(
-    { reason: payload.reason, ...outcome },
-    `reconcile${dryRun ? ' (dry run)' : ''}: ${outcome.created.enqueued} CREATED orders enqueued again, ` +
-      `${outcome.created.finished} recorded PRICING_FAILED, ${outcome.priced.zones} zones' dispatch booked for ${outcome.priced.stuck} PRICED orders, ` +
-      `${outcome.notifications.enqueued} notifications enqueued again, ${outcome.notifications.givenUp} left to an operator`,
-  );
+    await reconcileNotifications(deps, dryRun, outcome.notifications);
+    count('notification', 'enqueued', outcome.notifications.enqueued);
+    count('notification', 'given_up', outcome.notifications.givenUp);
+  } catch (error) {
+    stoppedBy = error;
+    throw error;
+  } finally {
+    outcome.ms = Math.round(performance.now() - started);
+    if (stoppedBy === undefined) progress();
+    if (!dryRun) deps.metrics?.maintenanceSeconds.observe({ job: 'reconcile' }, outcome.ms / 1000);
+    logReconcileRun(deps.logger, payload.reason, outcome, stoppedBy);
+  }
   return outcome;
+}
+
+function logReconcileRun(logger: Logger, reason: string, outcome: ReconcileOutcome, stoppedBy: unknown): void {
+  const putBack = outcome.created.enqueued + outcome.created.finished + outcome.priced.zones + outcome.notifications.enqueued;
+  const stopped = stoppedBy === undefined ? '' : ` (stopped early: ${stoppedBy instanceof Error ? stoppedBy.message : String(stoppedBy)})`;
+  const fields = { reason, ...outcome, ...(stoppedBy === undefined ? {} : { stoppedEarly: true }) };
+  const message =
+    `reconcile${outcome.dryRun ? ' (dry run)' : ''}: ${outcome.created.enqueued} CREATED orders enqueued again, ` +
+    `${outcome.created.finished} recorded PRICING_FAILED, ${outcome.priced.zones} zones' dispatch booked for ${outcome.priced.stuck} PRICED orders, ` +
+    `${outcome.notifications.enqueued} notifications enqueued again, ${outcome.notifications.givenUp} left to an operator${stopped}`;
+  if (stoppedBy !== undefined) logger.warn(fields, message);
+  else if (putBack > 0 || outcome.notifications.givenUp > 0) logger.info(fields, message);
+  else logger.debug(fields, message);
 }
 
 /** Rows past the grace period, grouped by the job that carries them (null: none named). */
 type Groups<T> = Map<string | null, T[]>;
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 function groupBy<T>(rows: readonly T[], key: (row: T) => string | null, into: Groups<T> = new Map()): Groups<T> {
   for (const row of rows) {
@@ -126,10 +141,10 @@ function groupBy<T>(rows: readonly T[], key: (row: T) => string | null, into: Gr
   return into;
 }
 
-async function reconcileCreated(deps: ReconcileDeps, dryRun: boolean): Promise<ReconcileOutcome['created']> {
+/** Counts into `result` as it goes, so a run stopped half-way still reports what it put back. */
+async function reconcileCreated(deps: ReconcileDeps, dryRun: boolean, result: Mutable<ReconcileOutcome['created']>): Promise<void> {
   // Every page first, then the lookups: a batch's orders may span pages, and it is put back whole.
   const groups: Groups<{ id: string; attempts: number }> = new Map();
-  let checked = 0;
   for (let afterId = '0'; ; ) {
     deps.signal?.throwIfAborted();
     // (status, next_attempt_at) index: a CREATED order has no next attempt, so this walks it in id order.
@@ -141,7 +156,7 @@ async function reconcileCreated(deps: ReconcileDeps, dryRun: boolean): Promise<R
       .where('updated_at', '<', deps.db.raw('CURRENT_TIMESTAMP(3) - INTERVAL ? MICROSECOND', [deps.createdAfterMs * 1000]))
       .orderBy('id')
       .limit(deps.batchSize);
-    checked += rows.length;
+    result.checked += rows.length;
     groupBy(
       rows.map((row) => ({ id: String(row.id), attempts: Number(row.attempts), jobId: row.price_job_id === null ? null : String(row.price_job_id) })),
       (row) => row.jobId,
@@ -150,7 +165,6 @@ async function reconcileCreated(deps: ReconcileDeps, dryRun: boolean): Promise<R
     if (rows.length < deps.batchSize) break;
     afterId = String(rows.at(-1)!.id);
   }
-  const result = { checked, enqueued: 0, live: 0, finished: 0 };
   const named = [...groups].filter((entry): entry is [string, { id: string; attempts: number }[]] => entry[0] !== null);
   for (let start = 0; start < named.length; start += deps.batchSize) {
     const page = named.slice(start, start + deps.batchSize);
@@ -159,11 +173,11 @@ async function reconcileCreated(deps: ReconcileDeps, dryRun: boolean): Promise<R
       const look = looks[index]!;
       if (look === 'live') result.live += orders.length;
       else if (look === 'missing') {
-        result.enqueued += orders.length;
         if (!dryRun) await deps.producer.putBack('orders.price', { orderIds: orders.map((order) => order.id), attempt: orders[0]!.attempts, batch: batchNameOf(jobId, 'price') });
+        result.enqueued += orders.length;
       } else {
-        result.finished += orders.length;
         if (!dryRun) await recordGaveUp(deps, orders.map((order) => order.id), jobId);
+        result.finished += orders.length;
       }
     }
   }
@@ -173,14 +187,14 @@ async function reconcileCreated(deps: ReconcileDeps, dryRun: boolean): Promise<R
   for (const [attempt, orders] of unnamed) {
     for (let start = 0; start < orders.length; start += deps.batchSize) {
       const payload = { orderIds: orders.slice(start, start + deps.batchSize).map((order) => order.id), attempt: Number(attempt) };
+      if (!dryRun) {
+        const jobId = priceBatchJobId(payload.orderIds, payload.attempt);
+        await deps.db('orders').whereIn('id', payload.orderIds).where({ status: 'CREATED' }).whereNull('price_job_id').update({ price_job_id: jobId });
+        await deps.producer.putBack('orders.price', payload);
+      }
       result.enqueued += payload.orderIds.length;
-      if (dryRun) continue;
-      const jobId = priceBatchJobId(payload.orderIds, payload.attempt);
-      await deps.db('orders').whereIn('id', payload.orderIds).where({ status: 'CREATED' }).whereNull('price_job_id').update({ price_job_id: jobId });
-      await deps.producer.putBack('orders.price', payload);
     }
   }
-  return result;
 }
 
 async function recordGaveUp(deps: ReconcileDeps, orderIds: readonly string[], jobId: string): Promise<void> {
@@ -222,9 +236,9 @@ interface PendingRow extends OwedNotification {
   readonly jobId: string | null;
 }
 
-async function reconcileNotifications(deps: ReconcileDeps, dryRun: boolean): Promise<ReconcileOutcome['notifications']> {
+/** Counts into `result` as it goes, so a run stopped half-way still reports what it put back. */
+async function reconcileNotifications(deps: ReconcileDeps, dryRun: boolean, result: Mutable<ReconcileOutcome['notifications']>): Promise<void> {
   const groups: Groups<PendingRow> = new Map();
-  let checked = 0;
   // Keyset on the (status, updated_at) index: oldest first.
   let after: { updatedAt: Date; id: string } | undefined;
   for (;;) {
@@ -239,7 +253,7 @@ async function reconcileNotifications(deps: ReconcileDeps, dryRun: boolean): Pro
       query = query.where((where) => where.where('updated_at', '>', updatedAt).orWhere((same) => same.where('updated_at', updatedAt).where('id', '>', id)));
     }
     const rows = await query.orderBy([{ column: 'updated_at' }, { column: 'id' }]).limit(deps.batchSize);
-    checked += rows.length;
+    result.checked += rows.length;
     groupBy(
       rows.map((row) => ({
         id: String(row.id),
@@ -256,13 +270,14 @@ async function reconcileNotifications(deps: ReconcileDeps, dryRun: boolean): Pro
     after = { updatedAt: last.updated_at as Date, id: String(last.id) };
   }
 
-  const result = { checked, enqueued: 0, live: 0, givenUp: 0 };
   const resend = async (rows: readonly PendingRow[], jobId: string | null) => {
     const owed = rows.filter((row) => row.attempts < deps.notifyAttemptBudget);
     const givenUp = rows.filter((row) => row.attempts >= deps.notifyAttemptBudget);
     result.givenUp += givenUp.length;
-    result.enqueued += owed.length;
-    if (dryRun) return;
+    if (dryRun) {
+      result.enqueued += owed.length;
+      return;
+    }
     for (const row of givenUp) {
       deps.logger.warn({ orderId: row.orderId, kind: row.kind, attempts: row.attempts }, 'notification left PENDING: its attempt budget is spent');
     }
@@ -281,6 +296,7 @@ async function reconcileNotifications(deps: ReconcileDeps, dryRun: boolean): Pro
         .update({ job_id: notificationBatchJobId(notifications) });
     }
     await deps.producer.putBack('notify.batch', { notifications, ...(jobId === null ? {} : { batch: batchNameOf(jobId, 'notify') }) });
+    result.enqueued += owed.length;
   };
   const named = [...groups].filter((entry): entry is [string, PendingRow[]] => entry[0] !== null);
   for (let start = 0; start < named.length; start += deps.batchSize) {
@@ -293,5 +309,4 @@ async function reconcileNotifications(deps: ReconcileDeps, dryRun: boolean): Pro
   }
   const unnamed = groups.get(null) ?? [];
   for (let start = 0; start < unnamed.length; start += deps.batchSize) await resend(unnamed.slice(start, start + deps.batchSize), null);
-  return result;
 }

@@ -209,4 +209,23 @@ describe('the reconciler', () => {
     expect(await orders.getJobCountByTypes('waiting', 'delayed', 'failed')).toBe(0);
     expect(await dispatch.getJobCountByTypes('waiting', 'delayed', 'failed')).toBe(0);
   });
+  it('a run stopped by a failing step still logs what the steps before it put back, and fails', async () => {
+    const { web, maintenance, orders } = await setUp();
+    const { db } = web.database;
+    await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 5, updatedAgoMs: 5000, priceJobId: 'price-lost-5-a0' });
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    // The last step (the ledger) fails: its table is away.
+    await db.schema.renameTable('notifications', 'notifications_away');
+    try {
+      await expect(maintenance.reconcile({ reason: 'cron' }, { logger })).rejects.toThrow(/notifications/);
+    } finally {
+      await db.schema.renameTable('notifications_away', 'notifications');
+    }
+    expect(await orders.getJob('price-lost-5-a0'), 'the lost batch was put back before the failure').toBeTruthy();
+    const runs = lines.filter((line) => String(line.msg).startsWith('reconcile:'));
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ level: 40, stoppedEarly: true, created: { enqueued: 5 }, notifications: { enqueued: 0 } });
+    expect(String(runs[0]!.msg)).toMatch(/^reconcile: 5 CREATED orders enqueued again, .* \(stopped early: .*notifications/);
+  });
 });
