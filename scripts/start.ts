@@ -32,6 +32,12 @@ if (localProvider) {
 }
 
 const dashboard = devDashboard(process.env);
+// Read from the Procfile lines (`METRICS_PORT=${WORKER_METRICS_PORT:-9101} ...`), as sh will expand them.
+const metricsPorts = processes
+  .map((p) => ({ name: p.name, port: /METRICS_PORT=\$\{(\w+):-(\d+)\}/.exec(p.command) }))
+  .filter((p) => p.port !== null)
+  .map(({ name, port }) => `${name} :${process.env[port![1]!] || port![2]}`)
+  .join(', ');
 const base = `http://127.0.0.1:${config.port}`;
 const notified = localProvider
   ? `${config.notifyProviderUrl.replace(/\/+$/, '')}/v1/messages   (the dev provider: what was sent)`
@@ -41,7 +47,7 @@ Courier is starting: ${processes.map((p) => p.name).join(', ')}
   API        ${base}/v1/orders   (key: .courier/demo-client.key)
   API docs   ${base}/docs
   dashboard  ${base}/admin/queues   (${dashboard.note})
-  metrics    ${base}/metrics   (worker :9101, notifier :9102, scheduler :9103)
+  metrics    ${base}/metrics   (${metricsPorts})
   readiness  ${base}/readyz
   notified   ${notified}
 Ctrl-C stops them all.

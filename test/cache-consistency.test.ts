@@ -7,7 +7,7 @@ import { OrderReader } from '../shared/cache/order-reader.ts';
 import { invalidationChannel } from '../shared/orders/order-writer.ts';
 import { readOrder } from '../shared/orders/read-order.ts';
 import { transitionOrder } from '../shared/orders/transition-orders.ts';
-import { runTsx, type Child } from './support/child-process.ts';
+import { runScript, type Child } from './support/child-process.ts';
 import { PrivateRedis } from './support/private-redis.ts';
 import { createTestWeb, type TestWeb } from './support/test-web.ts';
 
@@ -72,7 +72,7 @@ afterAll(async () => {
 });
 
 function startWriter(orderIds: readonly string[], opts: { once?: boolean; fault?: string } = {}): Child {
-  const child = runTsx('test/support/cache-writer.ts', [], {
+  const child = runScript('test/support/cache-writer.ts', [], {
     MYSQL_URL: web.config.mysqlUrl,
     REDIS_URL: redis.url,
     CACHE_PREFIX: web.config.cachePrefix,

@@ -5,7 +5,7 @@ import { createApiClient } from '../shared/clients/create-client.ts';
 import { revokeApiClient } from '../shared/clients/revoke-client.ts';
 import { setClientRate } from '../shared/clients/set-client-rate.ts';
 import { IdGenerator } from '../shared/ids.ts';
-import { runTsx } from './support/child-process.ts';
+import { runScript } from './support/child-process.ts';
 import { createTestDatabase, type TestDatabase } from './support/test-database.ts';
 import { TEST_REDIS_URL, deleteKeysWithPrefix, uniqueQueuePrefix } from './support/test-redis.ts';
 import { createTestWeb, type TestWeb } from './support/test-web.ts';
@@ -34,7 +34,7 @@ afterAll(async () => {
 });
 
 async function cli(...args: string[]): Promise<{ code: number | null; output: string; lines: string[] }> {
-  const child = runTsx('workers/cli.ts', args, env);
+  const child = runScript('workers/cli.ts', args, env);
   const { code } = await child.exited;
   const output = child.output();
   return { code, output, lines: output.trim().split('\n') };

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, runTsx, type Child } from './support/child-process.ts';
+import { ROOT, runScript, type Child } from './support/child-process.ts';
 import { seedOrders } from './support/seed-orders.ts';
 import { createTestDatabase, type TestDatabase } from './support/test-database.ts';
 import { TEST_REDIS_URL, deleteKeysWithPrefix, uniqueQueuePrefix } from './support/test-redis.ts';
@@ -67,7 +67,7 @@ beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   database = await createTestDatabase();
   await database.db('merchants').insert(TEST_MERCHANT);
-  web = runTsx('workers/web.ts', [], {
+  web = runScript('workers/web.ts', [], {
     MYSQL_URL: database.mysqlUrl,
     REDIS_URL: TEST_REDIS_URL,
     QUEUE_PREFIX: queuePrefix,

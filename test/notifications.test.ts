@@ -22,7 +22,7 @@ import { notificationBackoff } from '../shared/notifications/retry-policy.ts';
 import { notificationBatchJobId } from '../shared/queues/job-ids.ts';
 import { createProducerRedis, type Redis } from '../shared/redis.ts';
 import { startNotifier, type Notifier } from '../workers/notifier-pipeline.ts';
-import { runTsx } from './support/child-process.ts';
+import { runScript } from './support/child-process.ts';
 import { createTestDatabase, type TestDatabase } from './support/test-database.ts';
 import { TEST_REDIS_URL, deleteKeysWithPrefix, uniqueQueuePrefix } from './support/test-redis.ts';
 import { TEST_MERCHANT } from './support/test-web.ts';
@@ -518,7 +518,7 @@ describe('notifications in batches', () => {
   });
 
   it('the dev provider runs as a process, deduplicates each message of a batch by its key, and stops on SIGTERM', async () => {
-    const child = runTsx('workers/dev-provider.ts', [], { NOTIFY_PROVIDER_PORT: '0', LOG_LEVEL: 'info', LOG_FORMAT: 'json' });
+    const child = runScript('workers/dev-provider.ts', [], { NOTIFY_PROVIDER_PORT: '0', LOG_LEVEL: 'info', LOG_FORMAT: 'json' });
     try {
       const line = await child.waitForLine(/dev provider ready/, 20_000);
       const base = /POST (http:\/\/127\.0\.0\.1:\d+)\/v1\/messages/.exec(line)![1]!;

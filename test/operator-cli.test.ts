@@ -13,7 +13,7 @@ import { writeOrders } from '../shared/orders/write-orders.ts';
 import { createQueue } from '../shared/queues/create-queue.ts';
 import { priceBatchJobId } from '../shared/queues/job-ids.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
-import { runTsx, type Child } from './support/child-process.ts';
+import { runScript, type Child } from './support/child-process.ts';
 import { closedPort } from './support/tcp-proxy.ts';
 import { seedOrders } from './support/seed-orders.ts';
 import { createTestDatabase, type TestDatabase } from './support/test-database.ts';
@@ -96,7 +96,7 @@ afterAll(async () => {
 /** Runs `npm run cli -- <args>` (as the Procfile runs processes: node <file>) against an environment, to its exit. */
 async function cli(args: string[], opts: { env?: Env; vars?: Record<string, string> } = {}): Promise<CliRun> {
   const env = opts.env ?? main;
-  const child = runTsx('workers/cli.ts', args, {
+  const child = runScript('workers/cli.ts', args, {
     MYSQL_URL: env.database.mysqlUrl,
     REDIS_URL: TEST_REDIS_URL,
     QUEUE_PREFIX: env.queuePrefix,

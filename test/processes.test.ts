@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runTsx, type Child } from './support/child-process.ts';
+import { runScript, type Child } from './support/child-process.ts';
 import { closedPort } from './support/tcp-proxy.ts';
 import { createTestDatabase, type TestDatabase } from './support/test-database.ts';
 import { TEST_REDIS_URL, deleteKeysWithPrefix, uniqueQueuePrefix } from './support/test-redis.ts';
@@ -13,7 +13,7 @@ const queuePrefix = uniqueQueuePrefix();
 const cachePrefix = queuePrefix.slice(1, -1);
 
 function start(file: string, args: string[] = [], extraEnv: Record<string, string> = {}): Child {
-  const child = runTsx(file, args, { ...env, ...extraEnv });
+  const child = runScript(file, args, { ...env, ...extraEnv });
   children.push(child);
   return child;
 }

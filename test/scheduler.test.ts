@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createQueue } from '../shared/queues/create-queue.ts';
 import { maintenanceJobId } from '../shared/queues/job-ids.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
-import { runTsx, type Child } from './support/child-process.ts';
+import { runScript, type Child } from './support/child-process.ts';
 import { TEST_REDIS_URL, deleteKeysWithPrefix, uniqueQueuePrefix } from './support/test-redis.ts';
 
 const prefix = uniqueQueuePrefix();
@@ -34,7 +34,7 @@ describe('two scheduler processes at once', () => {
       COMPENSATE_CRON: '* * * * * *',
       RECONCILE_CRON: '*/2 * * * * *',
     };
-    const schedulers = [runTsx('workers/scheduler.ts', [], env), runTsx('workers/scheduler.ts', [], env)];
+    const schedulers = [runScript('workers/scheduler.ts', [], env), runScript('workers/scheduler.ts', [], env)];
     children.push(...schedulers);
     await Promise.all(schedulers.map((child) => child.waitForLine(/scheduler ready/, 30_000)));
     // Wait until both have fired at least three compensation ticks they share (the same slot).
@@ -76,7 +76,7 @@ describe('two scheduler processes at once', () => {
   }, 60_000);
 
   it('stops at start with exit code 78 naming COMPENSATE_CRON when it holds a spec node-cron cannot parse', async () => {
-    const child = runTsx('workers/scheduler.ts', [], { REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, COMPENSATE_CRON: 'every minute' });
+    const child = runScript('workers/scheduler.ts', [], { REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, COMPENSATE_CRON: 'every minute' });
     children.push(child);
     expect((await child.exited).code).toBe(78);
     expect(child.output()).toMatch(/bad configuration: COMPENSATE_CRON: "every minute"/);

@@ -9,7 +9,7 @@ import { IdGenerator } from '../shared/ids.ts';
 import { buildDevProvider, type DeliveredMessage, type DevProviderStats } from '../shared/notifications/dev-provider-app.ts';
 import { createOrderWriter } from '../shared/orders/order-writer.ts';
 import { writeOrders, type OrderWriterDeps } from '../shared/orders/write-orders.ts';
-import { runTsx, type Child } from './support/child-process.ts';
+import { runScript, type Child } from './support/child-process.ts';
 import { seedOrders } from './support/seed-orders.ts';
 import { closedPort } from './support/tcp-proxy.ts';
 import { createTestDatabase, type TestDatabase } from './support/test-database.ts';
@@ -54,7 +54,7 @@ interface Fleet {
 let fleet: Fleet;
 
 function start(file: string, extraEnv: Record<string, string> = {}): Child {
-  const child = runTsx(file, [], { ...env, ...extraEnv });
+  const child = runScript(file, [], { ...env, ...extraEnv });
   children.push(child);
   return child;
 }
@@ -130,7 +130,7 @@ interface CliRun {
 }
 
 async function cli(args: string[], vars: Record<string, string> = {}): Promise<CliRun> {
-  const child = runTsx('workers/cli.ts', args, { ...env, LOG_LEVEL: 'warn', ...vars });
+  const child = runScript('workers/cli.ts', args, { ...env, LOG_LEVEL: 'warn', ...vars });
   children.push(child);
   const { code } = await child.exited;
   return { code, output: child.output() };

@@ -16,7 +16,7 @@ import { JobProducer } from '../jobs/producer.ts';
 import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
 import { startMaintenance, type Maintenance } from '../workers/maintenance-pipeline.ts';
 import { createSchedulerTicks, scheduleWarmUps, type Schedule } from '../workers/scheduler-ticks.ts';
-import { runTsx, type Child } from './support/child-process.ts';
+import { runScript, type Child } from './support/child-process.ts';
 import { closedPort } from './support/tcp-proxy.ts';
 import { TEST_REDIS_URL, deleteKeysWithPrefix, uniqueQueuePrefix } from './support/test-redis.ts';
 import { TEST_MERCHANT, createTestWeb, type TestWeb } from './support/test-web.ts';
@@ -439,7 +439,7 @@ describe('the maintenance worker', () => {
 
 describe('the scheduler process', () => {
   it('stops at start with exit code 78 when WARMUP_CRON holds a spec node-cron cannot parse', async () => {
-    const child = runTsx('workers/scheduler.ts', [], { REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: ownQueuePrefix(), WARMUP_CRON: '30 10 * * *;half past ten' });
+    const child = runScript('workers/scheduler.ts', [], { REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: ownQueuePrefix(), WARMUP_CRON: '30 10 * * *;half past ten' });
     children.push(child);
     expect((await child.exited).code).toBe(78);
     expect(child.output()).toMatch(/bad configuration: WARMUP_CRON: "half past ten"/);
@@ -451,7 +451,7 @@ describe('npm run cli -- cache:warm', () => {
   function cli(args: string[], env: Record<string, string> = {}): { child: Child; cachePrefix: string } {
     const cachePrefix = `courier-test-cli-${randomBytes(5).toString('hex')}`;
     prefixes.push(cachePrefix);
-    const child = runTsx('workers/cli.ts', args, {
+    const child = runScript('workers/cli.ts', args, {
       MYSQL_URL: web.database.mysqlUrl,
       REDIS_URL: TEST_REDIS_URL,
       QUEUE_PREFIX: ownQueuePrefix(),

@@ -2,7 +2,7 @@ import { QueueEvents } from 'bullmq';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startOrderPipeline, type OrderPipeline } from '../workers/order-pipeline.ts';
-import { runTsx, type Child } from './support/child-process.ts';
+import { runScript, type Child } from './support/child-process.ts';
 import { TEST_REDIS_URL } from './support/test-redis.ts';
 import { seedOrders } from './support/seed-orders.ts';
 import { createTestWeb, TEST_MERCHANT, type TestWeb } from './support/test-web.ts';
@@ -98,7 +98,7 @@ describe('a worker under stress', () => {
   });
 
   it('SIGTERM mid-job: the worker stops taking jobs, finishes the one in flight, and exits cleanly', async () => {
-    child = runTsx('test/support/slow-order-worker.ts', [], {
+    child = runScript('test/support/slow-order-worker.ts', [], {
       MYSQL_URL: web.config.mysqlUrl,
       REDIS_URL: TEST_REDIS_URL,
       QUEUE_PREFIX: web.config.queuePrefix,
@@ -121,7 +121,7 @@ describe('a worker under stress', () => {
   });
 
   it('a worker killed with SIGKILL mid-job: another worker takes the job over and finishes it once', async () => {
-    child = runTsx('test/support/slow-order-worker.ts', [], {
+    child = runScript('test/support/slow-order-worker.ts', [], {
       MYSQL_URL: web.config.mysqlUrl,
       REDIS_URL: TEST_REDIS_URL,
       QUEUE_PREFIX: web.config.queuePrefix,

@@ -2,7 +2,8 @@
  * The one registry of error codes Courier answers with. Every 4xx/5xx body is
  * `{ code, message }` (plus `field` for validation errors); clients branch on `code`. A code with
  * `retryAfterSeconds` is answered with that `Retry-After` header (unless the answer sets its own).
- * The README's table and the OpenAPI document (/docs) are written from this list.
+ * The OpenAPI document (/docs) is written from this list; docs/api.md's table is checked against it
+ * (test/docs-config.test.ts).
  */
 export const ERROR_CODES = {
   VALIDATION_FAILED: { status: 400, message: 'The request body or parameters are not valid' },

@@ -18,7 +18,7 @@ export interface Child {
  * on the Node running the tests (Node 24 strips the types itself), with no wrapper process between.
  * The same helper as the benches' (bench/lib/process/line-process.ts).
  */
-export function runTsx(file: string, args: string[], env: Record<string, string>): Child {
+export function runScript(file: string, args: string[], env: Record<string, string>): Child {
   const child = spawnLines(process.execPath, nodeArgsFor(file, args), { cwd: ROOT, env: { ...process.env, ...env } });
   // Node may report the exit before the last of the output is read: a test that reads the output
   // once the process exited waits for its pipes to close too (briefly: a grandchild could hold them).

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runTsx, type Child } from './child-process.ts';
+import { runScript, type Child } from './child-process.ts';
 import { closedPort } from './tcp-proxy.ts';
 
 /** The Procfile's processes, and the dev provider `npm start` runs beside them. */
@@ -118,7 +118,7 @@ export class Fleet {
   /** Starts (or starts again) one process of a role and resolves once it says it is ready. */
   async startRole(role: Role, extra: Record<string, string> = {}): Promise<Child> {
     const { file, ready } = ENTRYPOINTS[role];
-    const child = runTsx(file, [], this.envOf(role, extra));
+    const child = runScript(file, [], this.envOf(role, extra));
     this.started.push({ role, child });
     this.current.set(role, child);
     const line = await child.waitForLine(ready, READY_BOUND_MS);

@@ -9,7 +9,7 @@ import { BEARER, COMMON_RESPONSE_HEADERS, RATE_LIMIT_HEADERS, REQUEST_ID_HEADER_
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
 
 const OrderId = Type.String({ description: 'An order id: a 64-bit number as a decimal string', examples: ['382636929890876416'] });
-const Status = Type.Enum([...ORDER_STATUSES], { description: 'The order status (see the state machine in the README)' });
+const Status = Type.Enum([...ORDER_STATUSES], { description: 'The order status (see the state machine in docs/pipeline.md)' });
 const Timestamp = Type.String({ description: 'ISO 8601, UTC' });
 
 export const OrderIdParams = Type.Object({ id: OrderId });
