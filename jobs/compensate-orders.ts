@@ -1,7 +1,7 @@
 import type { Db } from '../shared/db.ts';
 import { compareIds } from '../shared/ids.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { Metrics } from '../shared/metrics.ts';
+import type { MaintenanceMetrics } from '../shared/metrics/maintenance-metrics.ts';
 import type { LockedOrder, PlannedChange } from '../shared/orders/apply-changes.ts';
 import { budgetSpent, type RetryPolicy } from '../shared/orders/retry-schedule.ts';
 import { FAILED_STATUSES, RETRY_STATE, type FailedStatus } from '../shared/orders/state-machine.ts';
@@ -154,7 +154,7 @@ export interface CompensationOutcome {
 export interface CompensateDeps extends RedriveDeps {
   readonly batchSize: number;
   readonly logger: Logger;
-  readonly metrics?: Pick<Metrics, 'compensationOrders' | 'maintenanceSeconds'>;
+  readonly metrics?: Pick<MaintenanceMetrics, 'compensationOrders' | 'maintenanceSeconds'>;
   /** Stops the run between two batches. */
   readonly signal?: AbortSignal;
   /** Told after every batch. */

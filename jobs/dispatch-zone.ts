@@ -3,6 +3,7 @@ import type { ZoneLocks } from '../shared/cache/zone-locks.ts';
 import type { Db } from '../shared/db.ts';
 import { caseById } from '../shared/db.ts';
 import type { Logger } from '../shared/logger.ts';
+import { countOutcomes, type OrderLatencyMetrics, type StageMetrics } from '../shared/metrics/stage-metrics.ts';
 import type { LockedOrder, PlannedChange } from '../shared/orders/apply-changes.ts';
 import { buildCostMatrix, type FreeRider, type MatchInput, type MatchOutput, type WaitingOrder } from '../shared/orders/dispatch-matching.ts';
 import { nextAttemptAt, type RetryPolicy } from '../shared/orders/retry-schedule.ts';
@@ -30,6 +31,8 @@ export interface DispatchZoneDeps {
   /** This job's id, recorded in the orders' events. */
   readonly jobId?: string;
   readonly logger: Logger;
+  /** The dispatch stage's batch size and outcomes, and each dispatched order's time since PRICED. */
+  readonly metrics?: Pick<StageMetrics, 'stageBatchSize' | 'stageItems'> & Pick<OrderLatencyMetrics, 'pricedToDispatched'>;
 }
 
 export interface DispatchOutcome {
@@ -89,6 +92,7 @@ async function drainZone(zoneId: string, deps: DispatchZoneDeps): Promise<{ outc
 
 async function dispatchBatch(zoneId: string, deps: DispatchZoneDeps): Promise<{ outcome: DispatchOutcome; full: boolean }> {
   const orders = await readWaitingOrders(deps.db, zoneId, deps.batchSize);
+  const readAt = performance.now();
   if (orders.length === 0) return { outcome: { considered: 0, dispatched: 0, failed: 0, deferred: 0 }, full: false };
   const riders = await readFreeRiders(deps.db, zoneId);
   const { costs, slotRider, inRange } = buildCostMatrix(orders, riders, deps.radiusMeters);
@@ -120,6 +124,7 @@ async function dispatchBatch(zoneId: string, deps: DispatchZoneDeps): Promise<{ 
   const dispatched = committed.applied.filter((change) => change.to === 'DISPATCHED').length;
   const failed = committed.applied.length - dispatched;
   const outcome = { considered: orders.length, dispatched, failed, deferred: orders.length - committed.applied.length };
+  if (deps.metrics) observe(deps.metrics, outcome, orders, committed.applied, performance.now() - readAt);
   return { outcome, full: orders.length === deps.batchSize };
 }
 
@@ -172,10 +177,41 @@ async function planBatch(
   return changes;
 }
 
+/** One batch: its size and outcomes, and one in-memory observe per order dispatched. */
+function observe(
+  metrics: NonNullable<DispatchZoneDeps['metrics']>,
+  outcome: Omit<DispatchOutcome, 'busy'>,
+  orders: readonly PricedOrder[],
+  applied: readonly { readonly orderId: string; readonly to: string }[],
+  sinceReadMs: number,
+): void {
+  metrics.stageBatchSize.observe({ stage: 'dispatch' }, orders.length);
+  countOutcomes(metrics, 'dispatch', { dispatched: outcome.dispatched, failed: outcome.failed, deferred: outcome.deferred });
+  const ages = new Map(orders.map((order) => [order.id, order.pricedAgeMs]));
+  for (const change of applied) {
+    const ageMs = change.to === 'DISPATCHED' ? ages.get(change.orderId) : undefined;
+    if (ageMs !== undefined) metrics.pricedToDispatched.observe((ageMs + sinceReadMs) / 1000);
+  }
+}
+
+/** A waiting order, with how long ago it became PRICED (updated_at: only the write routine changes a row, and a PRICED row's last change made it PRICED). */
+interface PricedOrder extends WaitingOrder {
+  readonly pricedAgeMs: number;
+}
+
 /** The zone's PRICED orders, oldest first, a batch at most ((zone_id, status) index). */
-async function readWaitingOrders(db: Db, zoneId: string, limit: number): Promise<WaitingOrder[]> {
-  const rows = await db('orders').select('id', 'version', 'pickup_lat', 'pickup_lng').where({ zone_id: zoneId, status: 'PRICED' }).orderBy('id').limit(limit);
-  return rows.map((row) => ({ id: String(row.id), version: Number(row.version), pickup: { lat: Number(row.pickup_lat), lng: Number(row.pickup_lng) } }));
+async function readWaitingOrders(db: Db, zoneId: string, limit: number): Promise<PricedOrder[]> {
+  const rows = await db('orders')
+    .select('id', 'version', 'pickup_lat', 'pickup_lng', db.raw('TIMESTAMPDIFF(MICROSECOND, updated_at, CURRENT_TIMESTAMP(3)) AS priced_age_us'))
+    .where({ zone_id: zoneId, status: 'PRICED' })
+    .orderBy('id')
+    .limit(limit);
+  return rows.map((row) => ({
+    id: String(row.id),
+    version: Number(row.version),
+    pickup: { lat: Number(row.pickup_lat), lng: Number(row.pickup_lng) },
+    pricedAgeMs: Number(row.priced_age_us) / 1000,
+  }));
 }
 
 /** The zone's available riders with a free slot. */

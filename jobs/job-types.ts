@@ -9,8 +9,8 @@ import { dispatchZoneJob } from './dispatch-zone.ts';
 import { payloadProblem, type JobName, type JobPayloads } from './payloads.ts';
 import { priceOrdersJob, recordPricingFailed, type PriceOrdersDeps } from './price-orders.ts';
 import { reconcileOrdersJob } from './reconcile-orders.ts';
-import { sendNotificationsJob } from './send-notifications.ts';
-import type { JobContext, ServicesOf, WorkerServices } from './services.ts';
+import { sendNotificationsJob, type SendNotificationsDeps } from './send-notifications.ts';
+import type { JobContext, NotifierServices, ServicesOf, WorkerServices } from './services.ts';
 import { warmUpCacheJob } from './warm-up-cache.ts';
 
 /** One job type: where it goes, how it is named and retried, and what runs it. */
@@ -51,6 +51,7 @@ function pricing(services: WorkerServices, job: JobContext): PriceOrdersDeps {
     retry: services.retry,
     jobId: job.id,
     logger: job.logger,
+    ...(services.metrics ? { metrics: services.metrics } : {}),
   };
 }
 
@@ -64,6 +65,17 @@ function maintenance(services: WorkerServices, job: JobContext) {
     jobId: job.id,
     ...(services.metrics ? { metrics: services.metrics } : {}),
     ...(job.signal ? { signal: job.signal } : {}),
+  };
+}
+
+function notifying(services: NotifierServices, job: JobContext): SendNotificationsDeps {
+  return {
+    db: services.db,
+    provider: services.provider,
+    jobId: job.id,
+    logger: job.logger,
+    ...(job.signal ? { signal: job.signal } : {}),
+    ...(services.metrics ? { metrics: services.metrics } : {}),
   };
 }
 
@@ -115,6 +127,7 @@ export const JOB_TYPES: { readonly [N in JobName]: JobType<N, JobQueue<N>> } = {
         retry: services.retry,
         jobId: job.id,
         logger: job.logger,
+        ...(services.metrics ? { metrics: services.metrics } : {}),
       });
     },
   },
@@ -125,7 +138,7 @@ export const JOB_TYPES: { readonly [N in JobName]: JobType<N, JobQueue<N>> } = {
     describe: (payload) =>
       `${plural(payload.notifications.length, 'notification')} for ${plural(new Set(payload.notifications.map((n) => n.orderId)).size, 'order')} from ${payload.notifications[0]!.orderId}`,
     run: (payload, services, job) =>
-      sendNotificationsJob(payload, { db: services.db, provider: services.provider, jobId: job.id, logger: job.logger, ...(job.signal ? { signal: job.signal } : {}) }),
+      sendNotificationsJob(payload, notifying(services, job)),
     postponeFor: waitForProvider,
   },
   'cache.warm-up': {
@@ -193,7 +206,7 @@ export const JOB_TYPES: { readonly [N in JobName]: JobType<N, JobQueue<N>> } = {
     options: NOTIFICATION_JOB_OPTIONS,
     describe: (payload) => `${payload.kind} for order ${payload.orderId} (from before batches)`,
     run: (payload, services, job) =>
-      sendNotificationsJob({ notifications: [payload] }, { db: services.db, provider: services.provider, jobId: job.id, logger: job.logger, ...(job.signal ? { signal: job.signal } : {}) }),
+      sendNotificationsJob({ notifications: [payload] }, notifying(services, job)),
     postponeFor: waitForProvider,
     legacy: true,
   },

@@ -1,6 +1,7 @@
 import type { Db } from '../shared/db.ts';
 import { coerceError } from '../shared/errors/index.ts';
 import type { Logger } from '../shared/logger.ts';
+import { countOutcomes, type OrderLatencyMetrics, type StageMetrics } from '../shared/metrics/stage-metrics.ts';
 import type { LockedOrder } from '../shared/orders/apply-changes.ts';
 import type { PricingInput, PricingResult } from '../shared/orders/pricing.ts';
 import { nextAttemptAt, type RetryPolicy } from '../shared/orders/retry-schedule.ts';
@@ -24,6 +25,8 @@ export interface PriceOrdersDeps {
   /** This job's id, recorded in the orders' events. */
   readonly jobId: string;
   readonly logger: Logger;
+  /** The price stage's batch size and outcomes, and each priced order's time since its 202. */
+  readonly metrics?: Pick<StageMetrics, 'stageBatchSize' | 'stageItems'> & Pick<OrderLatencyMetrics, 'createdToPriced'>;
 }
 
 export interface PriceOutcome {
@@ -40,10 +43,14 @@ interface Created {
   readonly id: string;
   readonly version: number;
   readonly zoneId: string;
+  /** The row's age when the batch read it, by MySQL's clock, in ms (for the 202 -> PRICED latency). */
+  readonly ageMs: number;
   readonly input: Omit<PricingInput, 'openOrdersInZone' | 'freeRidersInZone'>;
 }
 
 const ACTOR = 'worker:price';
+/** How old each row is by MySQL's own clock (no skew with this machine's, no time zone to agree on). */
+const CREATED_AGE_US = 'TIMESTAMPDIFF(MICROSECOND, created_at, CURRENT_TIMESTAMP(3)) AS created_age_us';
 
 /**
  * CREATED -> PRICED for a batch: one read, one call into the pricing thread, one commit through
@@ -57,8 +64,9 @@ export async function priceOrdersJob(payload: JobPayloads['orders.price'], deps:
   const started = performance.now();
   const rows = await deps
     .db('orders')
-    .select('id', 'status', 'version', 'zone_id', 'pickup_lat', 'pickup_lng', 'dropoff_lat', 'dropoff_lng', 'items')
+    .select('id', 'status', 'version', 'zone_id', 'pickup_lat', 'pickup_lng', 'dropoff_lat', 'dropoff_lng', 'items', deps.db.raw(CREATED_AGE_US))
     .whereIn('id', [...new Set(payload.orderIds)]);
+  const readAt = performance.now();
   const created: Created[] = [];
   const unreadable = new Map<string, string>();
   const zonesOwed = new Set<string>();
@@ -76,6 +84,7 @@ export async function priceOrdersJob(payload: JobPayloads['orders.price'], deps:
       id,
       version: Number(row.version),
       zoneId: String(row.zone_id),
+      ageMs: Number(row.created_age_us) / 1000,
       input: {
         pickup: { lat: Number(row.pickup_lat), lng: Number(row.pickup_lng) },
         dropoff: { lat: Number(row.dropoff_lat), lng: Number(row.dropoff_lng) },
@@ -110,6 +119,7 @@ export async function priceOrdersJob(payload: JobPayloads['orders.price'], deps:
     missing: new Set(payload.orderIds).size - rows.length,
     ms: Math.round(performance.now() - started),
   };
+  observe(deps, payload, outcome, created, applied, performance.now() - readAt);
   if (stillBusy > 0) {
     throw new Error(`${stillBusy} of ${payload.orderIds.length} orders were held by other writers past ${deps.lockWaitMs} ms; the retry prices them`);
   }
@@ -139,6 +149,27 @@ export async function recordPricingFailed(
     { actor: ACTOR, jobId: deps.jobId, waitMs: 0 },
   );
   return outcome.applied.length;
+}
+
+/** One batch: its size and outcomes, and one in-memory observe per order priced. */
+function observe(
+  deps: PriceOrdersDeps,
+  payload: JobPayloads['orders.price'],
+  outcome: PriceOutcome,
+  created: readonly Created[],
+  applied: readonly { readonly orderId: string }[],
+  sinceReadMs: number,
+): void {
+  const { metrics } = deps;
+  if (!metrics) return;
+  metrics.stageBatchSize.observe({ stage: 'price' }, payload.orderIds.length);
+  countOutcomes(metrics, 'price', { priced: outcome.priced, moved_on: outcome.movedOn, failed: outcome.failed, missing: outcome.missing });
+  if (applied.length === 0) return;
+  const ages = new Map(created.map((order) => [order.id, order.ageMs]));
+  for (const change of applied) {
+    const ageMs = ages.get(change.orderId);
+    if (ageMs !== undefined) metrics.createdToPriced.observe((ageMs + sinceReadMs) / 1000);
+  }
 }
 
 async function priceAll(deps: PriceOrdersDeps, created: readonly Created[]): Promise<Map<string, PricingResult>> {

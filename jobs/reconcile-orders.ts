@@ -1,6 +1,6 @@
 import type { Db } from '../shared/db.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { Metrics } from '../shared/metrics.ts';
+import type { MaintenanceMetrics } from '../shared/metrics/maintenance-metrics.ts';
 import type { NotificationKind, OwedNotification } from '../shared/notifications/kinds.ts';
 import type { LockedOrder } from '../shared/orders/apply-changes.ts';
 import { nextAttemptAt, type RetryPolicy } from '../shared/orders/retry-schedule.ts';
@@ -30,7 +30,7 @@ export interface ReconcileDeps {
   /** Rows read, and jobs looked up in Redis, per round trip. */
   readonly batchSize: number;
   readonly logger: Logger;
-  readonly metrics?: Pick<Metrics, 'reconcileItems' | 'maintenanceSeconds'>;
+  readonly metrics?: Pick<MaintenanceMetrics, 'reconcileItems' | 'maintenanceSeconds'>;
   /** Count and report only: enqueue nothing, change nothing. */
   readonly dryRun?: boolean;
   readonly signal?: AbortSignal;

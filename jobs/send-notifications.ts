@@ -1,6 +1,7 @@
 import { ProviderUnavailableError } from '../shared/errors/index.ts';
 import type { Db } from '../shared/db.ts';
 import type { Logger } from '../shared/logger.ts';
+import { countOutcomes, type StageMetrics } from '../shared/metrics/stage-metrics.ts';
 import { composeNotification, loadNotificationContexts } from '../shared/notifications/compose-notification.ts';
 import type { OwedNotification } from '../shared/notifications/kinds.ts';
 import {
@@ -24,6 +25,8 @@ export interface SendNotificationsDeps {
   readonly logger: Logger;
   /** Aborted when the job is cancelled; the provider calls stop with it. */
   readonly signal?: AbortSignal;
+  /** The notify stage's batch size and outcomes. */
+  readonly metrics?: Pick<StageMetrics, 'stageBatchSize' | 'stageItems'>;
 }
 
 export interface SendOutcome {
@@ -87,6 +90,16 @@ export async function sendNotificationsJob(payload: JobPayloads['notify.batch'],
 
   const outcome = { sent: marked.size, alreadySent, refused: orphans.length + refused.length, ms: Math.round(performance.now() - started) };
   deps.logger.debug({ ...outcome, notifications: items.length, failed: failed.length, unavailable: unavailable.length }, 'notification batch');
+  if (deps.metrics) {
+    deps.metrics.stageBatchSize.observe({ stage: 'notify' }, items.length);
+    countOutcomes(deps.metrics, 'notify', {
+      sent: outcome.sent,
+      already_sent: alreadySent,
+      refused: outcome.refused,
+      failed: failed.length,
+      unavailable: unavailable.length,
+    });
+  }
   if (failed.length > 0) {
     throw new Error(`${failed.length} of ${items.length} notifications failed (${failed[0]!.message}); the retry sends the ones still PENDING`);
   }

@@ -2,7 +2,7 @@ import type { ZoneLocks } from '../shared/cache/zone-locks.ts';
 import type { Config } from '../shared/config.ts';
 import type { Db } from '../shared/db.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { Metrics } from '../shared/metrics.ts';
+import type { NotifierMetrics, WorkerMetrics } from '../shared/metrics/process-metrics.ts';
 import type { NotificationBatchSender } from '../shared/notifications/provider-client.ts';
 import type { MatchInput, MatchOutput } from '../shared/orders/dispatch-matching.ts';
 import type { PricingInput, PricingResult } from '../shared/orders/pricing.ts';
@@ -34,7 +34,7 @@ export interface WorkerServices {
   readonly retry: RetryPolicy;
   /** The degradation switches as this process reads them (warm-up). */
   readonly switches: Switches;
-  readonly metrics?: Metrics;
+  readonly metrics?: WorkerMetrics;
 }
 
 /** What the notifier process holds for notification jobs. */
@@ -42,6 +42,7 @@ export interface NotifierServices {
   readonly db: Db;
   /** The provider behind its timeout and circuit breaker, shared by every job of the process. */
   readonly provider: NotificationBatchSender;
+  readonly metrics?: NotifierMetrics;
 }
 
 /** The services a queue's jobs run with. */

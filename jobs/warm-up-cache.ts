@@ -2,7 +2,7 @@ import { HotDataCache, type CachedMerchant, type CachedRider } from '../shared/c
 import type { Config } from '../shared/config.ts';
 import type { Db } from '../shared/db.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { Metrics } from '../shared/metrics.ts';
+import type { MaintenanceMetrics } from '../shared/metrics/maintenance-metrics.ts';
 import { ACTIVE_STATUSES, readActiveOrdersAfter } from '../shared/orders/read-order.ts';
 import { createOrderCache } from '../shared/orders/order-writer.ts';
 import type { JobPayloads } from './payloads.ts';
@@ -25,7 +25,7 @@ export interface WarmUpCacheDeps {
   readonly redis: Redis;
   readonly config: Pick<Config, 'cachePrefix' | 'cacheTtlMs' | 'cacheFinalTtlMs'>;
   readonly logger: Logger;
-  readonly metrics?: Pick<Metrics, 'warmupItems' | 'warmupSeconds'>;
+  readonly metrics?: Pick<MaintenanceMetrics, 'warmupItems' | 'warmupSeconds'>;
   /** Told after every page; with it the run first counts what there is to load (for a progress bar). */
   readonly onProgress?: (progress: WarmUpProgress) => void;
   /** Stops the run between two pages. */

@@ -7,19 +7,23 @@
 #      (directly, as a person would: there is no systemd here), for local URLs only
 #   3. the database, its migrations, and (unless --no-demo) the demo data and client key
 #   4. with --browser (npm test): Debian's Chromium, which the browser test drives, when missing
+#   5. with --promtool (npm test): Debian's prometheus package for /usr/bin/promtool, which the
+#      metrics test checks every process's /metrics with, when missing
 # Idempotent and quick when nothing is missing; never touches a service that is already running.
 #
-# Usage: scripts/setup.sh [--no-demo] [--browser]
+# Usage: scripts/setup.sh [--no-demo] [--browser] [--promtool]
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 DEMO_FLAG=""
 BROWSER=""
+PROMTOOL=""
 for arg in "$@"; do
   case "$arg" in
     --no-demo) DEMO_FLAG="--no-demo" ;;
     --browser) BROWSER=1 ;;
+    --promtool) PROMTOOL=1 ;;
     -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
@@ -173,5 +177,20 @@ if [ -n "$BROWSER" ]; then
     apt_install chromium
     [ -x /usr/bin/chromium ] || die "apt installed chromium, but /usr/bin/chromium is not there"
     say "Chromium installed ($(/usr/bin/chromium --version 2>/dev/null | head -n1))"
+  fi
+fi
+
+# --- 5. promtool for the metrics test (npm test only) -------------------------------------------
+# test/metrics.test.ts runs `promtool check metrics` on each process's /metrics. Debian ships
+# promtool only in its prometheus package (~96 MB installed, the server beside it; nothing is
+# started: there is no systemd here). Without recommends, no exporters come along.
+if [ -n "$PROMTOOL" ]; then
+  if [ -x /usr/bin/promtool ]; then
+    say "promtool is installed ($(/usr/bin/promtool --version 2>&1 | head -n1))"
+  else
+    [ "$(id -u)" = 0 ] || die "the metrics test needs promtool at /usr/bin/promtool; run npm test as root once, or install it yourself: apt-get install -y --no-install-recommends prometheus"
+    apt_install --no-install-recommends prometheus
+    [ -x /usr/bin/promtool ] || die "apt installed prometheus, but /usr/bin/promtool is not there"
+    say "promtool installed ($(/usr/bin/promtool --version 2>&1 | head -n1))"
   fi
 fi

@@ -3,7 +3,8 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Config } from '../shared/config.ts';
 import { createDb, type Db } from '../shared/db.ts';
-import { createMetrics } from '../shared/metrics.ts';
+import { createMaintenanceMetrics, type MaintenanceMetrics } from '../shared/metrics/maintenance-metrics.ts';
+import { createRegistry } from '../shared/metrics/registry.ts';
 import { budgetSpent, nextAttemptAt, retryPolicyFrom } from '../shared/orders/retry-schedule.ts';
 import { startOrderPipeline } from '../workers/order-pipeline.ts';
 import { createOrderMaintenance, type OrderMaintenance } from '../workers/order-maintenance.ts';
@@ -32,7 +33,7 @@ async function testWeb(overrides: Partial<Config> = {}): Promise<TestWeb> {
 }
 
 /** A compensator as one process has it: its own MySQL pool and Redis connection. */
-function compensator(config: Config, metrics?: ReturnType<typeof createMetrics>): OrderMaintenance {
+function compensator(config: Config, metrics?: MaintenanceMetrics): OrderMaintenance {
   const db = createDb(config);
   const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
   const maintenance = createOrderMaintenance(config, { db, redis, logger: silent, ...(metrics ? { metrics } : {}) });
@@ -105,7 +106,8 @@ describe('compensation', () => {
     });
     const lines: { msg: string }[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
-    const metrics = createMetrics();
+    const registry = createRegistry();
+    const metrics = { registry, ...createMaintenanceMetrics(registry) };
     const outcome = await compensator(web.config, metrics).compensate({ reason: 'cron' }, { logger });
     expect(outcome.escalated).toBe(1);
 

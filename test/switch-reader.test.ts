@@ -6,7 +6,8 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { JobProducer } from '../jobs/producer.ts';
 import { loadConfig } from '../shared/config.ts';
-import { createMetrics } from '../shared/metrics.ts';
+import { createRegistry } from '../shared/metrics/registry.ts';
+import { createSwitchMetrics } from '../shared/metrics/switch-metrics.ts';
 import { buildDevProvider, type DeliveredMessage } from '../shared/notifications/dev-provider-app.ts';
 import { ProviderClient } from '../shared/notifications/provider-client.ts';
 import { createOrderWriter } from '../shared/orders/order-writer.ts';
@@ -55,7 +56,8 @@ afterAll(async () => {
 function switchesOn(redisUrl: string, queuePrefix: string, opts: { pollMs?: number } = {}) {
   const config = loadConfig({ REDIS_URL: redisUrl, QUEUE_PREFIX: queuePrefix, REDIS_TIMEOUT_MS: '300' });
   const { logger, lines } = capturingLogger();
-  const metrics = createMetrics({ processName: 'test' });
+  const registry = createRegistry({ processName: 'test' });
+  const metrics = { registry, ...createSwitchMetrics(registry) };
   const switches = openSwitches(config, { logger, metrics, ...opts });
   opened.push(switches);
   const keys = { key: switchesKey(config), channel: switchesChannel(config) };

@@ -14,6 +14,7 @@ export const HEAVY_FILES = [
   'test/cache-consistency.test.ts', // writer processes SIGSTOPped and SIGKILLed, Redis restarted
   'test/operator-cli.test.ts', // the CLI run as processes against dead dependencies
   'test/scheduler.test.ts', // two scheduler processes firing real cron ticks
+  'test/metrics.test.ts', // the fleet's processes scraped after a few orders, each /metrics through promtool
   'test/chaos-quick.test.ts', // npm run chaos -- --quick: the fleet on its own MariaDB and Redis, through five faults
 ];
 

@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { warmUpCacheJob, type WarmUpProgress } from '../jobs/warm-up-cache.ts';
 import { merchantCacheKey, riderCacheKey } from '../shared/cache/hot-data-cache.ts';
 import { OrderCache } from '../shared/cache/order-cache.ts';
-import { createMetrics } from '../shared/metrics.ts';
+import { createMaintenanceMetrics } from '../shared/metrics/maintenance-metrics.ts';
+import { createRegistry } from '../shared/metrics/registry.ts';
 import type { OrderRecord } from '../shared/orders/read-order.ts';
 import { ORDER_STATUSES } from '../shared/orders/status.ts';
 import { createQueue } from '../shared/queues/create-queue.ts';
@@ -173,7 +174,8 @@ describe('warmUpCacheJob', () => {
   it('loads every active order at its current version (no delivered or cancelled one), the merchants and the riders, page by page, and reports it', async () => {
     const seeded = await seedOrders();
     const { logger, lines } = capturingLogger();
-    const metrics = createMetrics();
+    const registry = createRegistry();
+    const metrics = { registry, ...createMaintenanceMetrics(registry) };
     const outcome = await warmUpCacheJob(
       { reason: 'cli' },
       { db: web.database.db, redis, config: web.config, logger, metrics, pageSize: PAGE_SIZE },

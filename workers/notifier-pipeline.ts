@@ -2,7 +2,8 @@ import type { Worker } from 'bullmq';
 import type { Config } from '../shared/config.ts';
 import { createDb } from '../shared/db.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { Metrics } from '../shared/metrics.ts';
+import type { BreakerStateName } from '../shared/metrics/breaker-metrics.ts';
+import type { NotifierMetrics } from '../shared/metrics/process-metrics.ts';
 import { ProviderClient, type ProviderClientOptions } from '../shared/notifications/provider-client.ts';
 import { notificationBackoff } from '../shared/notifications/retry-policy.ts';
 import { openSwitches, type Switches } from '../shared/switches/switches.ts';
@@ -28,12 +29,15 @@ export interface Notifier {
 export async function startNotifier(
   config: Config,
   logger: Logger,
-  opts: { provider?: ProviderClientOptions; metrics?: Metrics } = {},
+  opts: { provider?: ProviderClientOptions; metrics?: NotifierMetrics } = {},
 ): Promise<Notifier> {
+  const { metrics } = opts;
   const db = createDb(config, { logger, statementTimeoutMs: config.dbStatementTimeoutMs });
-  const switches = openSwitches(config, { logger, ...(opts.metrics ? { metrics: opts.metrics } : {}) });
+  const switches = openSwitches(config, { logger, ...(metrics ? { metrics } : {}) });
   const provider = new ProviderClient(config, { connections: config.notifierConcurrency * 2, ...opts.provider });
+  const transition = metrics?.trackBreaker('notify-provider', () => BREAKER_STATE[provider.state]);
   provider.onStateChange((state) => {
+    transition?.(BREAKER_STATE[state]);
     const fields = { breaker: state, stats: provider.stats, provider: config.notifyProviderUrl };
     if (state === 'closed') logger.info(fields, 'notification provider breaker closed: sending again');
     else if (state === 'open') logger.warn({ ...fields, retryInMs: provider.retryAfterMs() }, 'notification provider breaker opened: failing fast');
@@ -41,13 +45,14 @@ export async function startNotifier(
   });
   const running = startQueueWorker({
     queue: 'notifications',
-    services: { db, provider },
+    services: { db, provider, ...(metrics ? { metrics } : {}) },
     concurrency: config.notifierConcurrency,
     config,
     logger,
     // Exponential with jitter, never sooner than the breaker lets a call through again.
     settings: { backoffStrategy: notificationBackoff },
     hold: notificationsHold(switches),
+    ...(metrics ? { metrics } : {}),
   });
   return {
     get worker() {
@@ -63,6 +68,8 @@ export async function startNotifier(
     },
   };
 }
+
+const BREAKER_STATE: Record<ProviderClient['state'], BreakerStateName> = { closed: 'closed', halfOpen: 'half_open', open: 'open' };
 
 /**
  * The notifier holds its jobs while the `notifications` switch is off, and until it has read the

@@ -1,14 +1,19 @@
 /** The notifier process: the non-critical notifications queue, isolated from the order pipeline. */
 import { configFromEnv, onShutdown } from '../shared/lifecycle.ts';
 import { createLogger } from '../shared/logger.ts';
-import { createMetrics } from '../shared/metrics.ts';
-import { serveMetrics, type MetricsServer } from '../shared/metrics-server.ts';
+import { coerceError } from '../shared/errors/index.ts';
+import { serveMetrics, type MetricsServer } from '../shared/metrics/metrics-server.ts';
+import { createNotifierMetrics } from '../shared/metrics/process-metrics.ts';
 import { startNotifier, type Notifier } from './notifier-pipeline.ts';
 
 const config = configFromEnv(process.env);
 const logger = await createLogger(config, 'notifier');
 
-const metrics = createMetrics({ defaultMetrics: true, processName: 'notifier' });
+const metrics = createNotifierMetrics({
+  defaultMetrics: true,
+  queueCountTimeoutMs: config.redisTimeoutMs,
+  onQueueCountFailed: (queue, error) => logger.debug({ err: coerceError(error), queue }, 'queue counts left out of the scrape'),
+});
 
 let notifier: Notifier | undefined;
 let metricsServer: MetricsServer | undefined;

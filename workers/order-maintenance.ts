@@ -6,7 +6,7 @@ import { reconcileOrdersJob, type ReconcileDeps, type ReconcileOutcome } from '.
 import type { Config } from '../shared/config.ts';
 import type { Db } from '../shared/db.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { Metrics } from '../shared/metrics.ts';
+import type { MaintenanceMetrics } from '../shared/metrics/maintenance-metrics.ts';
 import { createOrderWriter } from '../shared/orders/order-writer.ts';
 import { retryPolicyFrom } from '../shared/orders/retry-schedule.ts';
 import type { OrderWriterDeps } from '../shared/orders/write-orders.ts';
@@ -27,7 +27,7 @@ export interface OrderMaintenance {
 }
 
 /** The compensation and reconciliation runs of the operator's CLI, wired from one config, through the same job functions the worker runs. */
-export function createOrderMaintenance(config: Config, deps: { db: Db; redis: Redis; logger: Logger; metrics?: Metrics }): OrderMaintenance {
+export function createOrderMaintenance(config: Config, deps: { db: Db; redis: Redis; logger: Logger; metrics?: MaintenanceMetrics }): OrderMaintenance {
   const producer = new JobProducer(deps.redis, { prefix: config.queuePrefix, timeoutMs: config.redisTimeoutMs, removeOnComplete: keepCompleted(config) });
   const writer = createOrderWriter(deps.db, deps.redis, config, {
     logger: deps.logger,

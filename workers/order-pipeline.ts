@@ -29,9 +29,10 @@ export async function startOrderPipeline(
 ): Promise<OrderPipeline> {
   const owned = opts.services ? undefined : createWorkerServices(config, logger, opts.priceTask ? { priceTask: opts.priceTask } : {});
   const services = opts.services ?? owned!.services;
-  const pricing = startQueueWorker({ queue: 'orders', services, concurrency: config.orderWorkerConcurrency, config, logger });
+  const metrics = services.metrics ? { metrics: services.metrics } : {};
+  const pricing = startQueueWorker({ queue: 'orders', services, concurrency: config.orderWorkerConcurrency, config, logger, ...metrics });
   // A failed run leaves its orders PRICED: the next run of the zone, or the reconciler, takes them.
-  const dispatching = startQueueWorker({ queue: 'dispatch', services, concurrency: config.dispatchWorkerConcurrency, config, logger });
+  const dispatching = startQueueWorker({ queue: 'dispatch', services, concurrency: config.dispatchWorkerConcurrency, config, logger, ...metrics });
   return {
     get worker() {
       return pricing.worker;

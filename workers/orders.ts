@@ -1,8 +1,9 @@
 /** The worker process: BullMQ workers of the critical order pipeline (CPU steps in piscina threads) and of the maintenance jobs. */
 import { configFromEnv, onShutdown } from '../shared/lifecycle.ts';
 import { createLogger } from '../shared/logger.ts';
-import { createMetrics } from '../shared/metrics.ts';
-import { serveMetrics, type MetricsServer } from '../shared/metrics-server.ts';
+import { coerceError } from '../shared/errors/index.ts';
+import { serveMetrics, type MetricsServer } from '../shared/metrics/metrics-server.ts';
+import { createWorkerMetrics } from '../shared/metrics/process-metrics.ts';
 import { startMaintenance, type Maintenance } from './maintenance-pipeline.ts';
 import { startOrderPipeline, type OrderPipeline } from './order-pipeline.ts';
 import { createWorkerServices } from './worker-services.ts';
@@ -10,7 +11,11 @@ import { createWorkerServices } from './worker-services.ts';
 const config = configFromEnv(process.env);
 const logger = await createLogger(config, 'worker');
 
-const metrics = createMetrics({ defaultMetrics: true, processName: 'worker' });
+const metrics = createWorkerMetrics({
+  defaultMetrics: true,
+  queueCountTimeoutMs: config.redisTimeoutMs,
+  onQueueCountFailed: (queue, error) => logger.debug({ err: coerceError(error), queue }, 'queue counts left out of the scrape'),
+});
 const owned = createWorkerServices(config, logger, { metrics });
 
 let pipeline: OrderPipeline | undefined;

@@ -5,6 +5,7 @@ import type { JobContext, ServicesOf } from '../jobs/services.ts';
 import type { Config } from '../shared/config.ts';
 import { coerceError } from '../shared/errors/index.ts';
 import type { Logger } from '../shared/logger.ts';
+import type { JobOutcome, QueueMetrics } from '../shared/metrics/queue-metrics.ts';
 import type { QueueName } from '../shared/queues/queue-names.ts';
 import { startSupervisedWorker, type WorkerHold } from './supervised-worker.ts';
 
@@ -31,6 +32,8 @@ export interface QueueWorkerOptions<Q extends QueueName> {
    * and without running. The jobs in flight finish.
    */
   readonly hold?: WorkerHold;
+  /** Where the queue's job counts, waits and run times go (the process that works the queue). */
+  readonly metrics?: Pick<QueueMetrics, 'trackQueue' | 'jobWaitSeconds' | 'jobSeconds'>;
 }
 
 type AnyJobType = JobType<JobName, QueueName> & {
@@ -47,7 +50,7 @@ type AnyJobType = JobType<JobName, QueueName> & {
  * the job could not do (onFinalFailure).
  */
 export function startQueueWorker<Q extends QueueName>(opts: QueueWorkerOptions<Q>): QueueWorker {
-  const { queue, services, logger } = opts;
+  const { queue, services, logger, metrics } = opts;
   const typeOf = (name: string): AnyJobType => {
     const type = isJobName(name) ? (JOB_TYPES[name] as unknown as AnyJobType) : undefined;
     if (!type || type.queue !== queue) throw new UnrecoverableError(`unknown job name "${name}" on the ${queue} queue`);
@@ -66,17 +69,28 @@ export function startQueueWorker<Q extends QueueName>(opts: QueueWorkerOptions<Q
       logger.debug({ job: job.id, name: job.name }, 'job held: put back without running or spending an attempt');
       throw new DelayedError();
     }
-    const type = typeOf(job.name);
-    const payload = parsePayload(job.name as JobName, job.data);
+    const started = performance.now();
+    let outcome: JobOutcome = 'failed';
+    // From its enqueue (less the delay it was given) to this run: a retried or postponed job's wait counts its earlier runs.
+    metrics?.jobWaitSeconds.observe({ queue }, Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp - (job.opts.delay ?? 0)) / 1000);
     try {
-      return await type.run(payload, services, contextOf(job, signal));
-    } catch (thrown) {
-      const error = coerceError(thrown);
-      const waitMs = type.postponeFor?.(error, job.timestamp);
-      if (waitMs === undefined || token === undefined) throw error;
-      await job.moveToDelayed(Date.now() + waitMs, token);
-      logger.debug({ job: job.id, name: job.name, waitMs, reason: error.message }, 'job waits without spending an attempt');
-      throw new DelayedError();
+      const type = typeOf(job.name);
+      const payload = parsePayload(job.name as JobName, job.data);
+      try {
+        const result = await type.run(payload, services, contextOf(job, signal));
+        outcome = 'completed';
+        return result;
+      } catch (thrown) {
+        const error = coerceError(thrown);
+        const waitMs = type.postponeFor?.(error, job.timestamp);
+        if (waitMs === undefined || token === undefined) throw error;
+        await job.moveToDelayed(Date.now() + waitMs, token);
+        outcome = 'postponed';
+        logger.debug({ job: job.id, name: job.name, waitMs, reason: error.message }, 'job waits without spending an attempt');
+        throw new DelayedError();
+      }
+    } finally {
+      metrics?.jobSeconds.observe({ queue, outcome }, (performance.now() - started) / 1000);
     }
   };
 
@@ -106,6 +120,7 @@ export function startQueueWorker<Q extends QueueName>(opts: QueueWorkerOptions<Q
     logger,
     ...(opts.settings ? { settings: opts.settings } : {}),
     ...(opts.hold ? { hold: opts.hold } : {}),
+    ...(metrics ? { trackQueue: metrics.trackQueue } : {}),
     onFailed: (job, error, final) => {
       const fields = { job: job.id, name: job.name, attemptsMade: job.attemptsMade, final, err: error };
       if (final) logger.error(fields, `${job.name} job failed for good`);

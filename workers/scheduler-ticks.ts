@@ -5,6 +5,7 @@ import { coerceError } from '../shared/errors/index.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Config } from '../shared/config.ts';
 import type { JobProducer } from '../jobs/producer.ts';
+import type { TickOutcome } from '../shared/metrics/tick-metrics.ts';
 import type { SwitchReader } from '../shared/switches/switches.ts';
 
 export interface SchedulerTicks {
@@ -52,6 +53,9 @@ export interface TickPlan {
   readonly skip?: () => string | undefined;
 }
 
+/** Told how each tick ended (for the scheduler's metrics). */
+export type TickListener = (job: string, outcome: TickOutcome) => void;
+
 export interface Schedule {
   readonly tasks: readonly ScheduledTask[];
   /** Stops every task and waits for the ticks in flight. */
@@ -80,7 +84,7 @@ export function scheduleMaintenance(
   config: Pick<Config, 'warmupCron' | 'compensateCron' | 'reconcileCron'>,
   ticks: SchedulerTicks,
   logger: Logger,
-  opts: { retryDelaysMs?: readonly number[]; switches?: SwitchReader } = {},
+  opts: { retryDelaysMs?: readonly number[]; switches?: SwitchReader; onTick?: TickListener } = {},
 ): Schedule {
   const { switches } = opts;
   return scheduleTicks(
@@ -107,7 +111,7 @@ export function scheduleMaintenance(
  * reports missed (the event loop was blocked past its slot) is still enqueued, late.
  * Throws ConfigError naming the plan's variable for a spec node-cron cannot parse, before starting any.
  */
-export function scheduleTicks(plans: readonly TickPlan[], logger: Logger, opts: { retryDelaysMs?: readonly number[] } = {}): Schedule {
+export function scheduleTicks(plans: readonly TickPlan[], logger: Logger, opts: { retryDelaysMs?: readonly number[]; onTick?: TickListener } = {}): Schedule {
   for (const plan of plans) {
     for (const spec of plan.specs) {
       if (!cron.validate(spec)) {
@@ -135,10 +139,17 @@ export function scheduleTicks(plans: readonly TickPlan[], logger: Logger, opts: 
     const skipped = plan.skip?.();
     if (skipped) {
       logger.info({ due: context.date.toISOString() }, `${plan.job} tick skipped: ${skipped}`);
+      opts.onTick?.(plan.job, 'skipped');
       return Promise.resolve();
     }
     const tick = tryTick(plan, context.date)
-      .catch((error: unknown) => logger.error({ err: coerceError(error), due: context.date.toISOString() }, `${plan.job} tick given up: not enqueued`))
+      .then(
+        () => opts.onTick?.(plan.job, 'enqueued'),
+        (error: unknown) => {
+          logger.error({ err: coerceError(error), due: context.date.toISOString() }, `${plan.job} tick given up: not enqueued`);
+          opts.onTick?.(plan.job, 'given_up');
+        },
+      )
       .finally(() => inFlight.delete(tick));
     inFlight.add(tick);
     return tick;

@@ -3,8 +3,8 @@ import { ConfigError } from '../shared/config.ts';
 import { coerceError } from '../shared/errors/index.ts';
 import { configFromEnv, onShutdown } from '../shared/lifecycle.ts';
 import { createLogger } from '../shared/logger.ts';
-import { createMetrics } from '../shared/metrics.ts';
-import { serveMetrics, type MetricsServer } from '../shared/metrics-server.ts';
+import { serveMetrics, type MetricsServer } from '../shared/metrics/metrics-server.ts';
+import { createSchedulerMetrics } from '../shared/metrics/process-metrics.ts';
 import { JobProducer } from '../jobs/producer.ts';
 import { createProducerRedis } from '../shared/redis.ts';
 import { openSwitches } from '../shared/switches/switches.ts';
@@ -16,7 +16,7 @@ const logger = await createLogger(config, 'scheduler');
 const redis = createProducerRedis(config);
 redis.on('error', (error) => logger.debug({ err: coerceError(error) }, 'redis connection error'));
 const producer = new JobProducer(redis, { prefix: config.queuePrefix, timeoutMs: config.redisTimeoutMs });
-const metrics = createMetrics({ defaultMetrics: true, processName: 'scheduler' });
+const metrics = createSchedulerMetrics({ defaultMetrics: true });
 // The warm-up switch: a tick while it is off enqueues nothing.
 const switches = openSwitches(config, { logger, metrics, redis });
 
@@ -31,7 +31,7 @@ onShutdown(logger, config.shutdownTimeoutMs, async () => {
 });
 
 try {
-  schedule = scheduleMaintenance(config, createSchedulerTicks({ producer, logger }), logger, { switches });
+  schedule = scheduleMaintenance(config, createSchedulerTicks({ producer, logger }), logger, { switches, onTick: (job, outcome) => metrics.ticks.inc({ job, outcome }) });
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   console.error(`courier: bad configuration: ${error.message}`);

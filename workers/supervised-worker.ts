@@ -2,6 +2,7 @@ import { Worker, type Job, type WorkerOptions } from 'bullmq';
 import type { Config } from '../shared/config.ts';
 import { coerceError } from '../shared/errors/index.ts';
 import type { Logger } from '../shared/logger.ts';
+import type { CountableQueue } from '../shared/metrics/queue-metrics.ts';
 import { createQueue } from '../shared/queues/create-queue.ts';
 import type { QueueName } from '../shared/queues/queue-names.ts';
 import { createProducerRedis, createWorkerRedis } from '../shared/redis.ts';
@@ -26,6 +27,8 @@ export interface SupervisedWorkerOptions {
   readonly settings?: WorkerOptions['settings'];
   /** While it holds, the worker is paused (it takes no job); a worker made meanwhile starts paused. */
   readonly hold?: WorkerHold;
+  /** Has the queue's jobs counted at each metrics scrape (over the watchdog's connection); returns the untrack. */
+  readonly trackQueue?: (name: string, queue: CountableQueue) => () => void;
 }
 
 /** Something that may hold a worker (a degradation switch), and says when to look again. */
@@ -96,6 +99,7 @@ export function startSupervisedWorker(opts: SupervisedWorkerOptions): Supervised
   probeRedis.on('error', () => undefined);
   const probe = createQueue(opts.queue, { connection: probeRedis, prefix: config.queuePrefix });
   probe.on('error', () => undefined);
+  const untrack = opts.trackQueue?.(opts.queue, probe);
 
   let worker = makeWorker();
   const unhold = opts.hold?.onChange(applyHold);
@@ -119,6 +123,7 @@ export function startSupervisedWorker(opts: SupervisedWorkerOptions): Supervised
     },
     async close() {
       unhold?.();
+      untrack?.();
       watchdog.stop();
       await worker.close();
       await probe.close();

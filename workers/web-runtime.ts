@@ -9,12 +9,12 @@ import type { Config } from '../shared/config.ts';
 import { createDb, type Db } from '../shared/db.ts';
 import { coerceError } from '../shared/errors/index.ts';
 import { buildApp } from '../shared/http/build-app.ts';
-import { createEdgeMetrics, type EdgeMetrics } from '../shared/http/edge-metrics.ts';
 import { RecentWriters } from '../shared/http/recent-writers.ts';
 import { IdGenerator } from '../shared/ids.ts';
 import type { Logger } from '../shared/logger.ts';
 import { MerchantDirectory } from '../shared/merchants/merchant-directory.ts';
-import { createMetrics, type Metrics } from '../shared/metrics.ts';
+import type { EdgeMetrics } from '../shared/metrics/edge-metrics.ts';
+import { createWebMetrics, type WebMetrics } from '../shared/metrics/process-metrics.ts';
 import { OrderIntake } from '../shared/orders/order-intake.ts';
 import { keepCompleted } from '../shared/queues/create-queue.ts';
 import { createOrderWriter, invalidationChannel } from '../shared/orders/order-writer.ts';
@@ -39,7 +39,7 @@ export interface WebRuntime {
   readonly reader: OrderReader;
   /** Resolves once this process listens to invalidations. */
   readonly subscribed: Promise<unknown>;
-  readonly metrics: Metrics;
+  readonly metrics: WebMetrics;
   /** The degradation switches as this process reads them (tracking-rider). */
   readonly switches: Switches;
   /** The edge's own metrics (registered on metrics.registry, in the web process only). */
@@ -56,8 +56,8 @@ export async function createWebRuntime(
   logger: Logger,
   opts: { isShuttingDown?: () => boolean; defaultMetrics?: boolean } = {},
 ): Promise<WebRuntime> {
-  const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? false, processName: 'web' });
-  const edgeMetrics = createEdgeMetrics(metrics.registry);
+  const metrics = createWebMetrics({ defaultMetrics: opts.defaultMetrics ?? false });
+  const edgeMetrics = metrics.edge;
   const db = createDb(config, { logger });
   // The intake writes on a pool of its own that may send several statements per round trip.
   const intakeDb = createDb({ ...config, dbPoolMax: config.intakeMaxInFlight + 2 }, { logger, multipleStatements: true });
@@ -93,6 +93,7 @@ export async function createWebRuntime(
       for (const record of records) reader?.remember(record);
     },
     enqueueNotifications: async (_jobId, notifications) => void (await producer.add('notify.batch', { notifications: [...notifications] })),
+    onLocked: metrics.lockObserver('order'),
   });
   reader = new OrderReader({
     cache: writer.cache,

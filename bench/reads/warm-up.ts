@@ -12,7 +12,8 @@ import { OrderCache } from '../../shared/cache/order-cache.ts';
 import type { Config } from '../../shared/config.ts';
 import { createDb, type Db } from '../../shared/db.ts';
 import { createProducerRedis } from '../../shared/redis.ts';
-import { createMetrics } from '../../shared/metrics.ts';
+import { createMaintenanceMetrics } from '../../shared/metrics/maintenance-metrics.ts';
+import { createRegistry } from '../../shared/metrics/registry.ts';
 import { readOrder } from '../../shared/orders/read-order.ts';
 import { fmt, log } from '../lib/log.ts';
 import { prng } from '../lib/prng.ts';
@@ -65,7 +66,7 @@ export async function warmUp(
     await jobRedis.ping();
     outcome = await warmUpCacheJob(
       { reason: 'cli' },
-      { db: jobDb, redis: jobRedis, config, logger: pino({ level: 'silent' }), metrics: createMetrics(), pageSize: WARMUP_PAGE },
+      { db: jobDb, redis: jobRedis, config, logger: pino({ level: 'silent' }), metrics: createMaintenanceMetrics(createRegistry()), pageSize: WARMUP_PAGE },
     );
     seconds = (performance.now() - t0) / 1000;
   } finally {

@@ -29,6 +29,20 @@ export interface HeldLocks {
   release(): Promise<void>;
 }
 
+/** What one call for locks met (for metrics): told once the call has its locks or gave up on some. */
+export interface LockReport {
+  /** Locks asked for (duplicates once). */
+  readonly wanted: number;
+  /** Locks still held elsewhere when the call returned. */
+  readonly busy: number;
+  /** How long the call was willing to wait, in ms. */
+  readonly waitMs: number;
+  /** Whether it had to wait (some were held elsewhere at its first try, and it was willing to). */
+  readonly waited: boolean;
+  /** How long it waited, in ms (0 if it did not). */
+  readonly waitedMs: number;
+}
+
 export interface RedisLocksOptions {
   /** The Redis key of one resource's lock. */
   readonly keyOf: (id: string) => string;
@@ -36,6 +50,8 @@ export interface RedisLocksOptions {
   readonly ttlMs: number;
   /** How often a waiting caller tries again for the locks still held elsewhere, in ms. Default 10 */
   readonly retryMs?: number;
+  /** Told of every call that took its locks or gave up on some (not of one that failed). */
+  readonly onLocked?: (report: LockReport) => void;
 }
 
 /**
@@ -65,11 +81,14 @@ export class RedisLocks {
     const token = randomUUID();
     const wanted = [...new Set(ids)];
     const taken = new Set<string>();
-    const deadline = Date.now() + opts.waitMs;
+    const started = Date.now();
+    const deadline = started + opts.waitMs;
+    let waited = false;
     try {
       for (let missing = wanted; ; missing = wanted.filter((id) => !taken.has(id))) {
         for (const id of await this.trySet(missing, token)) taken.add(id);
         if (taken.size === wanted.length || Date.now() >= deadline) break;
+        waited = true;
         const retryMs = this.opts.retryMs ?? 10;
         await sleep(Math.min(retryMs * (0.5 + Math.random()), Math.max(1, deadline - Date.now())));
       }
@@ -79,6 +98,7 @@ export class RedisLocks {
     }
     const held = wanted.filter((id) => taken.has(id));
     const busy = wanted.filter((id) => !taken.has(id));
+    this.opts.onLocked?.({ wanted: wanted.length, busy: busy.length, waitMs: opts.waitMs, waited, waitedMs: waited ? Date.now() - started : 0 });
     const lost = new AbortController();
     const confirmed = { at: Date.now() };
     const renewal = held.length === 0 ? undefined : this.keepRenewed(held, token, lost, confirmed);

@@ -1,5 +1,5 @@
 import type { Redis } from '../redis.ts';
-import { RedisLocks } from './redis-locks.ts';
+import { RedisLocks, type LockReport } from './redis-locks.ts';
 
 export type TryRun<T> = { readonly ran: true; readonly value: T } | { readonly ran: false };
 
@@ -12,8 +12,12 @@ export type TryRun<T> = { readonly ran: true; readonly value: T } | { readonly r
 export class ZoneLocks {
   private readonly locks: RedisLocks;
 
-  constructor(redis: Redis, opts: { prefix: string; lockTimeoutMs: number }) {
-    this.locks = new RedisLocks(redis, { keyOf: (zoneId) => `${opts.prefix}:lock:zone:${zoneId}`, ttlMs: opts.lockTimeoutMs });
+  constructor(redis: Redis, opts: { prefix: string; lockTimeoutMs: number; onLocked?: (report: LockReport) => void }) {
+    this.locks = new RedisLocks(redis, {
+      keyOf: (zoneId) => `${opts.prefix}:lock:zone:${zoneId}`,
+      ttlMs: opts.lockTimeoutMs,
+      ...(opts.onLocked ? { onLocked: opts.onLocked } : {}),
+    });
   }
 
   async tryRun<T>(zoneId: string, work: () => Promise<T>): Promise<TryRun<T>> {

@@ -5,7 +5,9 @@ import type { LastUsedRecorder } from '../clients/last-used.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db.ts';
 import type { Logger } from '../logger.ts';
-import type { Metrics } from '../metrics.ts';
+import type { EdgeMetrics } from '../metrics/edge-metrics.ts';
+import type { HttpMetrics } from '../metrics/http-metrics.ts';
+import type { ProcessMetrics } from '../metrics/process-metrics.ts';
 import type { OrderIntake } from '../orders/order-intake.ts';
 import type { OrderWriterDeps } from '../orders/write-orders.ts';
 import type { OrderReader } from '../cache/order-reader.ts';
@@ -16,8 +18,7 @@ import { registerApiDocs } from './api-docs.ts';
 import { authenticateRequest } from './authenticate.ts';
 import { registerDashboard, type DescribeJob } from './dashboard.ts';
 import { ApiError } from '../errors/index.ts';
-import type { EdgeMetrics } from './edge-metrics.ts';
-import { handleError, installErrorHandling, sendError } from './error-handler.ts';
+import { errorCodeOf, handleError, installErrorHandling, sendError } from './error-handler.ts';
 import { InFlightGate } from './in-flight.ts';
 import { registerRateLimit } from './rate-limit.ts';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.ts';
@@ -45,7 +46,7 @@ export interface AppDeps {
   readonly db: Db;
   readonly redis: Redis;
   readonly logger: Logger;
-  readonly metrics: Metrics;
+  readonly metrics: ProcessMetrics & HttpMetrics;
   /** The web process's own metrics (bounds, shedding, rate limits), on the same registry. */
   readonly edgeMetrics: EdgeMetrics;
   /** The rate limiter's own Redis connection (its command timeout is RATE_LIMIT_TIMEOUT_MS). */
@@ -110,10 +111,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   app.addHook('onResponse', async (request, reply) => {
-    deps.metrics.httpRequestSeconds.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
+    const route = request.routeOptions.url ?? 'unmatched';
+    deps.metrics.httpRequestSeconds.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    const code = errorCodeOf(reply);
+    if (code !== undefined) deps.metrics.httpErrors.inc({ route, code });
   });
 
   await app.register(operationsRoutes, {

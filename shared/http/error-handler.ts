@@ -2,7 +2,16 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { ApiError, ERROR_CODES, retryAfterOf } from '../errors/index.ts';
 import { describeSchemaError, type SchemaError } from './validation-message.ts';
 
+/** The code each error answer carried, for the request's metrics (read once the response is sent). */
+const answeredCodes = new WeakMap<FastifyReply, string>();
+
+/** The machine-readable code this reply answered with, if it was an error. */
+export function errorCodeOf(reply: FastifyReply): string | undefined {
+  return answeredCodes.get(reply);
+}
+
 export function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
+  answeredCodes.set(reply, error.code);
   const retryAfter = retryAfterOf(error.code);
   if (retryAfter !== undefined && !reply.hasHeader('retry-after')) reply.header('retry-after', String(retryAfter));
   return reply.code(error.status).send({ code: error.code, message: error.message, ...error.extra });

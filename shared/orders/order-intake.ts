@@ -4,7 +4,7 @@ import { ApiError, DbUnavailableError, coerceError, isConnectionError } from '..
 import { shardOf, type IdGenerator } from '../ids.ts';
 import type { Logger } from '../logger.ts';
 import type { MerchantDirectory } from '../merchants/merchant-directory.ts';
-import type { Metrics } from '../metrics.ts';
+import type { IntakeMetrics } from '../metrics/intake-metrics.ts';
 import { MicroBatcher, type ItemOutcome } from '../micro-batcher.ts';
 import { DeadlineExceeded, withDeadline } from '../with-deadline.ts';
 import type { CreateOrderBody } from './create-order-schema.ts';
@@ -39,7 +39,7 @@ export interface OrderIntakeDeps {
   readonly ids: IdGenerator;
   readonly merchants: MerchantDirectory;
   readonly logger: Logger;
-  readonly metrics: Metrics;
+  readonly metrics: IntakeMetrics;
   /** Told of each order refused because INTAKE_MAX_PENDING orders already wait (the web counts it). */
   readonly onShed?: () => void;
 }

@@ -1,5 +1,6 @@
 import { OrderCache } from '../cache/order-cache.ts';
 import { createOrderLocks } from '../cache/order-locks.ts';
+import type { LockReport } from '../cache/redis-locks.ts';
 import type { Config } from '../config.ts';
 import type { Db } from '../db.ts';
 import type { Logger } from '../logger.ts';
@@ -20,14 +21,15 @@ export function createOrderWriter(
   db: Db,
   redis: Redis,
   config: Pick<Config, 'cachePrefix' | 'cacheTtlMs' | 'cacheFinalTtlMs' | 'lockTtlMs'>,
-  opts: Pick<OrderWriterDeps, 'onChanged' | 'enqueueNotifications' | 'logger'> = {},
+  opts: Pick<OrderWriterDeps, 'onChanged' | 'enqueueNotifications' | 'logger'> & { onLocked?: (report: LockReport) => void } = {},
 ): OrderWriterDeps {
+  const { onLocked, ...rest } = opts;
   return {
     db,
     cache: createOrderCache(redis, config),
-    locks: createOrderLocks(redis, { prefix: config.cachePrefix, ttlMs: config.lockTtlMs }),
+    locks: createOrderLocks(redis, { prefix: config.cachePrefix, ttlMs: config.lockTtlMs, ...(onLocked ? { onLocked } : {}) }),
     publisher: redis,
     invalidationChannel: invalidationChannel(config),
-    ...opts,
+    ...rest,
   };
 }

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { Config } from '../config.ts';
 import { coerceError } from '../errors/index.ts';
 import type { Logger } from '../logger.ts';
-import type { Metrics } from '../metrics.ts';
+import type { SwitchMetrics } from '../metrics/switch-metrics.ts';
 import { createProducerRedis, createWorkerRedis, type Redis } from '../redis.ts';
 import { withDeadline } from '../with-deadline.ts';
 import { SWITCH_DEFAULT, SWITCH_NAMES, onOff, switchesChannel, switchesKey, type SwitchName } from './switch-names.ts';
@@ -25,7 +25,7 @@ export interface SwitchesOptions {
   readonly subscriber?: Redis;
   readonly keys: SwitchKeys;
   readonly logger: Logger;
-  readonly metrics?: Pick<Metrics, 'switchOn' | 'switchesReadAt'>;
+  readonly metrics?: SwitchMetrics;
   /** Default SWITCHES_POLL_MS */
   readonly pollMs?: number;
   /** How long the first read waits for the connection before the process runs on the defaults. */
@@ -218,7 +218,7 @@ export class Switches implements SwitchReader {
  */
 export function openSwitches(
   config: Pick<Config, 'redisUrl' | 'redisTimeoutMs' | 'queuePrefix'>,
-  deps: { logger: Logger; metrics?: Pick<Metrics, 'switchOn' | 'switchesReadAt'>; redis?: Redis; pollMs?: number },
+  deps: { logger: Logger; metrics?: SwitchMetrics; redis?: Redis; pollMs?: number },
 ): Switches {
   const redis = deps.redis ?? createProducerRedis(config);
   const subscriber = createWorkerRedis(config);

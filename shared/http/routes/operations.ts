@@ -1,14 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { Db } from '../../db.ts';
-import type { Metrics } from '../../metrics.ts';
+import type { ProcessMetrics } from '../../metrics/process-metrics.ts';
 import type { Redis } from '../../redis.ts';
 import { withDeadline } from '../../with-deadline.ts';
 
 export interface OperationsDeps {
   readonly db: Db;
   readonly redis: Redis;
-  readonly metrics: Metrics;
+  readonly metrics: ProcessMetrics;
   readonly timeoutMs: number;
   readonly isShuttingDown: () => boolean;
 }

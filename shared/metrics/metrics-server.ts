@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from './logger.ts';
-import type { Metrics } from './metrics.ts';
+import type { Logger } from '../logger.ts';
+import type { ProcessMetrics } from './process-metrics.ts';
 
 export interface MetricsServer {
   /** The address it listens on (127.0.0.1 unless METRICS_HOST says otherwise). */
@@ -16,7 +16,7 @@ export interface MetricsServer {
  * (127.0.0.1 by default), not the web's HOST: metrics name queues, zones and error rates, for a
  * scraper on the machine or one let in on purpose, not for whoever reaches the port.
  */
-export async function serveMetrics(metrics: Metrics, opts: { port: number; host: string; logger: Logger }): Promise<MetricsServer> {
+export async function serveMetrics(metrics: ProcessMetrics, opts: { port: number; host: string; logger: Logger }): Promise<MetricsServer> {
   const server: Server = createServer((request, response) => {
     if (request.method === 'GET' && request.url === '/metrics') {
       metrics.registry.metrics().then(

@@ -11,11 +11,19 @@ export interface EdgeSources {
 /**
  * The web process's edge: its bounds and how full they are, what it shed, what it rate-limited,
  * and the rate-limit checks let through because Redis failed (fail open). Registered only by the
- * web process (workers/web-runtime.ts), on its registry.
+ * web process (shared/metrics/process-metrics.ts), on its registry.
  */
 export function createEdgeMetrics(registry: Registry) {
   let sources: EdgeSources = { inFlight: () => 0, inFlightMax: 0, intakePending: () => 0, intakePendingMax: 0 };
   const registers = [registry];
+  const shed = new Counter({
+    name: 'courier_http_shed_requests_total',
+    help: 'Requests answered 503 OVERLOADED at once, by the bound they met (in_flight, intake_pending)',
+    labelNames: ['bound'] as const,
+    registers,
+  });
+  // From 0: a bound never met says so, rather than having no series at all.
+  for (const bound of ['in_flight', 'intake_pending']) shed.inc({ bound }, 0);
   return {
     /** Tells the gauges where to read. */
     track(next: EdgeSources): void {
@@ -53,12 +61,7 @@ export function createEdgeMetrics(registry: Registry) {
         this.set(sources.intakePendingMax);
       },
     }),
-    shed: new Counter({
-      name: 'courier_http_shed_requests_total',
-      help: 'Requests answered 503 OVERLOADED at once, by the bound they met (in_flight, intake_pending)',
-      labelNames: ['bound'] as const,
-      registers,
-    }),
+    shed,
     rateLimited: new Counter({
       name: 'courier_http_rate_limited_requests_total',
       help: 'Requests answered 429 RATE_LIMITED because their API client was over its rate',
