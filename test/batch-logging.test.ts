@@ -147,7 +147,7 @@ describe('a job that fails on a MySQL error', () => {
       const failureLines = lines.filter((line) => line.includes(job.id!));
       const stored = {
         failedReason: failed!.failedReason,
-        stacktrace: failed!.stacktrace.join('\n'),
+        stacktrace: (failed!.stacktrace ?? []).join('\n'),
         lastError: String(row.last_error),
         eventReason: String(event.reason),
         logs: failureLines.join('\n'),
