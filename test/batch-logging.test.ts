@@ -9,6 +9,8 @@ import { QUEUE_NAMES } from '../shared/queues/queue-names.ts';
 import { createProducerRedis, type Redis } from '../shared/redis.ts';
 import { startNotifier, type Notifier } from '../workers/notifier-pipeline.ts';
 import { startOrderPipeline, type OrderPipeline } from '../workers/order-pipeline.ts';
+import { recordPricingFailed } from '../jobs/price-orders.ts';
+import { seedOrders } from './support/seed-orders.ts';
 import { createTestWeb, orderBody, TEST_MERCHANT, type TestWeb } from './support/test-web.ts';
 
 /**
@@ -164,6 +166,29 @@ describe('a job that fails on a MySQL error', () => {
       }
     } finally {
       await db.raw('DROP TRIGGER IF EXISTS refuse_pricing');
+    }
+  });
+
+  it('recorded against the orders from the raw error too (not only from the scrubbed one the worker passes): the reason keeps the code, not the values', async () => {
+    const { db } = web.database;
+    // No job carries these: the pipeline leaves them be.
+    const ids = await seedOrders(db, { clientId: web.clientId, status: 'CREATED', count: 2 });
+    const raw = await db
+      .raw('SELECT FROM orders WHERE dropoff_phone = ? AND dropoff_address = ?', [PHONE, ADDRESS])
+      .catch((error: Error) => error);
+    expect((raw as Error).message).toContain(PHONE);
+    const recorded = await recordPricingFailed({ orderIds: ids, attempt: 0 }, raw as Error, {
+      writer: web.runtime.writer,
+      retry: { baseMs: 30_000, maxMs: 900_000 },
+      jobId: 'price-raw-error',
+    });
+    expect(recorded).toBe(2);
+    const rows = await db('orders').whereIn('id', ids);
+    const events = await db('order_events').whereIn('order_id', ids).where({ to_status: 'PRICING_FAILED' });
+    for (const text of [...rows.map((row) => String(row.last_error)), ...events.map((event) => String(event.reason))]) {
+      expect(text).toMatch(/^You have an error in your SQL syntax/);
+      expect(text).not.toContain('13912345678');
+      expect(text).not.toContain('Lujiazui');
     }
   });
 });
