@@ -3,6 +3,7 @@ import { compareIds } from '../shared/ids.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { MaintenanceMetrics } from '../shared/metrics/maintenance-metrics.ts';
 import type { LockedOrder, PlannedChange } from '../shared/orders/apply-changes.ts';
+import { orderTrail, requestIdOf } from '../shared/orders/request-ids.ts';
 import { budgetSpent, type RetryPolicy } from '../shared/orders/retry-schedule.ts';
 import { FAILED_STATUSES, RETRY_STATE, type FailedStatus } from '../shared/orders/state-machine.ts';
 import { writeOrders, type OrderWriterDeps } from '../shared/orders/write-orders.ts';
@@ -50,6 +51,8 @@ export interface RedriveBatch {
   readonly escalated: readonly string[];
   /** Matched, but another writer held them, or they moved on meanwhile: left for the next run. */
   readonly skipped: number;
+  /** The request ids of the orders the selection matched (read with them), for the log lines that name them. */
+  readonly requestIds: ReadonlyMap<string, string | null>;
   /** Whether their new versions went into the cache (when Redis failed after the commit, the stale marks keep readers on MySQL). */
   readonly cacheReloaded: boolean;
   /** Whether the re-driven orders' jobs were enqueued (if not, their rows are the outbox: the reconciler does it). */
@@ -70,10 +73,12 @@ export interface RedriveBatch {
 export async function redriveBatch(deps: RedriveDeps, selection: RedriveSelection): Promise<RedriveBatch> {
   const { status } = selection;
   const to = RETRY_STATE[status];
-  let query = deps.db('orders').select('id').where({ status });
+  let query = deps.db('orders').select('id', 'request_id').where({ status });
   query = selection.orderIds ? query.whereIn('id', selection.orderIds) : query.where('next_attempt_at', '<=', deps.db.raw('CURRENT_TIMESTAMP(3)')).orderBy('next_attempt_at');
-  const found = ((await query.limit(selection.limit)) as { id: string | number }[]).map((row) => String(row.id));
-  if (found.length === 0) return { found: 0, redriven: [], escalated: [], skipped: 0, cacheReloaded: true, enqueued: true };
+  const foundRows = (await query.limit(selection.limit)) as { id: string | number; request_id: unknown }[];
+  const found = foundRows.map((row) => String(row.id));
+  const requestIds = new Map(foundRows.map((row) => [String(row.id), requestIdOf(row)]));
+  if (found.length === 0) return { found: 0, redriven: [], escalated: [], skipped: 0, requestIds, cacheReloaded: true, enqueued: true };
 
   const now = new Date();
   const outcome = await writeOrders(deps.writer, {
@@ -87,7 +92,7 @@ export async function redriveBatch(deps: RedriveDeps, selection: RedriveSelectio
     .filter((change) => change.to === to)
     .map((change) => ({ id: change.orderId, zoneId: change.zoneId, to, attempts: change.patch.attempts ?? 0 }));
   const escalated = outcome.applied.filter((change) => change.to === 'CANCELLED').map((change) => change.orderId);
-  const batch = { found: found.length, redriven, escalated, skipped: found.length - outcome.applied.length, cacheReloaded: outcome.cacheReloaded };
+  const batch = { found: found.length, redriven, escalated, skipped: found.length - outcome.applied.length, requestIds, cacheReloaded: outcome.cacheReloaded };
   try {
     await Promise.all([
       deps.enqueuePriceBatches(priceBatches(redriven.filter((order) => order.to === 'CREATED'))),
@@ -190,6 +195,18 @@ export async function compensateOrdersJob(payload: JobPayloads['orders.compensat
       counts.skipped += batch.skipped;
       const values = { found: batch.found, redriven: batch.redriven.length, escalated: batch.escalated.length, skipped: batch.skipped };
       for (const [outcome, value] of Object.entries(values)) if (value > 0) deps.metrics?.compensationOrders.inc({ status, outcome }, value);
+      if (batch.redriven.length + batch.escalated.length > 0) {
+        // One line per batch that moved orders, naming them: re-driven ones show up again on their price or dispatch batch's line.
+        deps.logger.info(
+          {
+            status,
+            ...values,
+            redrivenTrail: orderTrail(batch.redriven.map((order) => order.id), batch.requestIds),
+            escalatedTrail: orderTrail(batch.escalated, batch.requestIds),
+          },
+          `compensation batch (${status}): ${values.redriven} re-driven, ${values.escalated} escalated to CANCELLED, ${values.skipped} skipped`,
+        );
+      }
       deps.onBatch?.(status, batch);
       if (batch.found < deps.batchSize || batch.redriven.length + batch.escalated.length === 0) break;
     }

@@ -6,6 +6,7 @@ import type { Logger } from '../shared/logger.ts';
 import { countOutcomes, type OrderLatencyMetrics, type StageMetrics } from '../shared/metrics/stage-metrics.ts';
 import type { LockedOrder, PlannedChange } from '../shared/orders/apply-changes.ts';
 import { buildCostMatrix, type FreeRider, type MatchInput, type MatchOutput, type WaitingOrder } from '../shared/orders/dispatch-matching.ts';
+import { orderTrail, requestIdOf } from '../shared/orders/request-ids.ts';
 import { nextAttemptAt, type RetryPolicy } from '../shared/orders/retry-schedule.ts';
 import { writeOrders, type OrderWriterDeps } from '../shared/orders/write-orders.ts';
 import type { JobPayloads } from './payloads.ts';
@@ -57,16 +58,23 @@ type Decision = { readonly order: WaitingOrder; readonly riderId: string } | { r
  * as one job (the write routine's).
  */
 export async function dispatchZoneJob(payload: JobPayloads['dispatch.zone'], deps: DispatchZoneDeps): Promise<DispatchOutcome> {
+  const started = performance.now();
   const drain = () => drainZone(payload.zoneId, deps);
   const run = deps.zoneLock ? await deps.zoneLock.tryRun(payload.zoneId, drain) : { ran: true as const, value: await drain() };
   if (!run.ran) {
     await (deps.dispatchLater ?? deps.dispatchAgain)(payload.zoneId);
     return { considered: 0, dispatched: 0, failed: 0, deferred: 0, busy: true };
   }
-  const { outcome, again } = run.value;
+  const { outcome, again, requestIds } = run.value;
   // Booked once the zone is free again, so the next run does not find it busy.
   if (again) await deps.dispatchAgain(payload.zoneId);
-  deps.logger.debug({ zoneId: payload.zoneId, ...outcome }, 'dispatch run');
+  const ms = Math.round(performance.now() - started);
+  // A run that found nothing waiting (a window booked for orders an earlier run took) is no news.
+  const log = outcome.considered > 0 ? deps.logger.info.bind(deps.logger) : deps.logger.debug.bind(deps.logger);
+  log(
+    { zoneId: payload.zoneId, ...outcome, again, ms, ...orderTrail(requestIds.keys(), requestIds) },
+    `dispatch run of zone ${payload.zoneId}: ${outcome.dispatched} dispatched, ${outcome.failed} failed, ${outcome.deferred} deferred of ${outcome.considered} in ${ms} ms`,
+  );
   return outcome;
 }
 
@@ -75,23 +83,29 @@ export async function dispatchZoneJob(payload: JobPayloads['dispatch.zone'], dep
  * maxBatchesPerRun: a backlog is drained by one run (one job, one zone lock) rather than by a
  * chain of jobs. Orders left over (the budget spent, or deferred) are owed another run.
  */
-async function drainZone(zoneId: string, deps: DispatchZoneDeps): Promise<{ outcome: DispatchOutcome; again: boolean }> {
+async function drainZone(zoneId: string, deps: DispatchZoneDeps): Promise<{ outcome: DispatchOutcome; again: boolean; requestIds: Map<string, string | null> }> {
   const total = { considered: 0, dispatched: 0, failed: 0, deferred: 0 };
+  // Every order the run considered, with its request id (for the run's outcome line).
+  const requestIds = new Map<string, string | null>();
   const budget = Math.max(1, deps.maxBatchesPerRun ?? 1);
   for (let batch = 1; ; batch++) {
-    const { outcome, full } = await dispatchBatch(zoneId, deps);
+    const { outcome, full } = await dispatchBatch(zoneId, deps, requestIds);
     total.considered += outcome.considered;
     total.dispatched += outcome.dispatched;
     total.failed += outcome.failed;
     total.deferred += outcome.deferred;
     const moved = outcome.dispatched + outcome.failed > 0;
     if (full && moved && batch < budget) continue;
-    return { outcome: total, again: full || outcome.deferred > 0 };
+    return { outcome: total, again: full || outcome.deferred > 0, requestIds };
   }
 }
 
-async function dispatchBatch(zoneId: string, deps: DispatchZoneDeps): Promise<{ outcome: DispatchOutcome; full: boolean }> {
-  const orders = await readWaitingOrders(deps.db, zoneId, deps.batchSize);
+async function dispatchBatch(
+  zoneId: string,
+  deps: DispatchZoneDeps,
+  requestIds: Map<string, string | null>,
+): Promise<{ outcome: DispatchOutcome; full: boolean }> {
+  const orders = await readWaitingOrders(deps.db, zoneId, deps.batchSize, requestIds);
   const readAt = performance.now();
   if (orders.length === 0) return { outcome: { considered: 0, dispatched: 0, failed: 0, deferred: 0 }, full: false };
   const riders = await readFreeRiders(deps.db, zoneId);
@@ -199,13 +213,14 @@ interface PricedOrder extends WaitingOrder {
   readonly pricedAgeMs: number;
 }
 
-/** The zone's PRICED orders, oldest first, a batch at most ((zone_id, status) index). */
-async function readWaitingOrders(db: Db, zoneId: string, limit: number): Promise<PricedOrder[]> {
+/** The zone's PRICED orders, oldest first, a batch at most ((zone_id, status) index); their request ids noted in the same read. */
+async function readWaitingOrders(db: Db, zoneId: string, limit: number, requestIds: Map<string, string | null>): Promise<PricedOrder[]> {
   const rows = await db('orders')
-    .select('id', 'version', 'pickup_lat', 'pickup_lng', db.raw('TIMESTAMPDIFF(MICROSECOND, updated_at, CURRENT_TIMESTAMP(3)) AS priced_age_us'))
+    .select('id', 'version', 'pickup_lat', 'pickup_lng', 'request_id', db.raw('TIMESTAMPDIFF(MICROSECOND, updated_at, CURRENT_TIMESTAMP(3)) AS priced_age_us'))
     .where({ zone_id: zoneId, status: 'PRICED' })
     .orderBy('id')
     .limit(limit);
+  for (const row of rows) requestIds.set(String(row.id), requestIdOf(row));
   return rows.map((row) => ({
     id: String(row.id),
     version: Number(row.version),

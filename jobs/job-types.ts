@@ -22,6 +22,8 @@ export interface JobType<N extends JobName, Q extends QueueName = QueueName> {
   readonly options: JobsOptions;
   /** What one job carried, in a few words (the dashboard's job title): never personal data, ids and counts only. */
   readonly describe: (payload: JobPayloads[N]) => string;
+  /** The orders the job carries, when its payload names them: its failure lines list them, so `grep <order id>` finds them. */
+  readonly orderIds?: (payload: JobPayloads[N]) => readonly string[];
   /** The handler: a plain async function of the payload and what the queue's process holds. */
   readonly run: (payload: JobPayloads[N], services: ServicesOf<Q>, job: JobContext) => Promise<unknown>;
   /** After the last attempt failed (not for a malformed payload): record what the job could not do. */
@@ -104,6 +106,7 @@ export const JOB_TYPES: { readonly [N in JobName]: JobType<N, JobQueue<N>> } = {
     jobId: (payload) => priceJobId(payload),
     options: DEFAULT_JOB_OPTIONS,
     describe: (payload) => `${plural(payload.orderIds.length, 'order')} from ${payload.orderIds[0]}, attempt ${payload.attempt}`,
+    orderIds: (payload) => payload.orderIds,
     run: (payload, services, job) => priceOrdersJob(payload, pricing(services, job)),
     onFinalFailure: async (payload, error, services, job) => void (await recordPricingFailed(payload, error, pricing(services, job))),
   },
@@ -139,6 +142,7 @@ export const JOB_TYPES: { readonly [N in JobName]: JobType<N, JobQueue<N>> } = {
       `${plural(payload.notifications.length, 'notification')} for ${plural(new Set(payload.notifications.map((n) => n.orderId)).size, 'order')} from ${payload.notifications[0]!.orderId}`,
     run: (payload, services, job) =>
       sendNotificationsJob(payload, notifying(services, job)),
+    orderIds: (payload) => [...new Set(payload.notifications.map((n) => n.orderId))],
     postponeFor: waitForProvider,
   },
   'cache.warm-up': {
@@ -195,6 +199,7 @@ export const JOB_TYPES: { readonly [N in JobName]: JobType<N, JobQueue<N>> } = {
     jobId: (payload) => `order-${payload.orderId}`,
     options: DEFAULT_JOB_OPTIONS,
     describe: (payload) => `order ${payload.orderId} alone (from before batches)`,
+    orderIds: (payload) => [payload.orderId],
     run: (payload, services, job) => priceOrdersJob({ orderIds: [payload.orderId], attempt: 0 }, pricing(services, job)),
     onFinalFailure: async (payload, error, services, job) =>
       void (await recordPricingFailed({ orderIds: [payload.orderId], attempt: 0 }, error, pricing(services, job))),
@@ -205,6 +210,7 @@ export const JOB_TYPES: { readonly [N in JobName]: JobType<N, JobQueue<N>> } = {
     jobId: (payload) => `notify-${payload.orderId}-${payload.kind.replace('.', '-')}`,
     options: NOTIFICATION_JOB_OPTIONS,
     describe: (payload) => `${payload.kind} for order ${payload.orderId} (from before batches)`,
+    orderIds: (payload) => [payload.orderId],
     run: (payload, services, job) =>
       sendNotificationsJob({ notifications: [payload] }, notifying(services, job)),
     postponeFor: waitForProvider,

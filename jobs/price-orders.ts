@@ -1,9 +1,10 @@
 import type { Db } from '../shared/db.ts';
-import { coerceError } from '../shared/errors/index.ts';
+import { coerceError, safeErrorMessage } from '../shared/errors/index.ts';
 import type { Logger } from '../shared/logger.ts';
 import { countOutcomes, type OrderLatencyMetrics, type StageMetrics } from '../shared/metrics/stage-metrics.ts';
 import type { LockedOrder } from '../shared/orders/apply-changes.ts';
 import type { PricingInput, PricingResult } from '../shared/orders/pricing.ts';
+import { orderTrail, requestIdOf } from '../shared/orders/request-ids.ts';
 import { nextAttemptAt, type RetryPolicy } from '../shared/orders/retry-schedule.ts';
 import { transitionOrders } from '../shared/orders/transition-orders.ts';
 import { writeOrders, type OrderWriterDeps } from '../shared/orders/write-orders.ts';
@@ -64,9 +65,11 @@ export async function priceOrdersJob(payload: JobPayloads['orders.price'], deps:
   const started = performance.now();
   const rows = await deps
     .db('orders')
-    .select('id', 'status', 'version', 'zone_id', 'pickup_lat', 'pickup_lng', 'dropoff_lat', 'dropoff_lng', 'items', deps.db.raw(CREATED_AGE_US))
+    .select('id', 'status', 'version', 'zone_id', 'pickup_lat', 'pickup_lng', 'dropoff_lat', 'dropoff_lng', 'items', 'request_id', deps.db.raw(CREATED_AGE_US))
     .whereIn('id', [...new Set(payload.orderIds)]);
   const readAt = performance.now();
+  // Read in the same SELECT, for the outcome line: following an order costs no round trip.
+  const requestIds = new Map(rows.map((row) => [String(row.id), requestIdOf(row)]));
   const created: Created[] = [];
   const unreadable = new Map<string, string>();
   const zonesOwed = new Set<string>();
@@ -120,10 +123,15 @@ export async function priceOrdersJob(payload: JobPayloads['orders.price'], deps:
     ms: Math.round(performance.now() - started),
   };
   observe(deps, payload, outcome, created, applied, performance.now() - readAt);
+  // The batch's one line, also when it fails (the failure's own line names the job, as this one does).
+  deps.logger.info(
+    { ...outcome, stillBusy, attempt: payload.attempt, ...orderTrail(payload.orderIds, requestIds) },
+    `price batch: ${outcome.priced} priced, ${outcome.movedOn} moved on, ${outcome.failed} failed, ${outcome.missing} missing` +
+      `${stillBusy > 0 ? `, ${stillBusy} held elsewhere` : ''} in ${outcome.ms} ms`,
+  );
   if (stillBusy > 0) {
     throw new Error(`${stillBusy} of ${payload.orderIds.length} orders were held by other writers past ${deps.lockWaitMs} ms; the retry prices them`);
   }
-  deps.logger.debug({ ...outcome, orders: payload.orderIds.length }, 'price batch');
   return outcome;
 }
 
@@ -136,7 +144,8 @@ export async function recordPricingFailed(
   error: Error,
   deps: Pick<PriceOrdersDeps, 'writer' | 'retry' | 'jobId'>,
 ): Promise<number> {
-  const reason = error.message.slice(0, 1000);
+  // Stored in the rows and their events: a database error's statement and quoted values stay out.
+  const reason = safeErrorMessage(error).slice(0, 1000);
   const { outcome } = await transitionOrders(
     deps.writer,
     payload.orderIds.map((orderId) => ({

@@ -3,6 +3,7 @@ import type { Logger } from '../shared/logger.ts';
 import type { MaintenanceMetrics } from '../shared/metrics/maintenance-metrics.ts';
 import type { NotificationKind, OwedNotification } from '../shared/notifications/kinds.ts';
 import type { LockedOrder } from '../shared/orders/apply-changes.ts';
+import { orderTrail, requestIdOf } from '../shared/orders/request-ids.ts';
 import { nextAttemptAt, type RetryPolicy } from '../shared/orders/retry-schedule.ts';
 import { transitionOrders } from '../shared/orders/transition-orders.ts';
 import type { OrderWriterDeps } from '../shared/orders/write-orders.ts';
@@ -145,11 +146,13 @@ function groupBy<T>(rows: readonly T[], key: (row: T) => string | null, into: Gr
 async function reconcileCreated(deps: ReconcileDeps, dryRun: boolean, result: Mutable<ReconcileOutcome['created']>): Promise<void> {
   // Every page first, then the lookups: a batch's orders may span pages, and it is put back whole.
   const groups: Groups<{ id: string; attempts: number }> = new Map();
+  // Read with the rows, for the lines that name the orders put back or given up.
+  const requestIds = new Map<string, string | null>();
   for (let afterId = '0'; ; ) {
     deps.signal?.throwIfAborted();
     // (status, next_attempt_at) index: a CREATED order has no next attempt, so this walks it in id order.
     const rows = await deps.db('orders')
-      .select('id', 'attempts', 'price_job_id')
+      .select('id', 'attempts', 'price_job_id', 'request_id')
       .where({ status: 'CREATED' })
       .whereNull('next_attempt_at')
       .where('id', '>', afterId)
@@ -157,6 +160,7 @@ async function reconcileCreated(deps: ReconcileDeps, dryRun: boolean, result: Mu
       .orderBy('id')
       .limit(deps.batchSize);
     result.checked += rows.length;
+    for (const row of rows) requestIds.set(String(row.id), requestIdOf(row));
     groupBy(
       rows.map((row) => ({ id: String(row.id), attempts: Number(row.attempts), jobId: row.price_job_id === null ? null : String(row.price_job_id) })),
       (row) => row.jobId,
@@ -171,12 +175,22 @@ async function reconcileCreated(deps: ReconcileDeps, dryRun: boolean, result: Mu
     const looks = await deps.producer.lookUp('orders', page.map(([jobId]) => jobId));
     for (const [index, [jobId, orders]] of page.entries()) {
       const look = looks[index]!;
+      const orderIds = orders.map((order) => order.id);
       if (look === 'live') result.live += orders.length;
       else if (look === 'missing') {
-        if (!dryRun) await deps.producer.putBack('orders.price', { orderIds: orders.map((order) => order.id), attempt: orders[0]!.attempts, batch: batchNameOf(jobId, 'price') });
+        if (!dryRun) {
+          await deps.producer.putBack('orders.price', { orderIds, attempt: orders[0]!.attempts, batch: batchNameOf(jobId, 'price') });
+          deps.logger.info({ priceJob: jobId, ...orderTrail(orderIds, requestIds) }, `reconciled price batch ${jobId}: lost; put back with its ${orderIds.length} CREATED orders`);
+        }
         result.enqueued += orders.length;
       } else {
-        if (!dryRun) await recordGaveUp(deps, orders.map((order) => order.id), jobId);
+        if (!dryRun) {
+          await recordGaveUp(deps, orderIds, jobId);
+          deps.logger.info(
+            { priceJob: jobId, ...orderTrail(orderIds, requestIds) },
+            `reconciled price batch ${jobId}: finished with ${orderIds.length} orders still CREATED; recorded PRICING_FAILED`,
+          );
+        }
         result.finished += orders.length;
       }
     }
@@ -191,6 +205,7 @@ async function reconcileCreated(deps: ReconcileDeps, dryRun: boolean, result: Mu
         const jobId = priceBatchJobId(payload.orderIds, payload.attempt);
         await deps.db('orders').whereIn('id', payload.orderIds).where({ status: 'CREATED' }).whereNull('price_job_id').update({ price_job_id: jobId });
         await deps.producer.putBack('orders.price', payload);
+        deps.logger.info({ priceJob: jobId, ...orderTrail(payload.orderIds, requestIds) }, `reconciled ${payload.orderIds.length} CREATED orders that named no price batch: enqueued as ${jobId}`);
       }
       result.enqueued += payload.orderIds.length;
     }
@@ -278,8 +293,12 @@ async function reconcileNotifications(deps: ReconcileDeps, dryRun: boolean, resu
       result.enqueued += owed.length;
       return;
     }
-    for (const row of givenUp) {
-      deps.logger.warn({ orderId: row.orderId, kind: row.kind, attempts: row.attempts }, 'notification left PENDING: its attempt budget is spent');
+    // One line per group, not per notification: every run finds them again until an operator acts.
+    if (givenUp.length > 0) {
+      deps.logger.warn(
+        { notifyJob: jobId, notifications: givenUp.map(({ orderId, kind, attempts }) => ({ orderId, kind, attempts })) },
+        `${givenUp.length} notifications left PENDING: their attempt budget is spent`,
+      );
     }
     if (owed.length === 0) return;
     const notifications = owed.map(({ orderId, kind }) => ({ orderId, kind }));

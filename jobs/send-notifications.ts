@@ -14,6 +14,7 @@ import {
   type LedgerEntry,
 } from '../shared/notifications/notification-ledger.ts';
 import type { MessageOutcome, NotificationBatchSender } from '../shared/notifications/provider-client.ts';
+import { orderTrail } from '../shared/orders/request-ids.ts';
 import type { JobPayloads } from './payloads.ts';
 
 export interface SendNotificationsDeps {
@@ -89,7 +90,13 @@ export async function sendNotificationsJob(payload: JobPayloads['notify.batch'],
   await recordFailures(deps.db, unavailable, { takeBackAttempt: true });
 
   const outcome = { sent: marked.size, alreadySent, refused: orphans.length + refused.length, ms: Math.round(performance.now() - started) };
-  deps.logger.debug({ ...outcome, notifications: items.length, failed: failed.length, unavailable: unavailable.length }, 'notification batch');
+  const requestIds = new Map([...contexts.values()].map((context) => [context.orderId, context.requestId]));
+  // The batch's one line, also when it fails (the failure's own line names the job, as this one does).
+  deps.logger.info(
+    { ...outcome, notifications: items.length, failed: failed.length, unavailable: unavailable.length, ...orderTrail(items.map((item) => item.orderId), requestIds) },
+    `notification batch: ${outcome.sent} sent, ${outcome.alreadySent} already sent, ${outcome.refused} refused, ${failed.length} failed, ` +
+      `${unavailable.length} waiting for the provider, of ${items.length} in ${outcome.ms} ms`,
+  );
   if (deps.metrics) {
     deps.metrics.stageBatchSize.observe({ stage: 'notify' }, items.length);
     countOutcomes(deps.metrics, 'notify', {

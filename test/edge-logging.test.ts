@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { loggerOptions } from '../shared/logger.ts';
 import { readRequestIds } from '../shared/orders/request-ids.ts';
+import { cliLogger } from '../workers/cli/session.ts';
 import { createTestWeb, orderBody, type TestWeb } from './support/test-web.ts';
 
 /** Request ids (X-Request-Id in, out, on log lines and stored with the order) and what never reaches a log line. */
@@ -187,5 +188,25 @@ describe('redaction of what the app logs', () => {
     expect(text).not.toContain('8613700001111');
     expect(text).not.toContain('Hidden St');
     expect(JSON.parse(captured[1]!).order.dropoff).toEqual({ phone: '[redacted]', address: '[redacted]', lat: 1 });
+  });
+});
+
+describe("the operator CLI's logger", () => {
+  it("redacts and scrubs as the processes' loggers do", async () => {
+    const captured: string[] = [];
+    const logger = cliLogger({ logLevel: 'info' }, { write: (line: string) => void captured.push(line) });
+    const person = { phone: '+8613955556666', address: '12 Quiet Lane' };
+    const dbError = await web.database.db
+      .raw('SELECT FROM orders WHERE dropoff_phone = ? AND dropoff_address = ?', [person.phone, person.address])
+      .catch((error: Error) => error);
+    expect(String((dbError as Error).message)).toContain(person.phone);
+    logger.warn({ err: dbError, order: { dropoff: person }, headers: { authorization: 'Bearer ck_cli-secret' } }, 'a command failed');
+    logger.info({ note: 'below warn' }, 'not written: the CLI logs warnings and errors only');
+    expect(captured).toHaveLength(1);
+    const text = captured[0]!;
+    expect(text).not.toContain('13955556666');
+    expect(text).not.toContain('Quiet Lane');
+    expect(text).not.toContain('ck_cli-secret');
+    expect(JSON.parse(text)).toMatchObject({ name: 'cli', err: { code: 'ER_PARSE_ERROR' }, order: { dropoff: { phone: '[redacted]' } } });
   });
 });

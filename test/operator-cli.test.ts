@@ -477,6 +477,7 @@ describe('orders:show', () => {
       });
       try {
         const id = await seedOrder(db, 'CREATED', { ageMs: 0, priceJobId: 'price-story-1-a0' });
+        await db('orders').where({ id }).update({ request_id: 'story-req-7f3a:01HZX' });
         const priced = await transitionOrder(writer, { orderId: id, to: 'PRICED', reason: '4200 m, surge 1', patch: { fee_cents: 800, eta_seconds: 1500 } }, { actor: 'worker:price', jobId: 'price-story-1-a0', waitMs: 1000 });
         expect(priced.kind).toBe('done');
         const dispatched = await writeOrders(writer, {
@@ -493,6 +494,8 @@ describe('orders:show', () => {
         expect(run.code, run.output).toBe(0);
         expect(run.stdout).toMatch(new RegExp(`^order ${id}: DISPATCHED \\(version 3\\), merchant 1001, zone test-zone`, 'm'));
         expect(run.stdout).toMatch(/rider 7101, fee 800 cents, ETA 1500 s, attempts 0/);
+        // The request it was created under: what to grep the processes' logs for.
+        expect(run.stdout).toMatch(/^ {2}request story-req-7f3a:01HZX$/m);
         expect(run.stdout).toMatch(/v2 \S+ {2}CREATED -> PRICED {2}by worker:price: 4200 m, surge 1 {2}\[job price-story-1-a0\]/);
         expect(run.stdout).toMatch(/v3 \S+ {2}PRICED -> DISPATCHED {2}by worker:dispatch: rider 7101 {2}\[job dispatch-test-zone-1\]/);
         expect(run.stdout).toMatch(new RegExp(`customer\\.dispatched: PENDING, 0 calls {2}\\[job ${notifyJob}\\]`));
@@ -504,6 +507,7 @@ describe('orders:show', () => {
         const story = JSON.parse(json.stdout);
         expect(story.events.map((event: { to: string }) => event.to)).toEqual(['PRICED', 'DISPATCHED']); // seeded: no intake event
         expect(story.jobIds).toEqual(['price-story-1-a0', 'dispatch-test-zone-1', notifyJob]);
+        expect(story.requestId).toBe('story-req-7f3a:01HZX');
         expect(story.jobs[notifyJob]).toBe('waiting on notifications');
       } finally {
         await producer.close();

@@ -3,7 +3,7 @@ import { JOB_TYPES, type JobType } from '../jobs/job-types.ts';
 import { isJobName, parsePayload, type JobName } from '../jobs/payloads.ts';
 import type { JobContext, ServicesOf } from '../jobs/services.ts';
 import type { Config } from '../shared/config.ts';
-import { coerceError } from '../shared/errors/index.ts';
+import { coerceError, scrubError } from '../shared/errors/index.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { JobOutcome, QueueMetrics } from '../shared/metrics/queue-metrics.ts';
 import type { QueueName } from '../shared/queues/queue-names.ts';
@@ -38,6 +38,7 @@ export interface QueueWorkerOptions<Q extends QueueName> {
 
 type AnyJobType = JobType<JobName, QueueName> & {
   run(payload: unknown, services: unknown, job: JobContext): Promise<unknown>;
+  orderIds?(payload: unknown): readonly string[];
   onFinalFailure?(payload: unknown, error: Error, services: unknown, job: JobContext): Promise<void>;
 };
 
@@ -81,7 +82,9 @@ export function startQueueWorker<Q extends QueueName>(opts: QueueWorkerOptions<Q
         outcome = 'completed';
         return result;
       } catch (thrown) {
-        const error = coerceError(thrown);
+        // What BullMQ keeps (failedReason, stacktrace, shown on the dashboard), what the failure is logged
+        // with and what onFinalFailure stores in the orders: a database error's statement and values withheld.
+        const error = scrubError(coerceError(thrown)) as Error;
         const waitMs = type.postponeFor?.(error, job.timestamp);
         if (waitMs === undefined || token === undefined) throw error;
         await job.moveToDelayed(Date.now() + waitMs, token);
@@ -91,6 +94,16 @@ export function startQueueWorker<Q extends QueueName>(opts: QueueWorkerOptions<Q
       }
     } finally {
       metrics?.jobSeconds.observe({ queue, outcome }, (performance.now() - started) / 1000);
+    }
+  };
+
+  /** The orders a failed job carried (a malformed payload names none). */
+  const orderIdsOf = (job: Job): { orderIds?: readonly string[] } => {
+    try {
+      const type = typeOf(job.name);
+      return type.orderIds ? { orderIds: type.orderIds(parsePayload(job.name as JobName, job.data)) } : {};
+    } catch {
+      return {};
     }
   };
 
@@ -122,7 +135,7 @@ export function startQueueWorker<Q extends QueueName>(opts: QueueWorkerOptions<Q
     ...(opts.hold ? { hold: opts.hold } : {}),
     ...(metrics ? { trackQueue: metrics.trackQueue } : {}),
     onFailed: (job, error, final) => {
-      const fields = { job: job.id, name: job.name, attemptsMade: job.attemptsMade, final, err: error };
+      const fields = { job: job.id, name: job.name, attemptsMade: job.attemptsMade, final, err: error, ...orderIdsOf(job) };
       if (final) logger.error(fields, `${job.name} job failed for good`);
       else logger.warn(fields, `${job.name} job attempt failed; retrying later`);
       if (final && error.name !== 'UnrecoverableError') recordFinalFailure(job, error);

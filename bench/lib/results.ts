@@ -15,7 +15,7 @@ import { roundForJson, summaryWithSeriesJson, type SeriesTable } from './series-
 export const RESULTS_DIR = join(ROOT, 'bench', 'results');
 const RESULTS_MD = join(ROOT, 'bench', 'RESULTS.md');
 /** The order of the sections in RESULTS.md. */
-const BENCHES = ['intake', 'pipeline', 'reads', 'recovery'] as const;
+const BENCHES = ['intake', 'pipeline', 'reads', 'recovery', 'logs'] as const;
 const LATEST_BEGIN = '<!-- latest: begin (written by the benches, bench/lib/results.ts; edit below the history marker instead) -->';
 const LATEST_END = '<!-- latest: end -->';
 const HISTORY_BEGIN = '<!-- history: begin -->';

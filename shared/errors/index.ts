@@ -7,5 +7,5 @@ export { ProviderUnavailableError } from './provider-unavailable-error.ts';
 export { ProviderRejectedError } from './provider-rejected-error.ts';
 export { InvalidJobPayloadError } from './invalid-job-payload-error.ts';
 export { LockTimeoutError } from './lock-timeout-error.ts';
-export { scrubError, isDatabaseError } from './scrub-error.ts';
+export { scrubError, safeErrorMessage, isDatabaseError } from './scrub-error.ts';
 export { ClientLookupError } from './client-lookup-error.ts';

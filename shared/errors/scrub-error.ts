@@ -5,8 +5,9 @@
  * '<the rest of the statement>'`). An intake batch's statement holds the phone numbers and
  * addresses of every order in it. The logger's `err` serializer runs every logged error through
  * here (every process), so nothing logs those fields; code that stores an error's text elsewhere
- * (a row, a job) should store `scrubError(error).message`.
+ * (a row, a job) stores `safeErrorMessage(error)`.
  */
+import { coerceError } from './coerce-error.ts';
 
 /** What a database error keeps: enough to tell what went wrong, nothing of the data. */
 const KEPT_FIELDS = ['code', 'errno', 'sqlState', 'fatal'] as const;
@@ -15,6 +16,14 @@ const KEPT_FIELDS = ['code', 'errno', 'sqlState', 'fatal'] as const;
 const IDENTIFIER = /\b(for key|key|column|table|index|constraint|database|field|procedure|function|variable)\s+'([A-Za-z0-9_$.]{1,128})'/gi;
 
 const MAX_DEPTH = 8;
+
+/**
+ * The text to store of whatever was thrown (an order's last_error, a ledger row's, a job's failed
+ * reason): its message, with a database error's statement and quoted values withheld.
+ */
+export function safeErrorMessage(thrown: unknown): string {
+  return (scrubError(coerceError(thrown)) as Error).message;
+}
 
 /** mysql2 and knex errors: they carry a SQL state, a server message or the statement. */
 export function isDatabaseError(error: Error): boolean {

@@ -1,4 +1,5 @@
 import type { Db } from '../db.ts';
+import { requestIdOf } from '../orders/request-ids.ts';
 import type { NotificationKind } from './kinds.ts';
 
 /** What a notification is written from: the order and its merchant. */
@@ -9,6 +10,8 @@ export interface NotificationContext {
   readonly riderId: string | null;
   readonly merchantId: string;
   readonly merchantName: string;
+  /** The X-Request-Id the order was created under (null before they were stored): for the batch's log line, never in a message. */
+  readonly requestId: string | null;
 }
 
 /** The orders with their merchants, in one query; an order missing (or its merchant) is missing from the map. */
@@ -17,7 +20,7 @@ export async function loadNotificationContexts(db: Db, orderIds: readonly string
   if (orderIds.length === 0) return contexts;
   const rows = await db('orders')
     .join('merchants', 'merchants.id', 'orders.merchant_id')
-    .select('orders.id', 'orders.dropoff_phone', 'orders.eta_seconds', 'orders.rider_id', 'merchants.id as merchant_id', 'merchants.name as merchant_name')
+    .select('orders.id', 'orders.dropoff_phone', 'orders.eta_seconds', 'orders.rider_id', 'merchants.id as merchant_id', 'merchants.name as merchant_name', 'orders.request_id')
     .whereIn('orders.id', [...new Set(orderIds)]);
   for (const row of rows) {
     contexts.set(String(row.id), {
@@ -27,6 +30,7 @@ export async function loadNotificationContexts(db: Db, orderIds: readonly string
       riderId: row.rider_id === null ? null : String(row.rider_id),
       merchantId: String(row.merchant_id),
       merchantName: String(row.merchant_name),
+      requestId: requestIdOf(row),
     });
   }
   return contexts;

@@ -1,7 +1,8 @@
 import CircuitBreaker from 'opossum';
 import { Pool } from 'undici';
 import type { Config } from '../config.ts';
-import { coerceError } from '../errors/index.ts';
+import { coerceError, safeErrorMessage } from '../errors/index.ts';
+import { maskText } from '../privacy/mask-personal-data.ts';
 import type { NotificationKind } from './kinds.ts';
 
 /** One notification as the provider receives it. */
@@ -169,7 +170,8 @@ export class ProviderClient implements NotificationBatchSender {
       if (thrown instanceof MostlyFailedCall) return thrown.outcomes;
       const error = coerceError(thrown);
       const all = (outcome: MessageOutcome) => messages.map(() => outcome);
-      if (!CircuitBreaker.isOurError(error)) return all({ kind: 'failed', reason: error.message });
+      // The reason is stored in the ledger (last_error): an error's text there never quotes a statement's values.
+      if (!CircuitBreaker.isOurError(error)) return all({ kind: 'failed', reason: safeErrorMessage(error) });
       const code = (error as { code?: unknown }).code;
       if (code === 'ETIMEDOUT') return all({ kind: 'failed', reason: `the notification provider did not answer within ${this.config.notifyTimeoutMs} ms` });
       if (code === 'ESHUTDOWN') return all({ kind: 'unavailable', reason: 'the notification provider client is closed' });
@@ -275,7 +277,8 @@ function readOutcomes(messages: readonly NotificationMessage[], body: string): M
     const result = byKey.get(notificationIdempotencyKey(message.orderId, message.kind));
     if (!result) return { kind: 'failed', reason: 'the notification provider answered without a result for this message' };
     const status = Number(result.status);
-    const detail = `${status}${typeof result.message === 'string' ? `: ${result.message.slice(0, 200)}` : ''}`;
+    // The provider's own words go into the ledger: a provider that echoes the recipient ("invalid number +86...") is masked.
+    const detail = `${status}${typeof result.message === 'string' ? `: ${maskText(result.message.slice(0, 200))}` : ''}`;
     if (status >= 200 && status < 300 && typeof result.id === 'string' && result.id.length > 0) {
       return { kind: 'sent', messageId: result.id, replayed: result.duplicate === true };
     }

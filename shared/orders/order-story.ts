@@ -30,6 +30,8 @@ export interface OrderStory {
   readonly clientId: string;
   /** The price batch named by the row (the one carrying it while CREATED). */
   readonly priceJobId: string | null;
+  /** The X-Request-Id it was created under (null before they were stored): grep the processes' logs for it. */
+  readonly requestId: string | null;
   readonly events: readonly OrderEvent[];
   readonly notifications: readonly OrderNotification[];
   /** Every job id its events and notifications name, first seen first. */
@@ -42,7 +44,7 @@ const iso = (value: unknown) => new Date(value as string).toISOString();
 export async function readOrderStory(db: Db, orderId: string): Promise<OrderStory | undefined> {
   const [record, row, events, notifications] = await Promise.all([
     readOrder(db, orderId),
-    db('orders').select('price_job_id').where({ id: orderId }).first(),
+    db('orders').select('price_job_id', 'request_id').where({ id: orderId }).first(),
     db('order_events').select('version', 'from_status', 'to_status', 'actor', 'reason', 'job_id', 'created_at').where({ order_id: orderId }).orderBy('version'),
     db('notifications')
       .select('kind', 'status', 'attempts', 'job_id', 'provider_message_id', 'last_error', 'sent_at', 'updated_at')
@@ -54,6 +56,7 @@ export async function readOrderStory(db: Db, orderId: string): Promise<OrderStor
     order: record.order,
     clientId: record.clientId,
     priceJobId: row?.price_job_id ?? null,
+    requestId: row?.request_id ?? null,
     events: events.map((event) => ({
       version: Number(event.version),
       from: event.from_status ?? null,

@@ -29,7 +29,7 @@ export function registerOrdersShow(program: Command, deps: ShowDeps): void {
     .command('orders:show')
     .summary("one order's story: its row, events, notifications and the batch jobs that carried it")
     .description(
-      'print one order as MySQL holds it (status, version, rider, fee, ETA, attempts, last error), its events in order ' +
+      'print one order as MySQL holds it (status, version, rider, fee, ETA, attempts, last error, the request id it was created under), its events in order ' +
         '(from -> to, actor, reason, the batch job that made each), its notifications (state, attempts, provider message, ' +
         'last error, batch job), and the state of each of those jobs in Redis (waiting, active, completed, failed, or gone)',
     )
@@ -104,6 +104,7 @@ function render(story: OrderStory, jobs: JobStates): string[] {
     `  rider ${order.riderId ?? '-'}, fee ${order.feeCents ?? '-'} cents, ETA ${order.etaSeconds ?? '-'} s, attempts ${order.attempts}` +
       `${order.lastError ? `, last error: ${order.lastError}` : ''}`,
     `  created ${order.createdAt}, updated ${order.updatedAt}${story.priceJobId ? `, price batch ${story.priceJobId}` : ''}`,
+    `  request ${story.requestId ?? '- (created before request ids were stored)'}`,
     '',
     `events (${story.events.length}):`,
     ...story.events.map(

@@ -8,16 +8,19 @@ import { once } from 'node:events';
 import { pino } from 'pino';
 import type { Config } from '../../shared/config.ts';
 import type { Db } from '../../shared/db.ts';
-import type { Logger } from '../../shared/logger.ts';
+import { loggerOptions, type Logger } from '../../shared/logger.ts';
 import type { Redis } from '../../shared/redis.ts';
 import { withDeadline } from '../../shared/with-deadline.ts';
 import type { OrderMaintenance } from '../order-maintenance.ts';
 import { reasonOf } from './format.ts';
 
-/** A logger for the commands' own runs: warnings and errors only, on stderr (stdout carries the report). */
-export function cliLogger(config: Pick<Config, 'logLevel'>): Logger {
+/**
+ * A logger for the commands' own runs: warnings and errors only, on stderr (stdout carries the
+ * report), with the processes' redaction and error scrubbing (shared/logger.ts).
+ */
+export function cliLogger(config: Pick<Config, 'logLevel'>, destination: pino.DestinationStream = pino.destination({ fd: 2, sync: true })): Logger {
   const level = config.logLevel === 'silent' ? 'silent' : 'warn';
-  return pino({ name: 'cli', level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }));
+  return pino(loggerOptions({ logLevel: level }, 'cli'), destination);
 }
 
 /** A pool on MySQL that has answered once, or a one-line reason within about twice DB_TIMEOUT_MS. */
