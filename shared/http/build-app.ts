@@ -19,8 +19,10 @@ import { ApiError } from '../errors/index.ts';
 import type { EdgeMetrics } from './edge-metrics.ts';
 import { handleError, installErrorHandling, sendError } from './error-handler.ts';
 import { InFlightGate } from './in-flight.ts';
+import { lazyRequestLogger } from './lazy-request-logger.ts';
 import { registerRateLimit } from './rate-limit.ts';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.ts';
+import { requestTimer } from './request-metrics.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { orderRoutes } from './routes/orders.ts';
 
@@ -39,6 +41,8 @@ export interface AppDeps {
     | 'intakeMaxPending'
     | 'rateLimitPerSecond'
     | 'cachePrefix'
+    | 'l1TtlMs'
+    | 'l1Max'
   >;
   /** The tracking view's parts; default: read from MySQL. */
   readonly tracking?: TrackingParts;
@@ -79,6 +83,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Per-request info logs would cost more than the intake itself at peak; errors are still logged,
     // each line with its request's id (X-Request-Id when good, else a new one).
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
+    childLoggerFactory: lazyRequestLogger,
     bodyLimit: config.bodyLimitBytes,
     // A request that reaches a draining instance is answered below, in the contract's shape
     // (Fastify's own 503 has no code).
@@ -105,16 +110,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('preClose', async () => {
     draining = true;
   });
-  app.addHook('onRequest', async (_request, reply) => {
-    if (draining) return sendError(reply, new ApiError('SHUTTING_DOWN'));
+  // Callback hooks, not async ones: every request passes them, and a promise each is not free.
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (draining) sendError(reply, new ApiError('SHUTTING_DOWN'));
+    else done();
   });
 
-  app.addHook('onResponse', async (request, reply) => {
-    deps.metrics.httpRequestSeconds.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
-  });
+  app.addHook('onResponse', requestTimer(deps.metrics.httpRequestSeconds));
 
   await app.register(operationsRoutes, {
     db: deps.db,
@@ -158,7 +160,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       lockWaitMs: config.lockWaitMs,
       reader: deps.reader,
       recentWriters: deps.recentWriters,
-      tracking: deps.tracking ?? mysqlTrackingParts(deps.db),
+      tracking: deps.tracking ?? mysqlTrackingParts(deps.db, { riderTtlMs: config.l1TtlMs, max: config.l1Max }),
       trackingPartTimeoutMs: config.trackingPartTimeoutMs,
       dbTimeoutMs: config.dbTimeoutMs,
     });
