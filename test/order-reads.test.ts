@@ -98,6 +98,41 @@ describe('the read path', () => {
     expect(changed.json()).toMatchObject({ status: 'CANCELLED', version: 2 });
   });
 
+  it('a version answers the body and tag made for it; a new version a new body, and an old tag then gets a 200 with it', async () => {
+    const id = await web.postOrder();
+    const first = await get(web.runtime, id, web.apiKey);
+    const again = await get(web.runtime, id, web.apiKey);
+    expect(again.body).toBe(first.body); // the same version: the same bytes, made once
+    expect(first.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(first.json()).toEqual((await web.runtime.reader.get(id)).record!.order);
+
+    expect((await cancel(web.runtime, id)).statusCode).toBe(200);
+    const stale = await get(web.runtime, id, web.apiKey, { 'if-none-match': '"v1"' });
+    expect(stale.statusCode).toBe(200);
+    expect(stale.headers.etag).toBe('"v2"');
+    expect(stale.json()).toMatchObject({ id, status: 'CANCELLED', version: 2 });
+    expect(stale.json()).toEqual((await web.runtime.reader.get(id)).record!.order);
+    expect(stale.body).not.toBe(first.body);
+  });
+
+  it('a 304 carries the tag and no body at all (no Content-Length of a serialized null)', async () => {
+    const id = await web.postOrder();
+    await get(web.runtime, id, web.apiKey);
+    const notModified = await get(web.runtime, id, web.apiKey, { 'if-none-match': '"v1"' });
+    expect(notModified.statusCode).toBe(304);
+    expect(notModified.headers.etag).toBe('"v1"');
+    expect(notModified.rawPayload.length).toBe(0);
+    expect(notModified.headers['content-length']).toBeUndefined();
+  });
+
+  it("another client's order is a 404 whether or not this process holds it", async () => {
+    const id = await web.postOrder();
+    expect((await get(web.runtime, id, web.apiKey)).statusCode).toBe(200); // now in L1
+    const theirs = await get(web.runtime, id, web.otherApiKey);
+    expect(theirs.statusCode).toBe(404);
+    expect(theirs.headers.etag).toBeUndefined();
+  });
+
   it("another process's memory drops its copy when the invalidation arrives, long before its TTL", async () => {
     other = await createWebRuntime({ ...web.config, l1TtlMs: 60_000 }, pino({ level: 'silent' }));
     await other.subscribed;

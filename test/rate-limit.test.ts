@@ -122,6 +122,39 @@ describe('a client over its rate', () => {
   });
 });
 
+describe('a fast client', () => {
+  let fast: CreatedClient; // 1,000 a second: leases of 10
+
+  beforeAll(async () => {
+    fast = await createApiClient(web.database.db, new IdGenerator(8), 'fast app', { ratePerSecond: 1000 });
+  });
+
+  const counter = () => `${web.config.cachePrefix}:ratelimit:${fast.id}`;
+
+  it('takes its budget from Redis in leases of 1% of its rate, one round trip each', async () => {
+    await freshWindow(fast);
+    const first = await read(web.runtime, fast.key);
+    expect(first.headers['x-ratelimit-remaining']).toBe('999');
+    expect(await redis.get(counter())).toBe('10'); // ten tokens leased by this process
+    for (let i = 0; i < 9; i++) await read(web.runtime, fast.key);
+    expect(await redis.get(counter())).toBe('10'); // spent in memory
+    const eleventh = await read(web.runtime, fast.key);
+    expect(eleventh.statusCode).toBe(404);
+    expect(eleventh.headers['x-ratelimit-remaining']).toBe('989');
+    expect(await redis.get(counter())).toBe('20');
+  });
+
+  it('never passes its rate: a lease grants only what the shared counter holds below it, in any process', async () => {
+    await freshWindow(fast);
+    await redis.set(counter(), '995', 'PX', 5000); // other processes spent 995 of this window
+    const answers = [];
+    for (let i = 0; i < 7; i++) answers.push((await read(web.runtime, fast.key)).statusCode);
+    expect(answers).toEqual([404, 404, 404, 404, 404, 429, 429]);
+    expect((await read(second, fast.key)).statusCode).toBe(429);
+    await redis.del(counter());
+  });
+});
+
 describe('over a socket', () => {
   it('Retry-After says when to come back, and then the client is let through', async () => {
     await web.runtime.app.listen({ port: 0, host: '127.0.0.1' });

@@ -95,6 +95,8 @@ export async function createWebRuntime(
     enqueueNotifications: async (_jobId, notifications) => void (await producer.add('notify.batch', { notifications: [...notifications] })),
     onLocked: metrics.lockObserver('order'),
   });
+  // Bound once: inc({ source }) would build the label key on every read.
+  const reads = { l1: metrics.orderReads.labels('l1'), l2: metrics.orderReads.labels('l2'), mysql: metrics.orderReads.labels('mysql') };
   reader = new OrderReader({
     cache: writer.cache,
     primary: db,
@@ -104,7 +106,7 @@ export async function createWebRuntime(
     l1TtlMs: config.l1TtlMs,
     l1Max: config.l1Max,
     logger,
-    onRead: (source) => metrics.orderReads.inc({ source }),
+    onRead: (source) => reads[source].inc(),
     enabled: config.orderCache === 'on',
   });
   // Not awaited: with Redis away at start the web still serves (reads fall back to MySQL, L1 lives
@@ -129,7 +131,7 @@ export async function createWebRuntime(
     authenticator: new Authenticator(db, { ttlSeconds: config.authCacheTtlSeconds }),
     queues,
     describeJob,
-    tracking: riderBehindSwitch(mysqlTrackingParts(db), switches),
+    tracking: riderBehindSwitch(mysqlTrackingParts(db, { riderTtlMs: config.l1TtlMs, max: config.l1Max }), switches),
     ...(opts.isShuttingDown ? { isShuttingDown: opts.isShuttingDown } : {}),
   });
   if (config.warmupOnStart) {

@@ -1,13 +1,14 @@
-/** The read load (autocannon GETs of ids drawn from the hot set, stopped cleanly), the Redis server's pid and how busy the machine is. */
+/** The read load (autocannon GETs of ids drawn from the hot set, as the server's Load asks, stopped cleanly), the Redis server's pid and how busy the machine is. */
 import { performance } from 'node:perf_hooks';
 import autocannon, { type Client, type RequestParams, type Result } from 'autocannon';
 import { Redis } from 'ioredis';
 import { stopCleanlyAfter } from '../lib/clean-stop.ts';
 import { prng } from '../lib/prng.ts';
 import { readMachineCpuMs, readProcCpuMs } from '../lib/proc-stats.ts';
+import type { Load } from './loads.ts';
 import { CONNECTIONS, LOAD_DRAIN_BOUND_S } from './settings.ts';
 
-// The read load: GET /v1/orders/<id>, ids drawn from the hot set
+// The read load: the server's request for ids drawn from the hot set
 
 export interface GetLoadRun {
   readonly result: Result;
@@ -15,7 +16,8 @@ export interface GetLoadRun {
   readonly windowS: number;
   readonly sent: number;
   readonly responses: number;
-  readonly status200: number;
+  /** Responses with the status the load expects (200, or 304 for the conditional GET). */
+  readonly statusRight: number;
   readonly unanswered: number;
   readonly drained: boolean;
 }
@@ -26,7 +28,7 @@ export interface GetLoadRun {
  */
 export function runGetLoad(opts: {
   url: string;
-  apiKey: string;
+  load: Load;
   hot: readonly string[];
   seconds: number;
   seed: number;
@@ -35,9 +37,9 @@ export function runGetLoad(opts: {
 }): Promise<GetLoadRun> {
   const clients: Client[] = [];
   const random = prng(opts.seed);
-  const nextPath = () => `/v1/orders/${opts.hot[Math.floor(random() * opts.hot.length)]!}`;
+  const next = () => opts.load.request(opts.hot[Math.floor(random() * opts.hot.length)]!);
   let responses = 0;
-  let status200 = 0;
+  let statusRight = 0;
   let lastResponseAt = 0;
   return new Promise<GetLoadRun>((resolveRun, rejectRun) => {
     const startedAt = performance.now();
@@ -52,10 +54,11 @@ export function runGetLoad(opts: {
         requests: [
           {
             method: 'GET',
-            path: nextPath(),
-            headers: { authorization: `Bearer ${opts.apiKey}` },
+            ...next(),
             setupRequest: (request: RequestParams) => {
-              request.path = nextPath();
+              const { path, headers } = next();
+              request.path = path;
+              request.headers = headers;
               return request;
             },
           },
@@ -69,12 +72,12 @@ export function runGetLoad(opts: {
         if (error) return rejectRun(error);
         const sent = clients.reduce((sum, client) => sum + client.reqsMade, 0);
         const unanswered = sent - responses;
-        resolveRun({ result, windowS: (lastResponseAt - startedAt) / 1000, sent, responses, status200, unanswered, drained: cleanStop.stopping && unanswered === 0 });
+        resolveRun({ result, windowS: (lastResponseAt - startedAt) / 1000, sent, responses, statusRight, unanswered, drained: cleanStop.stopping && unanswered === 0 });
       },
     );
     instance.on('response', (_client: Client, statusCode: number, _bytes: number, responseTimeMs: number) => {
       responses += 1;
-      if (statusCode === 200) status200 += 1;
+      if (statusCode === opts.load.status) statusRight += 1;
       opts.latencies?.push(responseTimeMs);
       lastResponseAt = performance.now();
     });

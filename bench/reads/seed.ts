@@ -1,7 +1,8 @@
 /**
  * The reads bench's data: one API client, one merchant, --orders active orders (CREATED, PRICED,
  * DISPATCHED, PICKED_UP, a few *_FAILED) and a quarter as many finished ones, interleaved through
- * the table, inserted in multi-row batches; and its Redis keys.
+ * the table, inserted in multi-row batches, with 30 riders and the dispatched orders' DISPATCHED
+ * events (the tracking view reads them); and its Redis keys.
  */
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
@@ -134,6 +135,15 @@ export async function seedDatabase(): Promise<Seeded> {
     }
   };
   await Promise.all([writer(), writer()]);
+  // What the tracking view reads besides the order: the riders' positions, and each dispatched
+  // order's DISPATCHED event (its ETA counts from it).
+  await db('riders').insert(
+    Array.from({ length: 30 }, (_, k) => ({ id: String(3000 + k), name: `Bench rider ${k}`, zone_id: MERCHANT.zone_id, lat: (31.21 + k * 0.002).toFixed(6), lng: (121.45 + k * 0.002).toFixed(6) })),
+  );
+  const events = rows
+    .filter((row) => row.rider_id !== null)
+    .map((row) => ({ order_id: row.id, from_status: 'PRICED', to_status: 'DISPATCHED', version: 3, actor: 'bench', created_at: new Date(Date.now() - 60_000 - Math.floor(random() * 600_000)) }));
+  for (let i = 0; i < events.length; i += BATCH) await db('order_events').insert(events.slice(i, i + BATCH));
   const insertS = (performance.now() - t0) / 1000;
   log(
     `bench: inserted ${fmt(rows.length)} orders in ${fmt(insertS, 2)} s, one client, merchant ${MERCHANT.id}: ${fmt(ORDER_COUNT)} active ` +

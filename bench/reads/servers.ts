@@ -1,7 +1,8 @@
 /**
- * Phase 3, the servers under the read load: cached and uncached (workers/web.ts with ORDER_CACHE on
- * and off), hello and hello-order (bench/reads/hello-get-server.ts), each its own process, checked
- * once, then loaded in turns; what each turn adds up to.
+ * Phase 3, the servers under the read load: cached, not-modified, tracking and healthz (workers/web.ts
+ * with ORDER_CACHE on, each under its own request: loads.ts), uncached (ORDER_CACHE off), hello and
+ * hello-order (bench/reads/hello-get-server.ts), each its own process, checked once, then loaded in
+ * turns; what each turn adds up to.
  */
 import { Agent } from 'node:http';
 import { cpus } from 'node:os';
@@ -16,6 +17,7 @@ import { fmt, log, progress } from '../lib/log.ts';
 import { BENCH_GROUP, cpuSnapshot, cpuWindow, mariadbPids, withChildren, type CpuGroups } from '../lib/cpu.ts';
 import { summarize } from '../lib/stats.ts';
 import { runGetLoad } from './get-load.ts';
+import { type Load, loadOf, rightAnswer } from './loads.ts';
 import type { Seeded } from './seed.ts';
 import { type ServerName, ALL_SERVERS, ROUNDS, SLICE_S, REDIS_URL, MYSQL_URL, CACHE_PREFIX, QUEUE_PREFIX, LOAD_SEED, START_TIMEOUT_MS, STOP_TIMEOUT_MS, shared } from './settings.ts';
 import { type InProcessStampede, type HttpStampede, httpGet, type Reads, scrapeReads, readsBetween } from './stampede.ts';
@@ -33,11 +35,14 @@ function cpuGroupsOf(serverPid: number): CpuGroups {
 
 export const SERVER_FILES: Record<ServerName, string> = {
   cached: 'workers/web.ts',
+  'not-modified': 'workers/web.ts',
+  tracking: 'workers/web.ts',
+  healthz: 'workers/web.ts',
   uncached: 'workers/web.ts',
   hello: 'bench/reads/hello-get-server.ts',
   'hello-order': 'bench/reads/hello-get-server.ts',
 };
-export const isWeb = (name: ServerName) => name === 'cached' || name === 'uncached';
+export const isWeb = (name: ServerName) => SERVER_FILES[name] === 'workers/web.ts';
 
 
 export interface RunningServer extends BenchProcess {
@@ -60,7 +65,7 @@ export function serverEnv(name: ServerName, port: number): NodeJS.ProcessEnv {
           REDIS_URL,
           QUEUE_PREFIX,
           CACHE_PREFIX,
-          ORDER_CACHE: name === 'cached' ? 'on' : 'off',
+          ORDER_CACHE: name === 'uncached' ? 'off' : 'on',
           WARMUP_ON_START: 'false',
           NODE_ID: String(ALL_SERVERS.indexOf(name) + 1),
         }),
@@ -89,7 +94,7 @@ export interface Slice {
   readonly responses: number;
   readonly windowS: number;
   readonly reqPerSec: number;
-  readonly non2xx: number;
+  readonly wrongStatus: number;
   readonly errors: number;
   readonly drained: boolean;
 }
@@ -98,6 +103,8 @@ export interface Slice {
 export interface ServerFigures {
   readonly name: ServerName;
   readonly file: string;
+  /** What it was asked (loads.ts). */
+  readonly what: string;
   readonly orderCache: 'on' | 'off' | null;
   readonly l1TtlMs: number | null;
   readonly l1Max: number | null;
@@ -108,8 +115,9 @@ export interface ServerFigures {
   /** Over every response of every slice, from autocannon's per-response time (sub-ms). */
   readonly latencyMs: { p50: number; p90: number; p99: number; max: number; average: number };
   readonly responses: number;
-  readonly status200: number;
-  readonly non2xx: number;
+  /** Responses with the status its load expects (200; 304 for not-modified). */
+  readonly statusRight: number;
+  readonly wrongStatus: number;
   readonly statusCodes: Record<string, number>;
   readonly errors: number;
   readonly timeouts: number;
@@ -133,6 +141,7 @@ export interface ServerFigures {
 /** A server under test, with what its slices have added up so far. */
 export interface ServerUnderTest {
   readonly name: ServerName;
+  readonly load: Load;
   readonly proc: RunningServer & { env: NodeJS.ProcessEnv };
   readonly config: Config | null;
   readonly checkPass: { requests: number; ok: number; wrong: string[] };
@@ -145,8 +154,8 @@ export interface ServerUnderTest {
   cpuWallS: number;
   reads: Reads | null;
   responses: number;
-  status200: number;
-  non2xx: number;
+  statusRight: number;
+  wrongStatus: number;
   errors: number;
   timeouts: number;
   bytes: number;
@@ -156,8 +165,8 @@ export interface ServerUnderTest {
   exit: { code: number | null; signal: string | null; forced: boolean } | null;
 }
 
-/** One GET of every hot order (16 at a time): each answers 200 and, from Courier, with its id, status and version. */
-export async function checkPass(url: string, apiKey: string, hot: readonly string[], expected: Seeded['expected'], hello: boolean) {
+/** One request of every hot order (16 at a time), as the load asks it: each answered right (loads.ts rightAnswer). */
+export async function checkPass(url: string, name: ServerName, load: Load, hot: readonly string[], expected: Seeded['expected']) {
   const agent = new Agent({ keepAlive: true, maxSockets: 16 });
   const wrong: string[] = [];
   let ok = 0;
@@ -166,14 +175,9 @@ export async function checkPass(url: string, apiKey: string, hot: readonly strin
     const worker = async () => {
       while (next < hot.length) {
         const id = hot[next++]!;
-        const { status, body } = await httpGet(agent, `${url}/v1/orders/${id}`, { authorization: `Bearer ${apiKey}` });
-        const want = expected.get(id)!;
-        let good = status === 200;
-        if (good && !hello) {
-          const order = JSON.parse(body) as { id?: string; status?: string; version?: number };
-          good = order.id === id && order.status === want.status && order.version === want.version;
-        }
-        if (good) ok += 1;
+        const { path, headers } = load.request(id);
+        const { status, body } = await httpGet(agent, `${url}${path}`, headers);
+        if (rightAnswer(name, id, expected.get(id), status, body)) ok += 1;
         else if (wrong.length < 5) wrong.push(`${id}: ${status} ${body.slice(0, 200)}`);
       }
     };
@@ -186,10 +190,12 @@ export async function checkPass(url: string, apiKey: string, hot: readonly strin
 
 export async function startUnderTest(name: ServerName, ctx: { apiKey: string; hot: readonly string[]; expected: Seeded['expected'] }): Promise<ServerUnderTest> {
   const web = isWeb(name);
-  progress(`  [${name}] starting ${SERVER_FILES[name]}${web ? ` (ORDER_CACHE=${name === 'cached' ? 'on' : 'off'})` : ''}`, true);
+  progress(`  [${name}] starting ${SERVER_FILES[name]}${web ? ` (ORDER_CACHE=${name === 'uncached' ? 'off' : 'on'})` : ''}`, true);
   const proc = await startServer(name);
+  const load = loadOf(name, ctx.apiKey, ctx.expected);
   const under: ServerUnderTest = {
     name,
+    load,
     proc,
     config: web ? loadConfig(proc.env) : null,
     checkPass: { requests: 0, ok: 0, wrong: [] },
@@ -202,8 +208,8 @@ export async function startUnderTest(name: ServerName, ctx: { apiKey: string; ho
     cpuWallS: 0,
     reads: web ? { l1: 0, l2: 0, mysql: 0 } : null,
     responses: 0,
-    status200: 0,
-    non2xx: 0,
+    statusRight: 0,
+    wrongStatus: 0,
     errors: 0,
     timeouts: 0,
     bytes: 0,
@@ -213,7 +219,7 @@ export async function startUnderTest(name: ServerName, ctx: { apiKey: string; ho
     exit: null,
   };
   try {
-    const check = await checkPass(proc.url, ctx.apiKey, ctx.hot, ctx.expected, !web);
+    const check = await checkPass(proc.url, name, load, ctx.hot, ctx.expected);
     Object.assign(under.checkPass, check);
     log(
       `  [${name}] listening on ${proc.url} (pid ${proc.pid}); check pass: ${fmt(check.ok)} of ${fmt(check.requests)} hot orders answered right` +
@@ -227,7 +233,7 @@ export async function startUnderTest(name: ServerName, ctx: { apiKey: string; ho
 }
 
 /** One slice of the load on one server: the load, its CPU and its read counters, added to the server's sums. */
-export async function runSlice(under: ServerUnderTest, ctx: { apiKey: string; hot: readonly string[] }, round: number): Promise<Slice> {
+export async function runSlice(under: ServerUnderTest, ctx: { hot: readonly string[] }, round: number): Promise<Slice> {
   const { name, proc } = under;
   const web = isWeb(name);
   const readsBefore = web ? await scrapeReads(proc.url) : null;
@@ -236,7 +242,7 @@ export async function runSlice(under: ServerUnderTest, ctx: { apiKey: string; ho
   const cpuFrom = performance.now();
   const run = await runGetLoad({
     url: proc.url,
-    apiKey: ctx.apiKey,
+    load: under.load,
     hot: ctx.hot,
     seconds: SLICE_S,
     // The same id sequence for every server in a round.
@@ -266,8 +272,8 @@ export async function runSlice(under: ServerUnderTest, ctx: { apiKey: string; ho
   }
   const r = run.result;
   under.responses += run.responses;
-  under.status200 += run.status200;
-  under.non2xx += r.non2xx;
+  under.statusRight += run.statusRight;
+  under.wrongStatus += run.responses - run.statusRight;
   under.errors += r.errors;
   under.timeouts += r.timeouts;
   under.bytes += r.throughput.total;
@@ -281,14 +287,14 @@ export async function runSlice(under: ServerUnderTest, ctx: { apiKey: string; ho
     responses: run.responses,
     windowS: run.windowS,
     reqPerSec: run.responses / run.windowS,
-    non2xx: r.non2xx,
+    wrongStatus: run.responses - run.statusRight,
     errors: r.errors + r.timeouts,
     drained: run.drained,
   };
   under.slices.push(slice);
   log(
-    `  round ${round + 1}/${ROUNDS} ${name.padEnd(11)} ${fmt(run.responses).padStart(8)} responses in ${fmt(run.windowS, 2)} s: ${fmt(slice.reqPerSec).padStart(6)} req/s` +
-      (r.non2xx || r.errors || r.timeouts ? `, non-2xx ${fmt(r.non2xx)}, errors ${fmt(r.errors + r.timeouts)}` : '') +
+    `  round ${round + 1}/${ROUNDS} ${name.padEnd(12)} ${fmt(run.responses).padStart(8)} responses in ${fmt(run.windowS, 2)} s: ${fmt(slice.reqPerSec).padStart(6)} req/s` +
+      (slice.wrongStatus || r.errors || r.timeouts ? `, wrong status ${fmt(slice.wrongStatus)}, errors ${fmt(r.errors + r.timeouts)}` : '') +
       (run.drained ? '' : `; NOT drained: ${fmt(run.unanswered)} requests got no response`),
   );
   return slice;
@@ -305,6 +311,7 @@ export function figuresOf(under: ServerUnderTest): ServerFigures {
   return {
     name: under.name,
     file: SERVER_FILES[under.name],
+    what: under.load.what,
     orderCache: under.config?.orderCache ?? null,
     l1TtlMs: under.config?.l1TtlMs ?? null,
     l1Max: under.config?.l1Max ?? null,
@@ -313,8 +320,8 @@ export function figuresOf(under: ServerUnderTest): ServerFigures {
     slices: under.slices,
     latencyMs: { p50: latency.p50, p90: latency.p90, p99: latency.p99, max: latency.max, average: latency.n ? latency.mean : 0 },
     responses: under.responses,
-    status200: under.status200,
-    non2xx: under.non2xx,
+    statusRight: under.statusRight,
+    wrongStatus: under.wrongStatus,
     statusCodes: under.statusCodes,
     errors: under.errors,
     timeouts: under.timeouts,
@@ -337,7 +344,7 @@ export function logServerFigures(f: ServerFigures): void {
   const pct = (v: number | null) => (v === null ? 'n/a' : `${fmt(v)}%`);
   log(
     `  [${f.name}] ${fmt(f.responses)} responses in ${fmt(f.windowS, 2)} s: ${fmt(f.reqPerSec)} req/s (rounds: ${f.slices.map((s) => fmt(s.reqPerSec)).join(', ')}), ` +
-      `p50 ${fmt(f.latencyMs.p50, 2)} ms, p99 ${fmt(f.latencyMs.p99, 2)} ms, non-2xx ${fmt(f.non2xx)}, errors ${fmt(f.errors + f.timeouts)}`,
+      `p50 ${fmt(f.latencyMs.p50, 2)} ms, p99 ${fmt(f.latencyMs.p99, 2)} ms, wrong status ${fmt(f.wrongStatus)}, errors ${fmt(f.errors + f.timeouts)}`,
   );
   log(
     `  [${f.name}] CPU during its slices (% of one core): server ${pct(f.cpuPercent.server)}, load generator ${pct(f.cpuPercent.loadGenerator)}, ` +

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 /**
  * Phase 1, the warm-up: Courier's own warmUpCacheJob (jobs/warm-up-cache.ts) called as the
  * maintenance worker calls it, timed from outside; a sample of what it cached checked against
@@ -63,6 +64,8 @@ export async function warmUp(
   let seconds: number;
   try {
     await jobDb.raw('SELECT 1');
+    // A producer connection refuses commands until it is connected (no offline queue).
+    if (jobRedis.status !== 'ready') await once(jobRedis, 'ready');
     await jobRedis.ping();
     outcome = await warmUpCacheJob(
       { reason: 'cli' },

@@ -67,6 +67,17 @@ export class OrderReader {
     if (!held || held.order.version < record.order.version) this.l1.set(record.order.id, record);
   }
 
+  /**
+   * This process's copy, if it holds one, without waiting (counted as an L1 read): the hot path
+   * of a read, which then needs no promise and no deadline. undefined: ask get().
+   */
+  peek(orderId: string): OrderRecord | undefined {
+    if (this.deps.enabled === false) return undefined;
+    const held = this.l1.get(orderId);
+    if (held) this.deps.onRead?.('l1');
+    return held;
+  }
+
   async get(orderId: string, opts: { primary?: boolean } = {}): Promise<{ record: OrderRecord | undefined; source: ReadSource }> {
     if (this.deps.enabled === false) {
       this.deps.onRead?.('mysql');

@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import type { AuthenticatedClient, Authenticator } from '../clients/authenticator.ts';
 import type { LastUsedRecorder } from '../clients/last-used.ts';
 import { ApiError, DbUnavailableError, coerceError, isConnectionError } from '../errors/index.ts';
@@ -10,28 +10,34 @@ declare module 'fastify' {
   }
 }
 
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
 /**
  * An onRequest hook: runs before the body is read, so an unauthenticated request costs no parsing.
- * A good key is noted as used (in memory; written once a minute, see LastUsedRecorder).
+ * A key whose answer is cached (Authenticator: a hit or a known bad key, for at most
+ * AUTH_CACHE_TTL_SECONDS) is decided in the same tick, with no promise; only a miss waits on MySQL,
+ * within `timeoutMs`. A good key is noted as used (in memory; written once a minute, see
+ * LastUsedRecorder).
  */
 export function authenticateRequest(authenticator: Authenticator, timeoutMs: number, lastUsed?: LastUsedRecorder) {
-  return async (request: FastifyRequest): Promise<void> => {
-    const header = request.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!match?.[1]) throw new ApiError('UNAUTHORIZED', 'Send your API key as Authorization: Bearer <key>');
-    const cached = authenticator.peek(match[1]);
-    let client = cached ?? undefined;
-    if (cached === undefined) {
-      try {
-        client = await withDeadline(authenticator.authenticate(match[1]), timeoutMs);
-      } catch (error) {
-        const cause = coerceError(error);
-        if (cause instanceof DeadlineExceeded || isConnectionError(cause)) throw new DbUnavailableError(cause);
-        throw cause;
-      }
-    }
-    if (!client) throw new ApiError('UNAUTHORIZED', 'The API key is not valid (unknown or revoked)');
+  const admit = (request: FastifyRequest, client: AuthenticatedClient | null | undefined, done: HookHandlerDoneFunction): void => {
+    if (!client) return done(new ApiError('UNAUTHORIZED', 'The API key is not valid (unknown or revoked)'));
     request.client = client;
     lastUsed?.touch(client.id);
+    done();
+  };
+  return (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void => {
+    const header = request.headers.authorization;
+    const key = typeof header === 'string' ? BEARER.exec(header)?.[1] : undefined;
+    if (!key) return done(new ApiError('UNAUTHORIZED', 'Send your API key as Authorization: Bearer <key>'));
+    const cached = authenticator.peek(key);
+    if (cached !== undefined) return admit(request, cached, done);
+    withDeadline(authenticator.authenticate(key), timeoutMs).then(
+      (client) => admit(request, client, done),
+      (error: unknown) => {
+        const cause = coerceError(error);
+        done(cause instanceof DeadlineExceeded || isConnectionError(cause) ? new DbUnavailableError(cause) : cause);
+      },
+    );
   };
 }

@@ -18,10 +18,12 @@ import { registerApiDocs } from './api-docs.ts';
 import { authenticateRequest } from './authenticate.ts';
 import { registerDashboard, type DescribeJob } from './dashboard.ts';
 import { ApiError } from '../errors/index.ts';
-import { errorCodeOf, handleError, installErrorHandling, sendError } from './error-handler.ts';
+import { handleError, installErrorHandling, sendError } from './error-handler.ts';
 import { InFlightGate } from './in-flight.ts';
+import { lazyRequestLogger } from './lazy-request-logger.ts';
 import { registerRateLimit } from './rate-limit.ts';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.ts';
+import { requestTimer } from './request-metrics.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { orderRoutes } from './routes/orders.ts';
 
@@ -40,6 +42,8 @@ export interface AppDeps {
     | 'intakeMaxPending'
     | 'rateLimitPerSecond'
     | 'cachePrefix'
+    | 'l1TtlMs'
+    | 'l1Max'
   >;
   /** The tracking view's parts; default: read from MySQL. */
   readonly tracking?: TrackingParts;
@@ -80,6 +84,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Per-request info logs would cost more than the intake itself at peak; errors are still logged,
     // each line with its request's id (X-Request-Id when good, else a new one).
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
+    childLoggerFactory: lazyRequestLogger,
     bodyLimit: config.bodyLimitBytes,
     // A request that reaches a draining instance is answered below, in the contract's shape
     // (Fastify's own 503 has no code).
@@ -106,16 +111,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('preClose', async () => {
     draining = true;
   });
-  app.addHook('onRequest', async (_request, reply) => {
-    if (draining) return sendError(reply, new ApiError('SHUTTING_DOWN'));
+  // Callback hooks, not async ones: every request passes them, and a promise each is not free.
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (draining) sendError(reply, new ApiError('SHUTTING_DOWN'));
+    else done();
   });
 
-  app.addHook('onResponse', async (request, reply) => {
-    const route = request.routeOptions.url ?? 'unmatched';
-    deps.metrics.httpRequestSeconds.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
-    const code = errorCodeOf(reply);
-    if (code !== undefined) deps.metrics.httpErrors.inc({ route, code });
-  });
+  app.addHook('onResponse', requestTimer(deps.metrics.httpRequestSeconds, deps.metrics.httpErrors));
 
   await app.register(operationsRoutes, {
     db: deps.db,
@@ -159,7 +161,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       lockWaitMs: config.lockWaitMs,
       reader: deps.reader,
       recentWriters: deps.recentWriters,
-      tracking: deps.tracking ?? mysqlTrackingParts(deps.db),
+      tracking: deps.tracking ?? mysqlTrackingParts(deps.db, { riderTtlMs: config.l1TtlMs, max: config.l1Max }),
       trackingPartTimeoutMs: config.trackingPartTimeoutMs,
       dbTimeoutMs: config.dbTimeoutMs,
     });

@@ -1,8 +1,8 @@
-import { createRequire } from 'node:module';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fastifyRateLimit from '@fastify/rate-limit';
 import { ApiError } from '../errors/index.ts';
 import type { Redis } from '../redis.ts';
+import { LeasedRateStore } from './leased-rate-store.ts';
 
 export interface RateLimitOptions {
   /** A connection of the limiter's own: its command timeout is RATE_LIMIT_TIMEOUT_MS, not the producer's. */
@@ -16,46 +16,10 @@ export interface RateLimitOptions {
   readonly onFailOpen: (error: Error) => void;
 }
 
-/** The part of @fastify/rate-limit's Redis store we wrap (the package ships it without types). */
-interface Store {
-  incr(key: string, callback: (error: Error | null, result?: { current: number; ttl: number }) => void, timeWindow: number, max: number): void;
-  child(routeOptions: unknown): Store;
-}
-type RedisStoreCtor = new (continueExceeding: boolean, exponentialBackoff: boolean, redis: Redis, key: string) => Store;
-
-const RedisStore = createRequire(import.meta.url)('@fastify/rate-limit/store/RedisStore') as RedisStoreCtor;
-
-/** The library's Redis store, telling us of each check that failed (and so was let through: skipOnError). */
-function countingRedisStore(opts: RateLimitOptions) {
-  return class CountingRedisStore implements Store {
-    private readonly inner: Store;
-
-    constructor(params: object, inner?: Store) {
-      const { continueExceeding = false, exponentialBackoff = false } = params as { continueExceeding?: boolean; exponentialBackoff?: boolean };
-      this.inner = inner ?? new RedisStore(continueExceeding, exponentialBackoff, opts.redis, opts.keyPrefix);
-    }
-
-    incr(key: string, callback: (error: Error | null, result?: { current: number; ttl: number }) => void, timeWindow: number, max: number): void {
-      this.inner.incr(
-        key,
-        (error, result) => {
-          if (error) opts.onFailOpen(error);
-          callback(error, result);
-        },
-        timeWindow,
-        max,
-      );
-    }
-
-    child(routeOptions: unknown): Store {
-      return new CountingRedisStore({}, this.inner.child(routeOptions));
-    }
-  };
-}
-
 /**
  * Rate limits per API client, shared by every web process through Redis (@fastify/rate-limit with
- * its Redis store: one script call per request, a counter per client per one-second window). Each
+ * a store of ours, LeasedRateStore: a counter per client per one-second window, from which each
+ * process leases a batch of tokens, a share of the client's rate, in one script call). Each
  * route of the scope is limited, reads as well as writes, all against one budget per client: its
  * own `rate_per_second`, or RATE_LIMIT_PER_SECOND. Registered after the key is checked (the hook
  * runs after the scope's authentication), so the client is known. Over its rate, a request is
@@ -63,6 +27,7 @@ function countingRedisStore(opts: RateLimitOptions) {
  * counted.
  */
 export async function registerRateLimit(scope: FastifyInstance, opts: RateLimitOptions): Promise<void> {
+  const store = new LeasedRateStore({ redis: opts.redis, keyPrefix: opts.keyPrefix, onFailOpen: opts.onFailOpen });
   await scope.register(fastifyRateLimit, {
     global: true,
     hook: 'onRequest',
@@ -70,7 +35,10 @@ export async function registerRateLimit(scope: FastifyInstance, opts: RateLimitO
     max: (request: FastifyRequest) => request.client?.ratePerSecond ?? opts.defaultPerSecond,
     keyGenerator: (request: FastifyRequest) => request.client?.id ?? 'anonymous',
     skipOnError: true,
-    store: countingRedisStore(opts),
+    // The library makes its store with `new`: one store of ours, whatever it passes.
+    store: function LeasedStore() {
+      return store;
+    } as unknown as never,
     onExceeded: () => opts.onLimited(),
     errorResponseBuilder: (_request, context) =>
       new ApiError('RATE_LIMITED', `This API key may make ${context.max} requests per second; retry in ${context.after}`),

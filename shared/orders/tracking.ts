@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { Db } from '../db.ts';
 import type { SwitchReader } from '../switches/switches.ts';
 import { withDeadline } from '../with-deadline.ts';
@@ -29,27 +30,55 @@ export interface TrackingParts {
   readonly eta: (order: OrderView) => Promise<EtaEstimate | null>;
 }
 
-/** The parts as they are read from MySQL. */
-export function mysqlTrackingParts(db: Db): TrackingParts {
+const NONE = Symbol('none');
+
+export interface TrackingMemoryOptions {
+  /** How long a rider's position is kept in this process (L1_TTL_MS: as long as an order copy may lag). */
+  readonly riderTtlMs: number;
+  /** Bound on the riders and order versions kept (L1_MAX). */
+  readonly max: number;
+}
+
+/**
+ * The parts as they are read from MySQL, kept in this process's memory so that a polling client
+ * costs no query: an order version's dispatch time for as long as it is read (an order's events up
+ * to a version never change; a new dispatch is a new version), a rider's position for
+ * `riderTtlMs`. Concurrent misses of one key share one query.
+ */
+export function mysqlTrackingParts(db: Db, opts: TrackingMemoryOptions = { riderTtlMs: 1000, max: 10_000 }): TrackingParts {
+  const riders = new LRUCache<string, RiderPosition | typeof NONE>({
+    max: opts.max,
+    ttl: Math.max(1, opts.riderTtlMs),
+    fetchMethod: async (riderId) => {
+      const row = await db('riders').select('id', 'lat', 'lng', 'updated_at').where({ id: riderId }).first();
+      return row ? { riderId: String(row.id), lat: Number(row.lat), lng: Number(row.lng), updatedAt: new Date(row.updated_at).toISOString() } : NONE;
+    },
+  });
+  const dispatches = new LRUCache<string, string | typeof NONE, { id: string; version: number }>({
+    max: opts.max,
+    fetchMethod: async (_key, _stale, { context }) => {
+      const dispatched = await db('order_events')
+        .select('created_at')
+        .where({ order_id: context.id, to_status: 'DISPATCHED' })
+        .where('version', '<=', context.version)
+        .orderBy('version', 'desc')
+        .first();
+      return dispatched ? new Date(dispatched.created_at).toISOString() : NONE;
+    },
+  });
   return {
     rider: async (order) => {
       if (!order.riderId) return null;
-      const row = await db('riders').select('id', 'lat', 'lng', 'updated_at').where({ id: order.riderId }).first();
-      return row
-        ? { riderId: String(row.id), lat: Number(row.lat), lng: Number(row.lng), updatedAt: new Date(row.updated_at).toISOString() }
-        : null;
+      const found = riders.get(order.riderId) ?? (await riders.fetch(order.riderId));
+      return found === NONE || found === undefined ? null : found;
     },
     eta: async (order) => {
       if (order.etaSeconds === null) return null;
-      const dispatched = await db('order_events')
-        .select('created_at')
-        .where({ order_id: order.id, to_status: 'DISPATCHED' })
-        .orderBy('version', 'desc')
-        .first();
-      if (!dispatched) return null;
-      const dispatchedAt = new Date(dispatched.created_at);
-      const elapsed = (Date.now() - dispatchedAt.getTime()) / 1000;
-      return { remainingSeconds: Math.max(0, Math.round(order.etaSeconds - elapsed)), dispatchedAt: dispatchedAt.toISOString() };
+      const key = `${order.id}:${order.version}`;
+      const dispatchedAt = dispatches.get(key) ?? (await dispatches.fetch(key, { context: { id: order.id, version: order.version } }));
+      if (dispatchedAt === NONE || dispatchedAt === undefined) return null;
+      const elapsed = (Date.now() - Date.parse(dispatchedAt)) / 1000;
+      return { remainingSeconds: Math.max(0, Math.round(order.etaSeconds - elapsed)), dispatchedAt };
     },
   };
 }

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Db } from '../../db.ts';
 import { ApiError, DbUnavailableError, LockTimeoutError, coerceError, isConnectionError } from '../../errors/index.ts';
@@ -7,6 +7,8 @@ import type { OrderIntake } from '../../orders/order-intake.ts';
 import { applyOrderEvent } from '../../orders/apply-order-event.ts';
 import type { OrderWriterDeps } from '../../orders/write-orders.ts';
 import type { OrderReader } from '../../cache/order-reader.ts';
+import type { OrderRecord } from '../../orders/read-order.ts';
+import { OrderAnswers, matchesEtag } from '../order-answers.ts';
 import type { RecentWriters } from '../recent-writers.ts';
 import { trackOrder, type TrackingParts } from '../../orders/tracking.ts';
 import { DeadlineExceeded, withDeadline } from '../../with-deadline.ts';
@@ -45,15 +47,6 @@ async function orUnavailable<T>(work: Promise<T>, timeoutMs: number): Promise<T>
   }
 }
 
-/** If-None-Match may list several tags, weak or strong; '*' matches any. */
-function matchesEtag(header: string | undefined, etag: string): boolean {
-  if (!header) return false;
-  return header.split(',').some((tag) => {
-    const trimmed = tag.trim();
-    return trimmed === '*' || trimmed.replace(/^W\//, '') === etag;
-  });
-}
-
 function isRedisUnavailable(error: Error): boolean {
   return /Stream isn't writeable|Connection is closed|enableOfflineQueue|Command timed out/i.test(error.message);
 }
@@ -70,28 +63,53 @@ export async function orderRoutes(scope: FastifyInstance, deps: OrderRoutesDeps)
     return reply.code(202).send({ id: accepted.id, status: accepted.status });
   });
 
-  /** The client's own order, read L1 -> L2 -> MySQL; anyone else's is as good as absent. */
-  const readOwnOrder = async (id: string, clientId: string) => {
+  /**
+   * The client's own order, read L1 -> L2 -> MySQL; anyone else's is as good as absent. The copy
+   * this process holds answers at once (no promise, no deadline timer); only a miss waits, within
+   * DB_TIMEOUT_MS, on the primary for READ_YOUR_WRITES_MS after the client's own write.
+   */
+  const ownRecordHeld = (id: string, clientId: string): OrderRecord | undefined => {
     if (!isIdString(id)) throw new ApiError('ORDER_NOT_FOUND');
-    const { record } = await orUnavailable(
-      deps.reader.get(id, { primary: deps.recentWriters.wroteRecently(clientId) }),
-      deps.dbTimeoutMs,
-    );
+    const record = deps.reader.peek(id);
+    if (record && record.clientId !== clientId) throw new ApiError('ORDER_NOT_FOUND');
+    return record;
+  };
+  const loadOwnRecord = async (id: string, clientId: string): Promise<OrderRecord> => {
+    const { record } = await orUnavailable(deps.reader.get(id, { primary: deps.recentWriters.wroteRecently(clientId) }), deps.dbTimeoutMs);
     if (!record || record.clientId !== clientId) throw new ApiError('ORDER_NOT_FOUND');
-    return record.order;
+    return record;
   };
 
-  app.get('/v1/orders/:id', { schema: GET_ORDER_SCHEMA }, async (request, reply) => {
-    const order = await readOwnOrder(request.params.id, request.client!.id);
-    const etag = `"v${order.version}"`;
-    reply.header('etag', etag).header('cache-control', 'private, no-cache');
-    if (matchesEtag(request.headers['if-none-match'], etag)) return reply.code(304).send(null);
-    return order;
+  // An order version's ETag and body are made once (OrderAnswers); a request that already has the
+  // version (If-None-Match) gets a 304 with no body at all.
+  const answers = new OrderAnswers();
+  const sendOrder = (request: FastifyRequest, reply: FastifyReply, record: OrderRecord): void => {
+    const answer = answers.of(record);
+    reply.header('etag', answer.etag).header('cache-control', 'private, no-cache');
+    if (matchesEtag(request.headers['if-none-match'], answer.etag)) {
+      reply.code(304).send();
+      return;
+    }
+    // The route's own response schema writes the body, once per version.
+    const body = answers.body(record, (order) => reply.serialize(order) as string);
+    reply.header('content-type', 'application/json; charset=utf-8').send(body);
+  };
+
+  // Not async: an order this process holds is answered in the same tick.
+  app.get('/v1/orders/:id', { schema: GET_ORDER_SCHEMA }, (request, reply) => {
+    const clientId = request.client!.id;
+    const held = ownRecordHeld(request.params.id, clientId);
+    if (held) {
+      sendOrder(request, reply, held);
+      return undefined;
+    }
+    return loadOwnRecord(request.params.id, clientId).then((record) => sendOrder(request, reply, record));
   });
 
   app.get('/v1/orders/:id/tracking', { schema: TRACK_ORDER_SCHEMA }, async (request) => {
-    const order = await readOwnOrder(request.params.id, request.client!.id);
-    return trackOrder(order, deps.tracking, deps.trackingPartTimeoutMs);
+    const clientId = request.client!.id;
+    const record = ownRecordHeld(request.params.id, clientId) ?? (await loadOwnRecord(request.params.id, clientId));
+    return trackOrder(record.order, deps.tracking, deps.trackingPartTimeoutMs);
   });
 
   app.post('/v1/orders/:id/events', { schema: ORDER_EVENT_SCHEMA }, async (request) => {
