@@ -3,8 +3,12 @@ import type { OrderRecord, OrderView } from '../orders/read-order.ts';
 /** What a read of one order version answers: its ETag, and its body once a 200 needed it. */
 export interface OrderAnswer {
   readonly etag: string;
-  /** The order's JSON as the route's response schema writes it. */
-  body?: Buffer;
+  /**
+   * The order's JSON as the route's response schema writes it. A string, not a Buffer: Node writes
+   * a string body in the same write as the headers, a Buffer in a second chunk (writev), which
+   * cost the cached read more than everything else it does (V8 profile in bench/RESULTS.md).
+   */
+  body?: string;
 }
 
 /**
@@ -27,9 +31,9 @@ export class OrderAnswers {
   }
 
   /** The body, serialized by `serialize` the first time a 200 of this version is sent. */
-  body(record: OrderRecord, serialize: (order: OrderView) => string): Buffer {
+  body(record: OrderRecord, serialize: (order: OrderView) => string): string {
     const answer = this.of(record);
-    answer.body ??= Buffer.from(serialize(record.order));
+    answer.body ??= serialize(record.order);
     return answer.body;
   }
 }
