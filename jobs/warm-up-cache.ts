@@ -85,12 +85,13 @@ export async function warmUpCacheJob(payload: JobPayloads['cache.warm-up'], deps
   let ordersWritten = 0;
   const orders = await forEachPage(
     async (afterId) => {
+      const readStartedAt = performance.now();
       const epoch = await orderCache.epoch(); // before MySQL: see OrderCache.epoch
-      return { epoch, rows: await readActiveOrdersAfter(db, afterId, pageSize) };
+      return { epoch, readStartedAt, rows: await readActiveOrdersAfter(db, afterId, pageSize) };
     },
     ({ rows }) => rows.map((record) => record.order.id),
-    async ({ epoch, rows }) => {
-      ordersWritten += await orderCache.fillMany(rows, epoch);
+    async ({ epoch, readStartedAt, rows }) => {
+      ordersWritten += await orderCache.fillMany(rows, epoch, readStartedAt);
       deps.metrics?.warmupItems.inc({ kind: 'order' }, rows.length);
       progressed(rows.length);
     },

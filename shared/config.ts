@@ -343,7 +343,7 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     lockWaitMs: int(env, 'LOCK_WAIT_MS', 2000, 10, 600_000),
     dashboardOperatorPassword: dashboard.operator,
     dashboardViewerPassword: dashboard.viewer,
-    keepCompletedJobs: int(env, 'KEEP_COMPLETED_JOBS', 1000, 0, 100_000),
+    keepCompletedJobs: int(env, 'KEEP_COMPLETED_JOBS', 200, 0, 100_000),
     keepCompletedSeconds: int(env, 'KEEP_COMPLETED_SECONDS', 3600, 1, 7 * 24 * 3600),
     workerWatchdogMs: int(env, 'WORKER_WATCHDOG_MS', 15_000, 100, 600_000),
     dispatchBatchSize: int(env, 'DISPATCH_BATCH_SIZE', 100, 1, 1000),

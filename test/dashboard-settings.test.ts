@@ -20,10 +20,10 @@ const scratch = mkdtempSync(join(tmpdir(), 'courier-dashboard-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe('the dashboard, retention and metrics settings', () => {
-  it('default to a dashboard that is off, completed batches kept 1000 / 1 h, and metrics on 127.0.0.1', () => {
+  it('default to a dashboard that is off, completed batches kept 200 / 1 h, and metrics on 127.0.0.1', () => {
     const config = loadConfig({});
-    expect(config).toMatchObject({ dashboardOperatorPassword: '', dashboardViewerPassword: '', keepCompletedJobs: 1000, keepCompletedSeconds: 3600, metricsHost: '127.0.0.1' });
-    expect(keepCompleted(config)).toEqual({ count: 1000, age: 3600 });
+    expect(config).toMatchObject({ dashboardOperatorPassword: '', dashboardViewerPassword: '', keepCompletedJobs: 200, keepCompletedSeconds: 3600, metricsHost: '127.0.0.1' });
+    expect(keepCompleted(config)).toEqual({ count: 200, age: 3600 });
     expect(keepCompleted(loadConfig({ KEEP_COMPLETED_JOBS: '0' }))).toBe(true);
   });
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { OrderCache, STALE_MARK_TTL_MS } from '../shared/cache/order-cache.ts';
+import { FILL_AFTER_READ_MAX_MS, OrderCache, STALE_MARK_TTL_MS } from '../shared/cache/order-cache.ts';
 import { createOrderLocks } from '../shared/cache/order-locks.ts';
 import type { RedisLocks } from '../shared/cache/redis-locks.ts';
 import { readOrder, type OrderRecord, type OrderView } from '../shared/orders/read-order.ts';
@@ -62,6 +62,14 @@ describe('OrderCache: the compare-and-set', () => {
     const ttl = await redis.pttl(cache.key('103'));
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(STALE_MARK_TTL_MS);
+  });
+
+  it('refuses a fill of a read older than a stale mark lives (it may predate a change whose mark is gone), and takes a fresh one', async () => {
+    const epoch = await cache.epoch();
+    expect(FILL_AFTER_READ_MAX_MS).toBeLessThan(STALE_MARK_TTL_MS);
+    expect(await cache.fillMany([fakeOrder('106', 1)], epoch, performance.now() - FILL_AFTER_READ_MAX_MS - 1)).toBe(0);
+    expect(await cache.get('106')).toEqual({ kind: 'miss' });
+    expect(await cache.fill(fakeOrder('106', 1), epoch, performance.now() - FILL_AFTER_READ_MAX_MS + 500)).toBe(true);
   });
 
   it('keeps a delivered or cancelled order only for the final TTL', async () => {

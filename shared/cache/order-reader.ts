@@ -115,13 +115,14 @@ export class OrderReader {
       this.deps.onRead?.('l2');
       return { record: cached.record, source: 'l2' };
     }
+    const readStartedAt = performance.now();
     const epoch = await this.deps.cache.epoch().catch(() => undefined);
     const record = await readOrder(this.pickDb(primary), orderId);
     this.deps.onRead?.('mysql');
     if (record) {
       this.remember(record);
       // Compare-and-set: never backwards, never across a Redis that lost everything meanwhile.
-      if (epoch !== undefined) await this.deps.cache.fill(record, epoch).catch(() => undefined);
+      if (epoch !== undefined) await this.deps.cache.fill(record, epoch, readStartedAt).catch(() => undefined);
     }
     return { record, source: 'mysql' };
   }

@@ -7,7 +7,7 @@ import type { QueueName } from './queue-names.ts';
  * `orders:show` to say a batch completed, bounded both ways so Redis stays bounded at any rate.
  * MySQL holds each order's outcome; a kept job only says what its batch carried and did.
  */
-export const DEFAULT_KEEP_COMPLETED: KeepJobs = { count: 1000, age: 3600 };
+export const DEFAULT_KEEP_COMPLETED: KeepJobs = { count: 200, age: 3600 };
 
 /** The retention settings as BullMQ's `removeOnComplete`: a count of 0 removes a job as it completes. */
 export function keepCompleted(settings: { readonly keepCompletedJobs: number; readonly keepCompletedSeconds: number }): KeepJobs | true {
