@@ -22,6 +22,7 @@ import { handleError, installErrorHandling, sendError } from './error-handler.ts
 import { InFlightGate } from './in-flight.ts';
 import { lazyRequestLogger } from './lazy-request-logger.ts';
 import { registerRateLimit } from './rate-limit.ts';
+import { installRequestDeadline } from './request-deadline.ts';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.ts';
 import { requestTimer } from './request-metrics.ts';
 import { operationsRoutes } from './routes/operations.ts';
@@ -94,11 +95,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, verbose: true } },
     genReqId: requestIdOf,
     requestIdHeader: false,
-    // The socket's bound (receiving the request, Node's check) and the application's (routing to answer).
+    // The socket's bound (receiving the request, Node's check); the application's (routing to answer) is below.
     requestTimeout: config.requestTimeoutMs,
-    handlerTimeout: config.requestTimeoutMs,
   });
   installErrorHandling(app);
+  installRequestDeadline(app, config.requestTimeoutMs);
   app.addHook('onRequest', (request, reply, done) => {
     reply.header(REQUEST_ID_HEADER, request.id);
     done();

@@ -1,0 +1,49 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { ApiError } from '../errors/index.ts';
+import { sendError } from './error-handler.ts';
+
+/**
+ * REQUEST_TIMEOUT_MS for the application's part of a request (from its first hook to its answer),
+ * kept by one timer per process: a sweep, every tenth of the bound, answers the requests past it
+ * with 503 REQUEST_TIMEOUT (a handler still running then finds its reply sent, as with Fastify's own
+ * timeout). Fastify's `handlerTimeout` does this with an AbortController and a timer per request,
+ * and aborts the controller when every request closes, answered or not: a DOMException with its
+ * stack each time, ~8% of the intake's CPU in a V8 profile.
+ */
+export function installRequestDeadline(app: FastifyInstance, timeoutMs: number): void {
+  // In arrival order, so a sweep stops at the first request still within its bound.
+  const open = new Map<FastifyReply, number>();
+  app.addHook('onRequest', (_request, reply, done) => {
+    open.set(reply, performance.now());
+    done();
+  });
+  app.addHook('onResponse', (_request, reply, done) => {
+    open.delete(reply);
+    done();
+  });
+  app.addHook('onRequestAbort', (request, done) => {
+    for (const reply of open.keys()) {
+      if (reply.request === request) {
+        open.delete(reply);
+        break;
+      }
+    }
+    done();
+  });
+  const sweep = setInterval(
+    () => {
+      const now = performance.now();
+      for (const [reply, startedAt] of open) {
+        if (now - startedAt < timeoutMs) break;
+        open.delete(reply);
+        if (!reply.sent && !reply.raw.headersSent && !reply.raw.destroyed) sendError(reply, new ApiError('REQUEST_TIMEOUT'));
+      }
+    },
+    Math.max(10, Math.min(1000, Math.round(timeoutMs / 10))),
+  );
+  sweep.unref();
+  app.addHook('onClose', (_app, done) => {
+    clearInterval(sweep);
+    done();
+  });
+}
