@@ -148,7 +148,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     api.decorateRequest('client', null);
     api.addHook('onRequest', gate.admit);
     api.addHook('onRequest', authenticateRequest(deps.authenticator, config.dbTimeoutMs, deps.lastUsed));
-    await registerRateLimit(api, {
+    registerRateLimit(api, {
       redis: deps.rateLimitRedis,
       defaultPerSecond: config.rateLimitPerSecond,
       keyPrefix: `${config.cachePrefix}:ratelimit:`,

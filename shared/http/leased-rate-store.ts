@@ -18,7 +18,7 @@ export function leaseSizeOf(maxPerWindow: number): number {
   return Math.max(1, Math.floor(maxPerWindow / LEASE_SHARE));
 }
 
-/** What @fastify/rate-limit asks of a store (its store interface; the package ships it without types). */
+/** How a check is answered: the client's count in the window once this request is counted, and the window's time left (ms). */
 export type StoreCallback = (error: Error | null, result?: { current: number; ttl: number }) => void;
 
 /** Tokens base+1 .. base+granted of a client's window, this process's to spend until endsAt. */
@@ -41,7 +41,7 @@ export interface LeasedRateStoreOptions {
 
 /**
  * The rate limiter's store: one counter per client per window in Redis, shared by every web
- * process, as @fastify/rate-limit's Redis store keeps it, but a process leases a batch of the
+ * process, as a Redis rate-limit store keeps it, but a process leases a batch of the
  * window's tokens in one round trip (lua/lease-rate-tokens.lua) and spends them in memory. Nothing
  * is spent that the shared counter did not grant below the limit, so the processes together never
  * let more than the rate through in a window; a lease lives no longer than the window it came
@@ -81,11 +81,6 @@ export class LeasedRateStore {
         callback(cause);
       },
     );
-  }
-
-  /** Route-level limits are not used: every route spends the client's one budget. */
-  child(): LeasedRateStore {
-    return this;
   }
 
   /** Spends a token of the client's lease when it has one left in a window still open. */
