@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { trackOrder } from '../shared/orders/tracking.ts';
+import { mysqlTrackingParts, riderBehindSwitch, trackHeld, trackOrder } from '../shared/orders/tracking.ts';
+import type { SwitchReader } from '../shared/switches/switches.ts';
 import type { OrderView } from '../shared/orders/read-order.ts';
 import { transitionOrder } from '../shared/orders/transition-orders.ts';
 import { createTestWeb, type TestWeb } from './support/test-web.ts';
@@ -70,5 +71,35 @@ describe('trackOrder', () => {
       100,
     );
     expect(view).toMatchObject({ rider: { riderId: '9001' }, eta: null, missing: ['eta'] });
+  });
+});
+
+describe('trackHeld: the parts this process holds, in the same tick', () => {
+  it('answers nothing until the parts are held, then what trackOrder answered, without MySQL; with the rider switch off, the rider named missing', async () => {
+    const id = await web.postOrder();
+    const writer = web.runtime.writer;
+    await transitionOrder(writer, { orderId: id, to: 'PRICED', patch: { fee_cents: 500, eta_seconds: 1200 } }, { actor: 'test', waitMs: 1000 });
+    await transitionOrder(writer, { orderId: id, to: 'DISPATCHED', patch: { rider_id: '9001' } }, { actor: 'test', waitMs: 1000 });
+    const order = (await web.runtime.reader.get(id, { primary: true })).record!.order;
+    const parts = mysqlTrackingParts(web.database.db, { riderTtlMs: 60_000, max: 100 });
+    expect(trackHeld(order, parts), 'nothing held yet').toBeUndefined();
+    const fetched = await trackOrder(order, parts, 1000);
+    expect(fetched).toMatchObject({ rider: { riderId: '9001' }, eta: { dispatchedAt: expect.any(String) }, missing: [] });
+    // The ETA counts down with the clock: the same view, give or take the second it may have crossed.
+    const asFetched = (rider: unknown, missing: string[]) => ({
+      ...fetched,
+      rider,
+      missing,
+      eta: { dispatchedAt: fetched.eta!.dispatchedAt, remainingSeconds: expect.toSatisfy((n: number) => Math.abs(n - fetched.eta!.remainingSeconds) <= 1) },
+    });
+    // The rider moves in MySQL: the held position is the one fetched (kept for riderTtlMs), no query.
+    await web.database.db('riders').where({ id: '9001' }).update({ lat: 30 });
+    expect(trackHeld(order, parts)).toEqual(asFetched(fetched.rider, []));
+    await web.database.db('riders').where({ id: '9001' }).update({ lat: 31.241 });
+    let on = false;
+    const switches = { isOn: () => on } as unknown as SwitchReader;
+    expect(trackHeld(order, riderBehindSwitch(parts, switches))).toEqual(asFetched(null, ['rider']));
+    on = true;
+    expect(trackHeld(order, riderBehindSwitch(parts, switches))).toEqual(asFetched(fetched.rider, []));
   });
 });

@@ -25,9 +25,16 @@ export interface TrackingView {
   readonly missing: readonly ('rider' | 'eta')[];
 }
 
+/** A part this process holds now: its value, LEFT_OUT (the view names it missing), or undefined (not held: ask). */
+export const LEFT_OUT = Symbol('left out');
+type Held<T> = T | typeof LEFT_OUT | undefined;
+
 export interface TrackingParts {
   readonly rider: (order: OrderView) => Promise<RiderPosition | null>;
   readonly eta: (order: OrderView) => Promise<EtaEstimate | null>;
+  /** The parts as held in memory, without waiting (a polling client's usual case); optional. */
+  readonly riderHeld?: (order: OrderView) => Held<RiderPosition | null>;
+  readonly etaHeld?: (order: OrderView) => Held<EtaEstimate | null>;
 }
 
 const NONE = Symbol('none');
@@ -66,7 +73,21 @@ export function mysqlTrackingParts(db: Db, opts: TrackingMemoryOptions = { rider
       return dispatched ? new Date(dispatched.created_at).toISOString() : NONE;
     },
   });
+  const etaOf = (etaSeconds: number, dispatchedAt: string): EtaEstimate => {
+    const elapsed = (Date.now() - Date.parse(dispatchedAt)) / 1000;
+    return { remainingSeconds: Math.max(0, Math.round(etaSeconds - elapsed)), dispatchedAt };
+  };
   return {
+    riderHeld: (order) => {
+      if (!order.riderId) return null;
+      const found = riders.get(order.riderId);
+      return found === NONE ? null : found;
+    },
+    etaHeld: (order) => {
+      if (order.etaSeconds === null) return null;
+      const dispatchedAt = dispatches.get(`${order.id}:${order.version}`);
+      return dispatchedAt === NONE ? null : dispatchedAt === undefined ? undefined : etaOf(order.etaSeconds, dispatchedAt);
+    },
     rider: async (order) => {
       if (!order.riderId) return null;
       const found = riders.get(order.riderId) ?? (await riders.fetch(order.riderId));
@@ -77,8 +98,7 @@ export function mysqlTrackingParts(db: Db, opts: TrackingMemoryOptions = { rider
       const key = `${order.id}:${order.version}`;
       const dispatchedAt = dispatches.get(key) ?? (await dispatches.fetch(key, { context: { id: order.id, version: order.version } }));
       if (dispatchedAt === NONE || dispatchedAt === undefined) return null;
-      const elapsed = (Date.now() - Date.parse(dispatchedAt)) / 1000;
-      return { remainingSeconds: Math.max(0, Math.round(order.etaSeconds - elapsed)), dispatchedAt };
+      return etaOf(order.etaSeconds, dispatchedAt);
     },
   };
 }
@@ -92,7 +112,23 @@ export function riderBehindSwitch(parts: TrackingParts, switches: SwitchReader):
   return {
     ...parts,
     rider: (order) => (switches.isOn('tracking-rider') ? parts.rider(order) : Promise.reject(new Error('the tracking-rider switch is off'))),
+    ...(parts.riderHeld ? { riderHeld: (order: OrderView) => (switches.isOn('tracking-rider') ? parts.riderHeld!(order) : LEFT_OUT) } : {}),
   };
+}
+
+/**
+ * The tracking view from the parts this process holds, in the same tick (no promise, no deadline
+ * timers); undefined when a part is not held, for trackOrder to fetch.
+ */
+export function trackHeld(order: OrderView, parts: TrackingParts): TrackingView | undefined {
+  const rider = parts.riderHeld?.(order);
+  if (rider === undefined) return undefined;
+  const eta = parts.etaHeld?.(order);
+  if (eta === undefined) return undefined;
+  const missing: ('rider' | 'eta')[] = [];
+  if (rider === LEFT_OUT) missing.push('rider');
+  if (eta === LEFT_OUT) missing.push('eta');
+  return { order, rider: rider === LEFT_OUT ? null : rider, eta: eta === LEFT_OUT ? null : eta, missing };
 }
 
 /**

@@ -10,7 +10,7 @@ import type { OrderReader } from '../../cache/order-reader.ts';
 import type { OrderRecord } from '../../orders/read-order.ts';
 import { OrderAnswers, matchesEtag } from '../order-answers.ts';
 import type { RecentWriters } from '../recent-writers.ts';
-import { trackOrder, type TrackingParts } from '../../orders/tracking.ts';
+import { trackHeld, trackOrder, type TrackingParts } from '../../orders/tracking.ts';
 import { DeadlineExceeded, withDeadline } from '../../with-deadline.ts';
 import { CREATE_ORDER_SCHEMA, GET_ORDER_SCHEMA, ORDER_EVENT_SCHEMA, TRACK_ORDER_SCHEMA } from './order-schemas.ts';
 
@@ -106,10 +106,17 @@ export async function orderRoutes(scope: FastifyInstance, deps: OrderRoutesDeps)
     return loadOwnRecord(request.params.id, clientId).then((record) => sendOrder(request, reply, record));
   });
 
-  app.get('/v1/orders/:id/tracking', { schema: TRACK_ORDER_SCHEMA }, async (request) => {
+  // Not async either: an order and parts this process holds are answered in the same tick.
+  app.get('/v1/orders/:id/tracking', { schema: TRACK_ORDER_SCHEMA }, (request, reply) => {
     const clientId = request.client!.id;
-    const record = ownRecordHeld(request.params.id, clientId) ?? (await loadOwnRecord(request.params.id, clientId));
-    return trackOrder(record.order, deps.tracking, deps.trackingPartTimeoutMs);
+    const held = ownRecordHeld(request.params.id, clientId);
+    const view = held ? trackHeld(held.order, deps.tracking) : undefined;
+    if (view) {
+      reply.send(view);
+      return undefined;
+    }
+    const record = held ? Promise.resolve(held) : loadOwnRecord(request.params.id, clientId);
+    return record.then((found) => trackOrder(found.order, deps.tracking, deps.trackingPartTimeoutMs));
   });
 
   app.post('/v1/orders/:id/events', { schema: ORDER_EVENT_SCHEMA }, async (request) => {
