@@ -59,7 +59,7 @@ export interface Config {
   readonly intakeMaxPending: number;
   /**
    * Bound on one HTTP request in the web process, from its first byte to its answer, in ms (Fastify's
-   * requestTimeout and handlerTimeout). Default 10000, or longer if 2 x DB_TIMEOUT_MS + LOCK_WAIT_MS + 1000
+   * requestTimeout, and shared/http/request-deadline.ts). Default 10000, or longer if 2 x DB_TIMEOUT_MS + LOCK_WAIT_MS + 1000
    * is: it must outlast the bounds inside it, so they answer first with their own code.
    */
   readonly requestTimeoutMs: number;
