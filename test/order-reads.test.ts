@@ -62,6 +62,28 @@ describe('the read path', () => {
     }
   });
 
+  it('a copy loaded while the invalidation of a newer version arrived answers its waiting reads but is not kept in memory', async () => {
+    const id = await web.postOrder();
+    await web.runtime.reader.get(id); // cached in Redis at version 1
+    const fresh = otherProcessReader();
+    try {
+      const loading = fresh.get(id); // on its way to Redis ...
+      fresh.invalidate(id, 2); // ... when a change to version 2 is announced
+      expect(await loading).toMatchObject({ source: 'l2', record: { order: { version: 1 } } });
+      expect(fresh.peek(id), 'version 1 kept in memory after hearing of version 2').toBeUndefined();
+      // Without news, a load is kept as before.
+      const again = otherProcessReader();
+      try {
+        await again.get(id);
+        expect(again.peek(id)?.order.version).toBe(1);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('a cold key under 1,000 concurrent readers costs one query', async () => {
     const id = await web.postOrder();
     const db = web.database.db;

@@ -34,6 +34,8 @@ export interface OrderReaderDeps {
 export class OrderReader {
   private readonly l1: LRUCache<string, OrderRecord>;
   private readonly loading = new Map<string, Promise<{ record: OrderRecord | undefined; source: ReadSource }>>();
+  /** The newest version an invalidation named while the order's load was on its way (see fillL1). */
+  private readonly heardWhileLoading = new Map<string, number>();
 
   private readonly deps: OrderReaderDeps;
 
@@ -59,6 +61,8 @@ export class OrderReader {
   invalidate(orderId: string, version: number): void {
     const held = this.l1.get(orderId);
     if (held && held.order.version < version) this.l1.delete(orderId);
+    // A load on its way may bring back the version this drops: it must not keep it (fillL1).
+    if (this.loading.has(orderId)) this.heardWhileLoading.set(orderId, Math.max(version, this.heardWhileLoading.get(orderId) ?? 0));
   }
 
   /** A writer in this process tells the reader at once (its own publish arrives later). */
@@ -90,7 +94,10 @@ export class OrderReader {
     }
     let load = this.loading.get(orderId);
     if (!load) {
-      load = this.load(orderId, opts.primary === true).finally(() => this.loading.delete(orderId));
+      load = this.load(orderId, opts.primary === true).finally(() => {
+        this.loading.delete(orderId);
+        this.heardWhileLoading.delete(orderId);
+      });
       this.loading.set(orderId, load);
     }
     return load;
@@ -98,6 +105,16 @@ export class OrderReader {
 
   async close(): Promise<void> {
     this.deps.subscriber.disconnect();
+  }
+
+  /**
+   * A loaded copy goes into L1 unless an invalidation of a newer version arrived while it was on its
+   * way: it was read before that change, and kept it would be served after this process was told.
+   * (It still answers the reads that were waiting on it: they began before the news.)
+   */
+  private fillL1(record: OrderRecord): void {
+    const heard = this.heardWhileLoading.get(record.order.id);
+    if (heard === undefined || heard <= record.order.version) this.remember(record);
   }
 
   private pickDb(primary: boolean): Db {
@@ -111,7 +128,7 @@ export class OrderReader {
       return { kind: 'miss' } as const;
     });
     if (cached.kind === 'hit') {
-      this.remember(cached.record);
+      this.fillL1(cached.record);
       this.deps.onRead?.('l2');
       return { record: cached.record, source: 'l2' };
     }
@@ -120,7 +137,7 @@ export class OrderReader {
     const record = await readOrder(this.pickDb(primary), orderId);
     this.deps.onRead?.('mysql');
     if (record) {
-      this.remember(record);
+      this.fillL1(record);
       // Compare-and-set: never backwards, never across a Redis that lost everything meanwhile.
       if (epoch !== undefined) await this.deps.cache.fill(record, epoch, readStartedAt).catch(() => undefined);
     }
