@@ -139,8 +139,13 @@ describe('the switches of one process', () => {
       await vi.waitFor(async () => expect(await admin.hget(keys.key, 'notifications')).toBe('off'), { timeout: 10_000, interval: 20 });
       expect(await admin.hget(keys.key, 'notifications:by')).toBe('operator@test');
       expect(lines.filter((line) => /switches gone from Redis/.test(line.msg)).length).toBeGreaterThanOrEqual(1);
-      expect(lines.filter((line) => /switches not read/.test(line.msg))).toHaveLength(1);
-      expect(lines.some((line) => line.msg === 'switches read again')).toBe(true);
+      // Once per outage, not once per failed poll: each warning is followed by its recovery. (A loaded
+      // machine may see a read of the restarted Redis outlast REDIS_TIMEOUT_MS once more: a second,
+      // short outage, said and recovered as such.)
+      const notRead = lines.filter((line) => /switches not read/.test(line.msg)).length;
+      expect(notRead).toBeGreaterThanOrEqual(1);
+      expect(notRead).toBeLessThanOrEqual(2);
+      expect(lines.filter((line) => line.msg === 'switches read again')).toHaveLength(notRead);
       expect(lines.filter((line) => /^switch notifications turned/.test(line.msg))).toHaveLength(1); // only the first change
       expect(switches.isOn('notifications')).toBe(false);
       expect(await metrics.registry.getSingleMetricAsString('courier_switch_on')).toMatch(/courier_switch_on\{switch="notifications",process="test"\} 0/);
