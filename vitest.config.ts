@@ -1,5 +1,5 @@
 import { configDefaults, defineConfig } from 'vitest/config';
-import { HEAVY_FILES, HEAVY_FILES_AT_ONCE, LIGHT_FILES_AT_ONCE } from './test/tiers.ts';
+import { HEAVY_FILES, HEAVY_FILES_AT_ONCE, LIGHT_FILES_AT_ONCE, SOLO_FILES } from './test/tiers.ts';
 
 const shared = {
   pool: 'forks' as const,
@@ -27,9 +27,18 @@ export default defineConfig({
         test: {
           ...shared,
           name: 'heavy',
-          include: HEAVY_FILES,
+          include: HEAVY_FILES.filter((file) => !SOLO_FILES.includes(file)),
           maxWorkers: HEAVY_FILES_AT_ONCE,
           sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        test: {
+          ...shared,
+          name: 'solo',
+          include: SOLO_FILES,
+          maxWorkers: 1,
+          sequence: { groupOrder: 2 },
         },
       },
     ],

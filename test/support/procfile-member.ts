@@ -8,12 +8,15 @@
 const mode = process.argv[2] ?? 'clean';
 const runner = process.ppid;
 
-console.log(`ready (${mode})`);
-if (mode === 'dies' || mode === 'quits') setTimeout(() => process.exit(mode === 'dies' ? 3 : 0), 100);
+// The handler before `ready`: a write to a pipe is synchronous, so the runner may read `ready` and
+// send SIGTERM before the next statement runs (a loaded machine did), and without a handler yet
+// the signal's default action kills the process.
 process.on('SIGTERM', () => {
   console.log('draining');
   setTimeout(() => process.exit(mode === 'unclean' ? 2 : 0), 50);
 });
+console.log(`ready (${mode})`);
+if (mode === 'dies' || mode === 'quits') setTimeout(() => process.exit(mode === 'dies' ? 3 : 0), 100);
 setInterval(() => {
   if (process.ppid !== runner) process.exit(1);
 }, 200);
