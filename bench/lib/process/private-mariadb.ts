@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import mysql from 'mysql2/promise';
 import { childPids } from '../proc-stats.ts';
 import { freePort } from './free-port.ts';
+import { commOf, killGroupOf, killServerGroup } from './server-group.ts';
 
 const INSTALL_BOUND_MS = 60_000;
 const START_BOUND_MS = 30_000;
@@ -122,14 +123,8 @@ export class PrivateMariaDb {
   async crash(): Promise<void> {
     const group = this.group;
     if (!group) return;
-    const server = this.serverPid();
-    const exited = group.exitCode !== null || group.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => group.once('exit', () => r()));
-    this.killGroup();
     process.off('exit', this.killOnExit);
-    const deadline = Date.now() + GONE_BOUND_MS;
-    await Promise.race([exited, sleep(GONE_BOUND_MS)]);
-    // The watcher's exit does not mean the server's: wait until the server itself is gone (its files are free).
-    while (server !== null && commOf(server) === 'mariadbd' && Date.now() < deadline) await sleep(20);
+    await killServerGroup(group, this.serverPid(), 'mariadbd', GONE_BOUND_MS);
     this.group = undefined;
   }
 
@@ -159,23 +154,6 @@ export class PrivateMariaDb {
   }
 }
 
-function killGroupOf(child: ChildProcess): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
 function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-function commOf(pid: number): string | null {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-  } catch {
-    return null;
-  }
 }

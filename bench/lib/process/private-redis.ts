@@ -9,11 +9,11 @@
  * this process dies without either (SIGKILL).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { childPids } from '../proc-stats.ts';
 import { freePort } from './free-port.ts';
+import { commOf, killGroupOf, killServerGroup } from './server-group.ts';
 
 const START_BOUND_MS = 10_000;
 const GONE_BOUND_MS = 5_000;
@@ -83,14 +83,8 @@ export class PrivateRedis {
   async crash(): Promise<void> {
     const group = this.group;
     if (!group) return;
-    const server = this.serverPid();
-    const exited = group.exitCode !== null || group.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => group.once('exit', () => r()));
-    this.killGroup();
     process.off('exit', this.killOnExit);
-    const deadline = Date.now() + GONE_BOUND_MS;
-    await Promise.race([exited, sleep(GONE_BOUND_MS)]);
-    // The watcher's exit does not mean the server's: wait until the server itself is gone.
-    while (server !== null && commOf(server) === 'redis-server' && Date.now() < deadline) await sleep(20);
+    await killServerGroup(group, this.serverPid(), 'redis-server', GONE_BOUND_MS);
     this.group = undefined;
   }
 
@@ -99,20 +93,6 @@ export class PrivateRedis {
   }
 
   private killGroup(): void {
-    const pid = this.group?.pid;
-    if (pid === undefined) return;
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-}
-
-function commOf(pid: number): string | null {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-  } catch {
-    return null;
+    if (this.group) killGroupOf(this.group);
   }
 }
