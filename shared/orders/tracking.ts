@@ -77,28 +77,31 @@ export function mysqlTrackingParts(db: Db, opts: TrackingMemoryOptions = { rider
     const elapsed = (Date.now() - Date.parse(dispatchedAt)) / 1000;
     return { remainingSeconds: Math.max(0, Math.round(etaSeconds - elapsed)), dispatchedAt };
   };
+  // What this process holds (undefined: not held); the async parts ask MySQL only then.
+  const riderHeld = (order: OrderView): RiderPosition | null | undefined => {
+    if (!order.riderId) return null;
+    const found = riders.get(order.riderId);
+    return found === NONE ? null : found;
+  };
+  const etaHeld = (order: OrderView): EtaEstimate | null | undefined => {
+    if (order.etaSeconds === null) return null;
+    const dispatchedAt = dispatches.get(`${order.id}:${order.version}`);
+    return dispatchedAt === NONE ? null : dispatchedAt === undefined ? undefined : etaOf(order.etaSeconds, dispatchedAt);
+  };
   return {
-    riderHeld: (order) => {
-      if (!order.riderId) return null;
-      const found = riders.get(order.riderId);
-      return found === NONE ? null : found;
-    },
-    etaHeld: (order) => {
-      if (order.etaSeconds === null) return null;
-      const dispatchedAt = dispatches.get(`${order.id}:${order.version}`);
-      return dispatchedAt === NONE ? null : dispatchedAt === undefined ? undefined : etaOf(order.etaSeconds, dispatchedAt);
-    },
+    riderHeld,
+    etaHeld,
     rider: async (order) => {
-      if (!order.riderId) return null;
-      const found = riders.get(order.riderId) ?? (await riders.fetch(order.riderId));
+      const held = riderHeld(order);
+      if (held !== undefined || !order.riderId) return held ?? null;
+      const found = await riders.fetch(order.riderId);
       return found === NONE || found === undefined ? null : found;
     },
     eta: async (order) => {
-      if (order.etaSeconds === null) return null;
-      const key = `${order.id}:${order.version}`;
-      const dispatchedAt = dispatches.get(key) ?? (await dispatches.fetch(key, { context: { id: order.id, version: order.version } }));
-      if (dispatchedAt === NONE || dispatchedAt === undefined) return null;
-      return etaOf(order.etaSeconds, dispatchedAt);
+      const held = etaHeld(order);
+      if (held !== undefined || order.etaSeconds === null) return held ?? null;
+      const dispatchedAt = await dispatches.fetch(`${order.id}:${order.version}`, { context: { id: order.id, version: order.version } });
+      return dispatchedAt === NONE || dispatchedAt === undefined ? null : etaOf(order.etaSeconds, dispatchedAt);
     },
   };
 }
