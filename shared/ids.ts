@@ -83,10 +83,15 @@ export function shardOf(key: string, shardCount: number): number {
   return (hash >>> 0) % shardCount;
 }
 
+const ID_DIGITS = /^[1-9][0-9]{0,18}$/;
+const MAX_ID = String(2n ** 63n - 1n);
+
 /** Ids arrive as decimal strings; this says whether one could be ours (1 to 2^63-1). */
 export function isIdString(value: string): boolean {
-  return /^[1-9][0-9]{0,18}$/.test(value) && BigInt(value) < 2n ** 63n;
+  // Every read checks its id: 18 digits or fewer are always below 2^63, and 19 compare as text.
+  return ID_DIGITS.test(value) && (value.length < 19 || value <= MAX_ID);
 }
+
 
 /** Orders id strings as the numbers they are (a shorter id is a smaller one), for taking row locks in key order. */
 export function compareIds(a: string, b: string): number {

@@ -45,6 +45,7 @@ describe('shardOf and isIdString', () => {
   it('accepts decimal ids that fit a signed 64-bit integer only', () => {
     expect(isIdString('1')).toBe(true);
     expect(isIdString('9223372036854775807')).toBe(true);
-    for (const bad of ['0', '-1', '01', '9223372036854775808', '1e3', ' 1', 'abc', '']) expect(isIdString(bad), bad).toBe(false);
+    expect(isIdString('999999999999999999')).toBe(true);
+    for (const bad of ['0', '-1', '01', '9223372036854775808', '9999999999999999999', '10000000000000000000', '1e3', ' 1', 'abc', '']) expect(isIdString(bad), bad).toBe(false);
   });
 });

@@ -21,9 +21,13 @@ afterAll(async () => {
   await web?.close();
 });
 
-/** A reader as another process has one: an empty memory of its own, reading the test's database pool. */
-function otherProcessReader(): OrderReader {
+/**
+ * A reader as another process has one: an empty memory of its own, reading the test's database
+ * pool. Not subscribed to invalidations: as if every message to it were lost.
+ */
+function otherProcessReader(extra: Partial<ConstructorParameters<typeof OrderReader>[0]> = {}): OrderReader {
   return new OrderReader({
+    ...extra,
     cache: web.runtime.writer.cache,
     primary: web.database.db,
     subscriber: new Redis(TEST_REDIS_URL),
@@ -153,6 +157,59 @@ describe('the read path', () => {
     const theirs = await get(web.runtime, id, web.otherApiKey);
     expect(theirs.statusCode).toBe(404);
     expect(theirs.headers.etag).toBeUndefined();
+  });
+
+  it('a hot copy is refreshed ahead of its TTL in the background: kept while L2 holds its version, replaced when not, never past the TTL unchecked', async () => {
+    const id = await web.postOrder();
+    await web.runtime.reader.get(id); // cached in Redis at version 1
+    const t0 = 10_000; // lru-cache takes a start time of 0 for "no TTL"
+    let now = t0;
+    const refreshes: string[] = [];
+    let refreshed: () => void = () => undefined;
+    const reader = otherProcessReader({
+      now: () => now,
+      onRefresh: (outcome) => {
+        refreshes.push(outcome);
+        refreshed();
+      },
+    });
+    const nextRefresh = () => new Promise<void>((resolve) => (refreshed = resolve));
+    try {
+      const copy = (await reader.get(id)).record!; // in L1 at t0, for 1,000 ms
+      const askedL2 = vi.spyOn(web.runtime.writer.cache, 'get'); // still does its work: only watched
+      now = t0 + 700;
+      expect(reader.peek(id)).toBe(copy);
+      expect(askedL2, 'L2 asked again with 300 ms of the copy\'s life left').not.toHaveBeenCalled();
+
+      // In its last quarter, a read is answered from memory at once and L2 is asked again behind it.
+      now = t0 + 800;
+      let done = nextRefresh();
+      expect(reader.peek(id)).toBe(copy);
+      expect(askedL2).toHaveBeenCalledWith(id, 1);
+      await done;
+      expect(refreshes).toEqual(['kept']);
+      now = t0 + 1_700; // past the first TTL: the same object (its body and ETag too), renewed at t0 + 800
+      done = nextRefresh();
+      expect(reader.peek(id)).toBe(copy);
+      await done;
+
+      // A change this reader never hears of (no invalidation reaches it) is found by the next refresh.
+      expect((await cancel(web.runtime, id)).statusCode).toBe(200);
+      now = t0 + 2_500;
+      done = nextRefresh();
+      expect(reader.peek(id)?.order.version, 'within the TTL of the last check').toBe(1);
+      await done;
+      expect(refreshes).toEqual(['kept', 'kept', 'replaced']);
+      expect(reader.peek(id)?.order).toMatchObject({ version: 2, status: 'CANCELLED' });
+
+      // A copy nobody reads in its last quarter is not refreshed: it lapses at its TTL.
+      now = t0 + 3_600; // the version 2 copy came at t0 + 2,500
+      expect(reader.peek(id)).toBeUndefined();
+      expect(refreshes).toHaveLength(3);
+    } finally {
+      vi.restoreAllMocks();
+      await reader.close();
+    }
   });
 
   it("another process's memory drops its copy when the invalidation arrives, long before its TTL", async () => {

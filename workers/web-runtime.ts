@@ -107,6 +107,7 @@ export async function createWebRuntime(
     l1Max: config.l1Max,
     logger,
     onRead: (source) => reads[source].inc(),
+    onRefresh: (outcome) => metrics.l1Refreshes.inc({ outcome }),
     enabled: config.orderCache === 'on',
   });
   // Not awaited: with Redis away at start the web still serves (reads fall back to MySQL, L1 lives

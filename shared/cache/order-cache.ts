@@ -15,6 +15,8 @@ type CachePipeline = CacheCommands & { exec(): Promise<[Error | null, unknown][]
 
 export type CachedOrder =
   | { readonly kind: 'hit'; readonly record: OrderRecord }
+  /** The version the caller named, still cached: not parsed again. */
+  | { readonly kind: 'same' }
   | { readonly kind: 'stale'; readonly version: number }
   | { readonly kind: 'miss' };
 
@@ -75,10 +77,12 @@ export class OrderCache {
     return (await this.redis.get(this.epochKey)) ?? '';
   }
 
-  async get(orderId: string): Promise<CachedOrder> {
+  /** `heldVersion`: the version the caller holds; if that is the one cached, the answer is 'same'. */
+  async get(orderId: string, heldVersion?: number): Promise<CachedOrder> {
     const [version, data] = await this.redis.hmget(this.key(orderId), 'v', 'd');
     if (version === null) return { kind: 'miss' };
     if (!data) return { kind: 'stale', version: Number(version) };
+    if (heldVersion !== undefined && Number(version) === heldVersion) return { kind: 'same' };
     return { kind: 'hit', record: JSON.parse(data) as OrderRecord };
   }
 

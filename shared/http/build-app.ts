@@ -146,7 +146,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // A body that is not JSON is refused by its content type, text/plain included (UNSUPPORTED_CONTENT_TYPE).
     api.removeContentTypeParser('text/plain');
     api.decorateRequest('client', null);
+    api.decorateRequest('inFlight', false);
     api.addHook('onRequest', gate.admit);
+    api.addHook('onResponse', gate.release);
     api.addHook('onRequest', authenticateRequest(deps.authenticator, config.dbTimeoutMs, deps.lastUsed));
     registerRateLimit(api, {
       redis: deps.rateLimitRedis,

@@ -1,11 +1,27 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { ApiError } from '../errors/index.ts';
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Counted by the in-flight gate (it passed the bound), so its answer frees a place. */
+    inFlight: boolean;
+  }
+}
+
+/** How many of a connection's requests the gate counts; -1 once the connection closed (they were freed then). */
+const kCounted = Symbol('courier.inFlightOnConnection');
+type CountedSocket = NodeJS.EventEmitter & { destroyed?: boolean; [kCounted]?: number };
+
 /**
  * The bound on the API requests one web process holds (HTTP_MAX_IN_FLIGHT): a request past it is
  * answered 503 OVERLOADED with Retry-After at once, before its key is looked up or its body read,
  * so an overload costs a refused request, never a pile-up of requests waiting on the same MySQL.
  * A request leaves when its answer is sent or its connection closes.
+ *
+ * Counted per connection, not per request: a listener on each response's 'close' (and Fastify's
+ * onRequestAbort, which adds one too) cost a cached read ~2 µs each of its ~40 (bench/RESULTS.md,
+ * issue 14), while a connection carries thousands of reads. So the answer's onResponse hook frees
+ * its place, and one 'close' listener per connection frees those whose client went away first.
  */
 export class InFlightGate {
   private current = 0;
@@ -23,20 +39,39 @@ export class InFlightGate {
     return this.current;
   }
 
-  /** An onRequest hook (the first of the API's). */
-  readonly admit = (_request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
+  /** The onRequest hook (the first of the API's). */
+  readonly admit = (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void => {
     if (this.current >= this.max) {
       this.onShed();
       done(new ApiError('OVERLOADED', `This instance is serving ${this.max} requests (HTTP_MAX_IN_FLIGHT); retry after the Retry-After delay`));
       return;
     }
+    const socket = request.raw.socket as CountedSocket;
+    const counted = socket[kCounted];
+    // A connection already closed: nothing will answer it, and no 'close' is coming to free its place.
+    if (counted === -1 || socket.destroyed) return done();
+    if (counted === undefined) socket.once('close', () => this.closed(socket));
+    socket[kCounted] = (counted ?? 0) + 1;
     this.current += 1;
-    // 'close' comes once per response, whether it was sent or the client went away.
-    reply.raw.once('close', this.release);
+    request.inFlight = true;
     done();
   };
 
-  private readonly release = (): void => {
-    this.current -= 1;
+  /** The onResponse hook: the answer went out. */
+  readonly release = (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void => {
+    if (request.inFlight) {
+      const socket = request.raw.socket as CountedSocket;
+      // After its connection closed, its place was already freed.
+      if ((socket[kCounted] ?? 0) > 0) {
+        socket[kCounted]! -= 1;
+        this.current -= 1;
+      }
+    }
+    done();
   };
+
+  private closed(socket: CountedSocket): void {
+    this.current -= Math.max(0, socket[kCounted] ?? 0);
+    socket[kCounted] = -1;
+  }
 }

@@ -22,7 +22,7 @@ export function leaseSizeOf(maxPerWindow: number): number {
 export type StoreCallback = (error: Error | null, result?: { current: number; ttl: number }) => void;
 
 /** Tokens base+1 .. base+granted of a client's window, this process's to spend until endsAt. */
-interface Lease {
+export interface Lease {
   readonly base: number;
   readonly granted: number;
   /** The window's counter as Redis answered (over the limit when nothing was granted). */
@@ -83,17 +83,27 @@ export class LeasedRateStore {
     );
   }
 
-  /** Spends a token of the client's lease when it has one left in a window still open. */
-  private spend(key: string, callback: StoreCallback): boolean {
+  /**
+   * Spends a token of the client's lease when it has one left in a window still open (at `now`):
+   * the lease, whose count is then `base + spent`; undefined: ask incr(). The hot path of a limited
+   * request, with no callback and no result object to make.
+   */
+  spendLeased(key: string, now: number): Readonly<Lease> | undefined {
     const lease = this.leases.get(key);
-    if (!lease) return false;
-    const now = performance.now();
+    if (!lease) return undefined;
     if (lease.endsAt <= now) {
       this.leases.delete(key);
-      return false;
+      return undefined;
     }
-    if (lease.spent >= lease.granted) return false;
+    if (lease.spent >= lease.granted) return undefined;
     lease.spent += 1;
+    return lease;
+  }
+
+  private spend(key: string, callback: StoreCallback): boolean {
+    const now = performance.now();
+    const lease = this.spendLeased(key, now);
+    if (!lease) return false;
     callback(null, { current: lease.base + lease.spent, ttl: lease.endsAt - now });
     return true;
   }

@@ -29,29 +29,35 @@ const WINDOW_MS = 1000;
  *
  * A callback hook of our own rather than @fastify/rate-limit's async one (the same headers, codes
  * and store): a request that spends a leased token is decided in the same tick with no promise,
- * and the library's hook cost a cached read 12 of its 38 µs (bench/RESULTS.md, issue 14).
+ * and the library's hook cost a cached read 12 of its 38 µs (bench/RESULTS.md, issue 14). A request
+ * with a token of this process's lease left makes no callback and no result object either.
  */
 export function registerRateLimit(scope: FastifyInstance, opts: RateLimitOptions): void {
   const store = new LeasedRateStore({ redis: opts.redis, keyPrefix: opts.keyPrefix, onFailOpen: opts.onFailOpen });
+  /** Headers, and the request goes on or is refused; `current`: the client's count with this request. */
+  const decide = (reply: FastifyReply, done: () => void, max: number, current: number, ttlMs: number): void => {
+    const resetSeconds = Math.ceil(ttlMs / 1000);
+    reply.header('x-ratelimit-limit', max);
+    if (current <= max) {
+      reply.header('x-ratelimit-remaining', max - current).header('x-ratelimit-reset', resetSeconds);
+      done();
+      return;
+    }
+    opts.onLimited();
+    const retryAfter = Math.max(1, resetSeconds);
+    reply.header('x-ratelimit-remaining', 0).header('x-ratelimit-reset', resetSeconds).header('retry-after', retryAfter);
+    sendError(reply, new ApiError('RATE_LIMITED', `This API key may make ${max} requests per second; retry in ${retryAfter} second${retryAfter === 1 ? '' : 's'}`));
+  };
   scope.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
     const max = request.client?.ratePerSecond ?? opts.defaultPerSecond;
+    const key = request.client?.id ?? 'anonymous';
+    const now = performance.now();
+    const lease = store.spendLeased(key, now);
+    if (lease) return decide(reply, done, max, lease.base + lease.spent, lease.endsAt - now);
     store.incr(
-      request.client?.id ?? 'anonymous',
-      (error, counted) => {
-        // A failed check lets the request through (the store counted it as failing open).
-        const current = error || !counted ? 0 : counted.current;
-        const resetSeconds = error || !counted ? 0 : Math.ceil(counted.ttl / 1000);
-        reply.header('x-ratelimit-limit', max);
-        if (current <= max) {
-          reply.header('x-ratelimit-remaining', max - current).header('x-ratelimit-reset', resetSeconds);
-          done();
-          return;
-        }
-        opts.onLimited();
-        const retryAfter = Math.max(1, resetSeconds);
-        reply.header('x-ratelimit-remaining', 0).header('x-ratelimit-reset', resetSeconds).header('retry-after', retryAfter);
-        sendError(reply, new ApiError('RATE_LIMITED', `This API key may make ${max} requests per second; retry in ${retryAfter} second${retryAfter === 1 ? '' : 's'}`));
-      },
+      key,
+      // A failed check lets the request through (the store counted it as failing open).
+      (error, counted) => (error || !counted ? decide(reply, done, max, 0, 0) : decide(reply, done, max, counted.current, counted.ttl)),
       WINDOW_MS,
       max,
     );
