@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { OrderReader } from '../shared/cache/order-reader.ts';
+import { OrderReader, REFRESH_BATCH_MS } from '../shared/cache/order-reader.ts';
 import { createWebRuntime, type WebRuntime } from '../workers/web-runtime.ts';
 import { invalidationChannel } from '../shared/orders/order-writer.ts';
 import { createTestDatabase, type TestDatabase } from './support/test-database.ts';
@@ -160,7 +160,7 @@ describe('the read path', () => {
   });
 
   it('a hot copy is refreshed ahead of its TTL in the background: kept while L2 holds its version, replaced when not, never past the TTL unchecked', async () => {
-    const id = await web.postOrder();
+    const [id, other] = [await web.postOrder(), await web.postOrder()];
     await web.runtime.reader.get(id); // cached in Redis at version 1
     const t0 = 10_000; // lru-cache takes a start time of 0 for "no TTL"
     let now = t0;
@@ -174,23 +174,30 @@ describe('the read path', () => {
       },
     });
     const nextRefresh = () => new Promise<void>((resolve) => (refreshed = resolve));
+    const askedL2 = vi.spyOn(web.runtime.writer.cache, 'getMany'); // still does its work: only watched
+    // The batch's timer only: the reader's clients keep their real ones.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const batchSent = () => vi.advanceTimersByTime(REFRESH_BATCH_MS);
     try {
       const copy = (await reader.get(id)).record!; // in L1 at t0, for 1,000 ms
-      const askedL2 = vi.spyOn(web.runtime.writer.cache, 'get'); // still does its work: only watched
       now = t0 + 700;
       expect(reader.peek(id)).toBe(copy);
-      expect(askedL2, 'L2 asked again with 300 ms of the copy\'s life left').not.toHaveBeenCalled();
+      batchSent();
+      expect(askedL2, "L2 asked again with 300 ms of the copy's life left").not.toHaveBeenCalled();
 
       // In its last quarter, a read is answered from memory at once and L2 is asked again behind it.
       now = t0 + 800;
       let done = nextRefresh();
       expect(reader.peek(id)).toBe(copy);
-      expect(askedL2).toHaveBeenCalledWith(id, 1);
+      expect(reader.peek(id)).toBe(copy); // one refresh per copy, however many reads
+      batchSent();
+      expect(askedL2.mock.calls).toEqual([[[{ orderId: id, heldVersion: 1 }]]]);
       await done;
       expect(refreshes).toEqual(['kept']);
       now = t0 + 1_700; // past the first TTL: the same object (its body and ETag too), renewed at t0 + 800
       done = nextRefresh();
       expect(reader.peek(id)).toBe(copy);
+      batchSent();
       await done;
 
       // A change this reader never hears of (no invalidation reaches it) is found by the next refresh.
@@ -198,15 +205,26 @@ describe('the read path', () => {
       now = t0 + 2_500;
       done = nextRefresh();
       expect(reader.peek(id)?.order.version, 'within the TTL of the last check').toBe(1);
+      batchSent();
       await done;
       expect(refreshes).toEqual(['kept', 'kept', 'replaced']);
       expect(reader.peek(id)?.order).toMatchObject({ version: 2, status: 'CANCELLED' });
 
+      // A refresh still waiting for its batch when the news of a newer version comes is dropped.
+      now = t0 + 3_300; // the version 2 copy came at t0 + 2,500
+      expect(reader.peek(id)?.order.version).toBe(2);
+      reader.invalidate(id, 3);
+      askedL2.mockClear();
+      batchSent();
+      expect(askedL2).not.toHaveBeenCalled();
+
       // A copy nobody reads in its last quarter is not refreshed: it lapses at its TTL.
-      now = t0 + 3_600; // the version 2 copy came at t0 + 2,500
-      expect(reader.peek(id)).toBeUndefined();
+      await reader.get(other); // at t0 + 3,300
+      now = t0 + 4_400;
+      expect(reader.peek(other)).toBeUndefined();
       expect(refreshes).toHaveLength(3);
     } finally {
+      vi.useRealTimers();
       vi.restoreAllMocks();
       await reader.close();
     }

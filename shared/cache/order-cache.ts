@@ -20,6 +20,13 @@ export type CachedOrder =
   | { readonly kind: 'stale'; readonly version: number }
   | { readonly kind: 'miss' };
 
+function cachedOrderOf([version, data]: (string | null | undefined)[], heldVersion: number | undefined): CachedOrder {
+  if (version === null || version === undefined) return { kind: 'miss' };
+  if (!data) return { kind: 'stale', version: Number(version) };
+  if (heldVersion !== undefined && Number(version) === heldVersion) return { kind: 'same' };
+  return { kind: 'hit', record: JSON.parse(data) as OrderRecord };
+}
+
 export interface OrderCacheOptions {
   readonly prefix: string;
   /** How long an order that can still change stays cached after its last fill, in ms. */
@@ -79,11 +86,17 @@ export class OrderCache {
 
   /** `heldVersion`: the version the caller holds; if that is the one cached, the answer is 'same'. */
   async get(orderId: string, heldVersion?: number): Promise<CachedOrder> {
-    const [version, data] = await this.redis.hmget(this.key(orderId), 'v', 'd');
-    if (version === null) return { kind: 'miss' };
-    if (!data) return { kind: 'stale', version: Number(version) };
-    if (heldVersion !== undefined && Number(version) === heldVersion) return { kind: 'same' };
-    return { kind: 'hit', record: JSON.parse(data) as OrderRecord };
+    return cachedOrderOf(await this.redis.hmget(this.key(orderId), 'v', 'd'), heldVersion);
+  }
+
+  /** get() of many orders in one round trip (one command per key: in a Redis Cluster they live in different slots). */
+  async getMany(orders: readonly { readonly orderId: string; readonly heldVersion?: number }[]): Promise<CachedOrder[]> {
+    const pipeline = this.redis.pipeline();
+    for (const { orderId } of orders) pipeline.hmget(this.key(orderId), 'v', 'd');
+    return ((await pipeline.exec()) ?? []).map(([error, fields], i) => {
+      if (error) throw error;
+      return cachedOrderOf(fields as (string | null)[], orders[i]!.heldVersion);
+    });
   }
 
   /**
