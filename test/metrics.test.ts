@@ -98,6 +98,7 @@ describe('each process reports its own metrics, and only those', () => {
         body: JSON.stringify({ ...orderBody(), items: [] }),
       });
       expect(bad.status).toBe(400);
+      expect((await fetch(`${fleet.api}/v1/nowhere`)).status).toBe(404);
 
       const dispatched = [...posted, ...stranded];
       await waitAllDispatched(database.db, dispatched, 60_000);
@@ -138,6 +139,10 @@ describe('each process reports its own metrics, and only those', () => {
     expect(valueOf(families, 'courier_intake_batch_size_sum')).toBe(ORDERS + 1);
     expect(valueOf(families, 'courier_http_errors_total', { route: '/v1/orders', code: 'VALIDATION_FAILED' })).toBe(1);
     expect(valueOf(families, 'courier_http_request_seconds_count', { route: '/v1/orders', status: '202' })).toBe(ORDERS + 1);
+    // Each route times its own requests (a hook bound to it); what no route matched has one series.
+    expect(valueOf(families, 'courier_http_request_seconds_count', { method: 'GET', route: '/v1/orders/:id', status: '200' })).toBe(reads);
+    expect(valueOf(families, 'courier_http_request_seconds_count', { method: 'GET', route: 'unmatched', status: '404' })).toBe(1);
+    expect(valueOf(families, 'courier_http_errors_total', { route: 'unmatched', code: 'ROUTE_NOT_FOUND' })).toBe(1);
     expect(valueOf(families, 'courier_order_reads_total')).toBe(reads);
     expect(valueOf(families, 'courier_order_l1_refreshes_total', { outcome: 'failed' })).toBe(0);
     expect(valueOf(families, 'courier_order_reads_total', { source: 'l1' })).toBeGreaterThanOrEqual(1);

@@ -95,8 +95,6 @@ export async function createWebRuntime(
     enqueueNotifications: async (_jobId, notifications) => void (await producer.add('notify.batch', { notifications: [...notifications] })),
     onLocked: metrics.lockObserver('order'),
   });
-  // Bound once: inc({ source }) would build the label key on every read.
-  const reads = { l1: metrics.orderReads.labels('l1'), l2: metrics.orderReads.labels('l2'), mysql: metrics.orderReads.labels('mysql') };
   reader = new OrderReader({
     cache: writer.cache,
     primary: db,
@@ -106,7 +104,7 @@ export async function createWebRuntime(
     l1TtlMs: config.l1TtlMs,
     l1Max: config.l1Max,
     logger,
-    onRead: (source) => reads[source].inc(),
+    onRead: metrics.countRead,
     onRefresh: (outcome) => metrics.l1Refreshes.inc({ outcome }),
     enabled: config.orderCache === 'on',
   });

@@ -27,19 +27,19 @@ import { sectionHeading, summaryHead, writeResults } from '../lib/results.ts';
 import { runGetLoad, redisServerPid, machineBusyPercent } from './get-load.ts';
 import { FINISHED_COUNT, type Seeded, seedDatabase, deleteBenchKeys } from './seed.ts';
 import { type ServerFigures, type ServerUnderTest, startUnderTest, runSlice, figuresOf, logServerFigures, logInProcessStampede, logHttpStampede } from './servers.ts';
-import { type ServerName, CHANGED, DURATION_S, CONNECTIONS, WARMUP_S, ROUNDS, SLICE_S, ORDER_COUNT, HOT_ORDERS, STAMPEDE, WARMUP_PAGE, SERVERS, REDIS_URL, MYSQL_URL, CACHE_PREFIX, QUEUE_PREFIX, LOAD_SEED, START_TIMEOUT_MS, STOP_TIMEOUT_MS, LOAD_DRAIN_BOUND_S, TARGET, shared } from './settings.ts';
+import { type ServerName, CHANGED, DURATION_S, CONNECTIONS, WARMUP_S, SLICE_WARMUP_S, ROUNDS, SLICE_S, ORDER_COUNT, HOT_ORDERS, STAMPEDE, WARMUP_PAGE, SERVERS, REDIS_URL, MYSQL_URL, CACHE_PREFIX, QUEUE_PREFIX, LOAD_SEED, START_TIMEOUT_MS, STOP_TIMEOUT_MS, LOAD_DRAIN_BOUND_S, TARGET, shared } from './settings.ts';
 import { stampedeInProcess, stampedeOverHttp } from './stampede.ts';
 import { warmUp } from './warm-up.ts';
 
 // Main
 
-const perServerS = WARMUP_S + DURATION_S + (ROUNDS + 1) * LOAD_DRAIN_BOUND_S + (START_TIMEOUT_MS + STOP_TIMEOUT_MS) / 1000 + 60;
+const perServerS = WARMUP_S + DURATION_S + ROUNDS * SLICE_WARMUP_S + (ROUNDS + 1) * LOAD_DRAIN_BOUND_S + (START_TIMEOUT_MS + STOP_TIMEOUT_MS) / 1000 + 60;
 const BOUND_S = Math.round(600 + SERVERS.length * perServerS);
 
 runBench('reads', BOUND_S, async (run) => {
 
   log(
-    `bench: reads, ${SERVERS.join(', ')}; ${fmt(ORDER_COUNT)} active orders (+ ${fmt(FINISHED_COUNT)} finished), hot set ${fmt(HOT_ORDERS)}; ${DURATION_S} s each in ${ROUNDS} turn${ROUNDS === 1 ? '' : 's'} (after a ${WARMUP_S} s warm-up), ` +
+    `bench: reads, ${SERVERS.join(', ')}; ${fmt(ORDER_COUNT)} active orders (+ ${fmt(FINISHED_COUNT)} finished), hot set ${fmt(HOT_ORDERS)}; ${DURATION_S} s each in ${ROUNDS} turn${ROUNDS === 1 ? '' : 's'} (after a ${WARMUP_S} s warm-up, and an unmeasured lead-in of ${SLICE_WARMUP_S} s in each turn), ` +
       `${CONNECTIONS} connections, pipelining 1; node ${process.version}, ${cpus().length} CPUs (shared by the load generator, the server, MariaDB and Redis)`,
   );
   const loadAverageAtStart = loadavg();
@@ -253,6 +253,7 @@ runBench('reads', BOUND_S, async (run) => {
         rounds: ROUNDS,
         sliceS: SLICE_S,
         warmupS: WARMUP_S,
+        sliceWarmupS: SLICE_WARMUP_S,
         connections: CONNECTIONS,
         pipelining: 1,
         loadAverageAtStart,

@@ -19,7 +19,7 @@ import { summarize } from '../lib/stats.ts';
 import { runGetLoad } from './get-load.ts';
 import { type Load, loadOf, rightAnswer } from './loads.ts';
 import type { Seeded } from './seed.ts';
-import { type ServerName, ALL_SERVERS, ROUNDS, SLICE_S, REDIS_URL, MYSQL_URL, CACHE_PREFIX, QUEUE_PREFIX, LOAD_SEED, START_TIMEOUT_MS, STOP_TIMEOUT_MS, shared } from './settings.ts';
+import { type ServerName, ALL_SERVERS, ROUNDS, SLICE_S, SLICE_WARMUP_S, REDIS_URL, MYSQL_URL, CACHE_PREFIX, QUEUE_PREFIX, LOAD_SEED, START_TIMEOUT_MS, STOP_TIMEOUT_MS, shared } from './settings.ts';
 import { type InProcessStampede, type HttpStampede, httpGet, type Reads, scrapeReads, readsBetween } from './stampede.ts';
 
 // Phase 3: the servers, loaded in turn
@@ -132,7 +132,7 @@ export interface ServerFigures {
   readonly cpuPercent: Record<CpuGroup, number | null>;
   readonly serverCpuUsPerResponse: number | null;
   readonly loadGeneratorCpuUsPerResponse: number | null;
-  /** Bytes received per response, headers and body (autocannon's throughput). */
+  /** Bytes received per response, headers and body (as autocannon counts them). */
   readonly bytesPerResponse: number;
   readonly stampede: HttpStampede | null;
   readonly exit: { code: number | null; signal: string | null; forced: boolean } | null;
@@ -236,15 +236,22 @@ export async function startUnderTest(name: ServerName, ctx: { apiKey: string; ho
 export async function runSlice(under: ServerUnderTest, ctx: { hot: readonly string[] }, round: number): Promise<Slice> {
   const { name, proc } = under;
   const web = isWeb(name);
-  const readsBefore = web ? await scrapeReads(proc.url) : null;
   const cpuGroups = cpuGroupsOf(proc.pid);
-  const cpuBefore = cpuSnapshot(cpuGroups);
-  const cpuFrom = performance.now();
+  let cpuBefore = cpuSnapshot(cpuGroups);
+  let cpuFrom = performance.now();
+  let readsBefore: Promise<Reads | null> = Promise.resolve(null);
   const run = await runGetLoad({
     url: proc.url,
     load: under.load,
     hot: ctx.hot,
     seconds: SLICE_S,
+    unmeasuredS: SLICE_WARMUP_S,
+    // The CPU and the read counters from here: the lead-in is not measured.
+    onMeasuring: () => {
+      cpuBefore = cpuSnapshot(cpuGroups);
+      cpuFrom = performance.now();
+      if (web) readsBefore = scrapeReads(proc.url);
+    },
     // The same id sequence for every server in a round.
     seed: LOAD_SEED + round,
     latencies: under.latencies,
@@ -267,7 +274,7 @@ export async function runSlice(under: ServerUnderTest, ctx: { hot: readonly stri
     under.cpuMs[group] = sum === null || delta === null ? null : sum + delta;
   }
   if (web) {
-    const reads = readsBetween(readsBefore, await scrapeReads(proc.url));
+    const reads = readsBetween(await readsBefore, await scrapeReads(proc.url));
     under.reads = reads && under.reads ? { l1: under.reads.l1 + reads.l1, l2: under.reads.l2 + reads.l2, mysql: under.reads.mysql + reads.mysql } : null;
   }
   const r = run.result;
@@ -276,7 +283,7 @@ export async function runSlice(under: ServerUnderTest, ctx: { hot: readonly stri
   under.wrongStatus += run.responses - run.statusRight;
   under.errors += r.errors;
   under.timeouts += r.timeouts;
-  under.bytes += r.throughput.total;
+  under.bytes += run.bytes;
   under.windowS += run.windowS;
   under.unanswered += run.unanswered;
   under.drained &&= run.drained;

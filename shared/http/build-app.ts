@@ -22,9 +22,9 @@ import { handleError, installErrorHandling, sendError } from './error-handler.ts
 import { InFlightGate } from './in-flight.ts';
 import { lazyRequestLogger } from './lazy-request-logger.ts';
 import { registerRateLimit } from './rate-limit.ts';
-import { installRequestDeadline } from './request-deadline.ts';
+import { RequestDeadlines } from './request-deadline.ts';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.ts';
-import { requestTimer } from './request-metrics.ts';
+import { installRequestMetrics } from './request-metrics.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { orderRoutes } from './routes/orders.ts';
 
@@ -98,13 +98,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // The socket's bound (receiving the request, Node's check); the application's (routing to answer) is below.
     requestTimeout: config.requestTimeoutMs,
   });
+  // First, so that every route added after it is timed.
+  const observeUnmatched = installRequestMetrics(app, deps.metrics.httpRequestSeconds, deps.metrics.httpErrors);
   installErrorHandling(app);
-  installRequestDeadline(app, config.requestTimeoutMs);
-  app.addHook('onRequest', (request, reply, done) => {
-    reply.header(REQUEST_ID_HEADER, request.id);
-    done();
-  });
-  await registerApiDocs(app, deps.version ?? '0.0.0');
+  const deadlines = new RequestDeadlines(app, config.requestTimeoutMs);
 
   // Draining (close() began): a request on a connection still open is refused (Fastify closes the
   // connection after it), so the client retries on another instance.
@@ -112,13 +109,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('preClose', async () => {
     draining = true;
   });
-  // Callback hooks, not async ones: every request passes them, and a promise each is not free.
-  app.addHook('onRequest', (_request, reply, done) => {
+  // What every request gets first and last, in one callback hook each rather than a hook per
+  // concern (each is one more call through Fastify's runner on every request, and a promise each
+  // for an async one): its deadline, its id in the answer, the draining check; the deadline's end
+  // and the timing of a request no route matched (each route times its own).
+  app.addHook('onRequest', (request, reply, done) => {
+    deadlines.start(reply);
+    reply.header(REQUEST_ID_HEADER, request.id);
     if (draining) sendError(reply, new ApiError('SHUTTING_DOWN'));
     else done();
   });
-
-  app.addHook('onResponse', requestTimer(deps.metrics.httpRequestSeconds, deps.metrics.httpErrors));
+  app.addHook('onResponse', (request, reply, done) => {
+    deadlines.finish(reply);
+    if (request.is404) observeUnmatched(request, reply, done);
+    else done();
+  });
+  await registerApiDocs(app, deps.version ?? '0.0.0');
 
   await app.register(operationsRoutes, {
     db: deps.db,

@@ -12,33 +12,39 @@ import { sendError } from './error-handler.ts';
  *
  * A request whose client went away stays until the sweep reaches it, which only drops it (its
  * connection is gone): an onRequestAbort hook to drop it sooner makes Fastify listen on every
- * request's 'close', ~2 µs of a cached read's ~40 (bench/RESULTS.md, issue 14).
+ * request's 'close', ~2 µs of a cached read's ~40 (bench/RESULTS.md, issue 14). start() and
+ * finish() are called from the app's own first and last hooks, not hooks of their own: each hook is
+ * one more call through Fastify's runner on every request.
  */
-export function installRequestDeadline(app: FastifyInstance, timeoutMs: number): void {
+export class RequestDeadlines {
   // In arrival order, so a sweep stops at the first request still within its bound.
-  const open = new Map<FastifyReply, number>();
-  app.addHook('onRequest', (_request, reply, done) => {
-    open.set(reply, performance.now());
-    done();
-  });
-  app.addHook('onResponse', (_request, reply, done) => {
-    open.delete(reply);
-    done();
-  });
-  const sweep = setInterval(
-    () => {
-      const now = performance.now();
-      for (const [reply, startedAt] of open) {
-        if (now - startedAt < timeoutMs) break;
-        open.delete(reply);
-        if (!reply.sent && !reply.raw.headersSent && !reply.raw.destroyed) sendError(reply, new ApiError('REQUEST_TIMEOUT'));
-      }
-    },
-    Math.max(10, Math.min(1000, Math.round(timeoutMs / 10))),
-  );
-  sweep.unref();
-  app.addHook('onClose', (_app, done) => {
-    clearInterval(sweep);
-    done();
-  });
+  private readonly open = new Map<FastifyReply, number>();
+
+  /** Starts the sweep (stopped when `app` closes); the app's first and last hooks call start() and finish(). */
+  constructor(app: FastifyInstance, timeoutMs: number) {
+    const sweep = setInterval(
+      () => {
+        const now = performance.now();
+        for (const [reply, startedAt] of this.open) {
+          if (now - startedAt < timeoutMs) break;
+          this.open.delete(reply);
+          if (!reply.sent && !reply.raw.headersSent && !reply.raw.destroyed) sendError(reply, new ApiError('REQUEST_TIMEOUT'));
+        }
+      },
+      Math.max(10, Math.min(1000, Math.round(timeoutMs / 10))),
+    );
+    sweep.unref();
+    app.addHook('onClose', (_app, done) => {
+      clearInterval(sweep);
+      done();
+    });
+  }
+
+  start(reply: FastifyReply): void {
+    this.open.set(reply, performance.now());
+  }
+
+  finish(reply: FastifyReply): void {
+    this.open.delete(reply);
+  }
 }

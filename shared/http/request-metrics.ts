@@ -1,31 +1,47 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { Counter, Histogram } from 'prom-client';
 import { errorCodeOf } from './error-handler.ts';
 
 type Child = ReturnType<Histogram<'method' | 'route' | 'status'>['labels']>;
+export type OnResponse = (request: FastifyRequest, reply: FastifyReply, done: () => void) => void;
 
 /**
- * courier_http_request_seconds, observed once per request (and courier_http_errors_total per error answer) through children bound once per
- * method, route and status: prom-client would otherwise sort and join the three labels into a key
- * on every request. The routes and statuses are few, so the children are too.
+ * courier_http_request_seconds, observed once per request (and courier_http_errors_total per error
+ * answer). Each route gets a hook of its own, bound when the route is added to its url, with its
+ * histogram children by status (and method, for a route of several): a request does not ask for its
+ * route (request.routeOptions builds a dozen-field object on every read) nor build a label key, and
+ * prom-client does not sort and join three labels. Only routes added after this is installed are
+ * timed: install it first. Returns the hook for requests no route matched (`unmatched`): the app
+ * calls it from its own last hook when `request.is404`.
  */
-export function requestTimer(histogram: Histogram<'method' | 'route' | 'status'>, errors: Counter<'route' | 'code'>) {
-  const children = new Map<string, Child>();
-  return (request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
-    const route = request.routeOptions.url ?? 'unmatched';
-    const status = reply.statusCode;
-    const key = `${request.method} ${status} ${route}`;
-    let child = children.get(key);
-    if (!child) {
-      child = histogram.labels({ method: request.method, route, status: String(status) });
-      children.set(key, child);
-    }
-    child.observe(reply.elapsedTime / 1000);
-    // Only error answers count here (a WeakMap lookup on the way out; successes pay nothing more).
-    if (status >= 400) {
-      const code = errorCodeOf(reply);
-      if (code !== undefined) errors.inc({ route, code });
-    }
-    done();
+export function installRequestMetrics(app: FastifyInstance, histogram: Histogram<'method' | 'route' | 'status'>, errors: Counter<'route' | 'code'>): OnResponse {
+  const observerFor = (route: string, routeMethod: string | undefined): OnResponse => {
+    // By status (a handful per route); by method too only where the route answers several.
+    const byMethod = new Map<string, Map<number, Child>>();
+    return (request, reply, done) => {
+      const method = routeMethod ?? request.method;
+      let byStatus = byMethod.get(method);
+      if (!byStatus) byMethod.set(method, (byStatus = new Map()));
+      const status = reply.statusCode;
+      let child = byStatus.get(status);
+      if (!child) byStatus.set(status, (child = histogram.labels({ method, route, status: String(status) })));
+      child.observe(reply.elapsedTime / 1000);
+      // Only error answers count here (a WeakMap lookup on the way out; successes pay nothing more).
+      if (status >= 400) {
+        const code = errorCodeOf(reply);
+        if (code !== undefined) errors.inc({ route, code });
+      }
+      done();
+    };
   };
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const observe = observerFor(route.url ?? 'unmatched', typeof route.method === 'string' ? route.method : undefined);
+    route.onResponse = [...asList(route.onResponse), observe] as RouteOptions['onResponse'];
+  });
+  return observerFor('unmatched', undefined);
+}
+
+function asList<T>(value: T | readonly T[] | undefined): readonly T[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : [value as T];
 }
