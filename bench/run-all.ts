@@ -16,7 +16,7 @@ const BENCHES = ['intake', 'pipeline', 'reads', 'recovery', 'logs'] as const;
 const CHECK_ARGS: Record<(typeof BENCHES)[number], string[]> = {
   intake: ['--seconds', '3', '--warmup', '1'],
   pipeline: ['--steps', '100,300,600', '--step-seconds', '8', '--warmup-seconds', '4', '--memory-orders', '0', '--read-orders', '2000', '--read-seconds', '8', '--drain-bound', '90'],
-  reads: ['--orders', '5000', '--seconds', '2', '--rounds', '1', '--warmup', '1', '--hot-orders', '200', '--stampede', '200'],
+  reads: ['--orders', '5000', '--seconds', '2', '--rounds', '1', '--warmup', '1', '--slice-warmup', '1', '--wrk-seconds', '2', '--hot-orders', '200', '--stampede', '200'],
   logs: ['--orders', '500', '--rate', '100'],
   recovery: ['--orders', '2000', '--baseline-orders', '200', '--flush-orders', '300', '--calibrate-orders', '200', '--calibrate-rate', '100'],
 };

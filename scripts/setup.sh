@@ -9,9 +9,11 @@
 #   4. with --browser (npm test): Debian's Chromium, which the browser test drives, when missing
 #   5. with --promtool (npm test): Debian's prometheus package for /usr/bin/promtool, which the
 #      metrics test checks every process's /metrics with, when missing
+#   6. with --wrk (npm run bench:reads): Debian's wrk, the load generator the reads bench checks its
+#      ratios with, when missing (as root; otherwise the bench says it is left out)
 # Idempotent and quick when nothing is missing; never touches a service that is already running.
 #
-# Usage: scripts/setup.sh [--no-demo] [--browser] [--promtool]
+# Usage: scripts/setup.sh [--no-demo] [--browser] [--promtool] [--wrk]
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -19,12 +21,14 @@ ROOT=$(pwd)
 DEMO_FLAG=""
 BROWSER=""
 PROMTOOL=""
+WRK=""
 for arg in "$@"; do
   case "$arg" in
     --no-demo) DEMO_FLAG="--no-demo" ;;
     --browser) BROWSER=1 ;;
     --promtool) PROMTOOL=1 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --wrk) WRK=1 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -192,5 +196,19 @@ if [ -n "$PROMTOOL" ]; then
     apt_install --no-install-recommends prometheus
     [ -x /usr/bin/promtool ] || die "apt installed prometheus, but /usr/bin/promtool is not there"
     say "promtool installed ($(/usr/bin/promtool --version 2>&1 | head -n1))"
+  fi
+fi
+
+# --- 6. wrk for the reads bench (npm run bench:reads only) -----------------------------------------
+# The reads bench's ratios over the bare hello-world are checked with wrk too, a load generator in
+# C whose own cost per request is small beside the server's (autocannon's, in Node, is not).
+if [ -n "$WRK" ]; then
+  if command -v wrk >/dev/null 2>&1; then
+    say "wrk is installed"
+  elif [ "$(id -u)" = 0 ]; then
+    apt_install wrk
+    say "wrk installed"
+  else
+    say "wrk is not installed and this is not root: the reads bench leaves its wrk check out (apt-get install -y wrk)"
   fi
 fi

@@ -27,13 +27,14 @@ import { sectionHeading, summaryHead, writeResults } from '../lib/results.ts';
 import { runGetLoad, redisServerPid, machineBusyPercent } from './get-load.ts';
 import { FINISHED_COUNT, type Seeded, seedDatabase, deleteBenchKeys } from './seed.ts';
 import { type ServerFigures, type ServerUnderTest, startUnderTest, runSlice, figuresOf, logServerFigures, logInProcessStampede, logHttpStampede } from './servers.ts';
-import { type ServerName, CHANGED, DURATION_S, CONNECTIONS, WARMUP_S, SLICE_WARMUP_S, ROUNDS, SLICE_S, ORDER_COUNT, HOT_ORDERS, STAMPEDE, WARMUP_PAGE, SERVERS, REDIS_URL, MYSQL_URL, CACHE_PREFIX, QUEUE_PREFIX, LOAD_SEED, START_TIMEOUT_MS, STOP_TIMEOUT_MS, LOAD_DRAIN_BOUND_S, TARGET, shared } from './settings.ts';
+import { type ServerName, CHANGED, DURATION_S, CONNECTIONS, WARMUP_S, SLICE_WARMUP_S, WRK_SLICE_S, ROUNDS, SLICE_S, ORDER_COUNT, HOT_ORDERS, STAMPEDE, WARMUP_PAGE, SERVERS, REDIS_URL, MYSQL_URL, CACHE_PREFIX, QUEUE_PREFIX, LOAD_SEED, START_TIMEOUT_MS, STOP_TIMEOUT_MS, LOAD_DRAIN_BOUND_S, TARGET, shared } from './settings.ts';
 import { stampedeInProcess, stampedeOverHttp } from './stampede.ts';
 import { warmUp } from './warm-up.ts';
+import { type WrkFigures, wrkCheck, wrkInstalled, wrkOverHello } from './wrk-check.ts';
 
 // Main
 
-const perServerS = WARMUP_S + DURATION_S + ROUNDS * SLICE_WARMUP_S + (ROUNDS + 1) * LOAD_DRAIN_BOUND_S + (START_TIMEOUT_MS + STOP_TIMEOUT_MS) / 1000 + 60;
+const perServerS = WARMUP_S + DURATION_S + ROUNDS * (WRK_SLICE_S + LOAD_DRAIN_BOUND_S) + ROUNDS * SLICE_WARMUP_S + (ROUNDS + 1) * LOAD_DRAIN_BOUND_S + (START_TIMEOUT_MS + STOP_TIMEOUT_MS) / 1000 + 60;
 const BOUND_S = Math.round(600 + SERVERS.length * perServerS);
 
 runBench('reads', BOUND_S, async (run) => {
@@ -93,6 +94,7 @@ runBench('reads', BOUND_S, async (run) => {
         `${ROUNDS} round${ROUNDS === 1 ? '' : 's'} of ${fmt(SLICE_S, 2)} s per server (${DURATION_S} s each in all), after a ${WARMUP_S} s warm-up each`,
     );
     const servers: ServerUnderTest[] = [];
+    let wrk: WrkFigures[] | null = null;
     try {
       for (const name of SERVERS) servers.push(await startUnderTest(name, { apiKey, hot, expected }));
       if (WARMUP_S > 0) {
@@ -111,6 +113,10 @@ runBench('reads', BOUND_S, async (run) => {
       for (let round = 0; round < ROUNDS; round++) {
         for (let k = 0; k < servers.length; k++) await runSlice(servers[(round + k) % servers.length]!, { hot }, round);
       }
+      if (WRK_SLICE_S > 0 && wrkInstalled()) {
+        log(`\n== 3b. the same servers under wrk (the issue's measure): one warm order, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${WRK_SLICE_S} s each`);
+        wrk = await wrkCheck(servers, hot[0]!, { rounds: ROUNDS, sliceS: WRK_SLICE_S, connections: CONNECTIONS, boundS: LOAD_DRAIN_BOUND_S });
+      } else if (WRK_SLICE_S > 0) log('\n(wrk is not installed: its check is left out; `npm run bench:reads` installs it when run as root)');
       for (const under of servers) {
         progress(`  [${under.name}] stopping the server (SIGTERM)`, false);
         const exit = await stopBenchProcess(under.proc, STOP_TIMEOUT_MS);
@@ -218,6 +224,15 @@ runBench('reads', BOUND_S, async (run) => {
     addOverHello('If-None-Match -> 304', notModified, TARGET.minNotModifiedOverHello);
     addOverHello('tracking view (order + rider + ETA)', tracking, TARGET.minTrackingOverHello);
     addOverHello('GET /healthz (in the app)', healthz, TARGET.minHealthzOverHello);
+    const wrkRatio = wrkOverHello(wrk);
+    const addWrk = (what: string, name: ServerName, min: number) => {
+      const ratio = wrkRatio[name];
+      add(`${what} >= ${min}x the bare hello-world's req/s, under wrk`, ratio === undefined ? 'n/a' : `${fmt(ratio, 2)}x`, ratio === undefined ? null : ratio >= min);
+    };
+    addWrk('cached GET /v1/orders/:id', 'cached', TARGET.minCachedOverHello);
+    addWrk('If-None-Match -> 304', 'not-modified', TARGET.minNotModifiedOverHello);
+    addWrk('tracking view', 'tracking', TARGET.minTrackingOverHello);
+    addWrk('GET /healthz (in the app)', 'healthz', TARGET.minHealthzOverHello);
     if (cachedOverHelloOrder !== null) {
       log(
         `(information) cached / hello-order (the same bytes as a cached read, constant): ${fmt(cachedOverHelloOrder * 100)}% ` +
@@ -241,7 +256,7 @@ runBench('reads', BOUND_S, async (run) => {
     );
 
     targets.print();
-    const wrongAnswers = figures.some((f) => f.checkPass.ok !== f.checkPass.requests) || warmup.sampleMismatches > 0 || !inProcess.allAnswered || !inProcessOff.allAnswered;
+    const wrongAnswers = figures.some((f) => f.checkPass.ok !== f.checkPass.requests) || warmup.sampleMismatches > 0 || !inProcess.allAnswered || !inProcessOff.allAnswered || (wrk?.some((f) => f.bad > 0) ?? false);
     if (wrongAnswers) log('CHECK FAILED: some answers were wrong (see above)');
     const undrained = figures.filter((f) => !f.drained).map((f) => f.name);
     if (undrained.length) log(`note: the load did not stop cleanly for ${undrained.join(', ')} (requests were cut off)`);
@@ -287,6 +302,7 @@ runBench('reads', BOUND_S, async (run) => {
         perRound: roundRatios,
       },
       cpuPerResponseUs: { serverPlusLoadGenerator: cpuCost, ratiosWhereCpuIsTheLimit: cpuModelRatios },
+      wrk: wrk ? { sliceS: WRK_SLICE_S, rounds: ROUNDS, connections: CONNECTIONS, threads: 1, order: 'one warm order (the first of the hot set)', servers: wrk, overHello: wrkRatio } : null,
       targets: { ...TARGET, verdicts: targets.results },
       checks: wrongAnswers ? 'FAILED' : 'ok',
     };
@@ -311,6 +327,7 @@ runBench('reads', BOUND_S, async (run) => {
         '',
         `- Warm-up: ${fmt(warmup.orders)} orders in ${fmt(warmup.seconds, 2)} s, ~${fmt(warmup.l2BytesPerOrder)} B each in Redis; ${warmup.sampleMismatches === 0 ? 'the sample equals readOrder' : '**a sample differs from readOrder**'}.`,
         `- Answers: ${wrongAnswers ? '**some were wrong**' : 'every checked answer right'}.`,
+        wrk ? `- Under wrk (one warm order, ${CONNECTIONS} connections, ${ROUNDS} x ${WRK_SLICE_S} s each): ${wrk.map((f) => `${f.name} ${fmt(f.reqPerSec)} req/s${f.name === 'hello' ? '' : ` (${fmt(wrkRatio[f.name] ?? Number.NaN, 2)}x)`}`).join(', ')}.` : '- Under wrk: left out (not installed).',
       ].join('\n'),
     });
     return wrongAnswers ? 1 : 0;
