@@ -16,18 +16,35 @@ import { sendError } from './error-handler.ts';
  * finish() are called from the app's own first and last hooks, not hooks of their own: each hook is
  * one more call through Fastify's runner on every request.
  */
+declare module 'fastify' {
+  interface FastifyReply {
+    /** RequestDeadlines' own: when the request began (performance.now), and its neighbours among those still open. */
+    deadlineStartedAt: number;
+    deadlinePrev: FastifyReply | null;
+    deadlineNext: FastifyReply | null;
+    deadlineOpen: boolean;
+  }
+}
+
 export class RequestDeadlines {
-  // In arrival order, so a sweep stops at the first request still within its bound.
-  private readonly open = new Map<FastifyReply, number>();
+  // The open requests in arrival order, so a sweep stops at the first one still within its bound: a
+  // list linked through the replies themselves (decorated fields), which costs a request a few
+  // field writes where a Map of replies cost it an entry and an identity hash (~1.3 µs of a
+  // /healthz's ~60 in a V8 profile under wrk).
+  private head: FastifyReply | null = null;
+  private tail: FastifyReply | null = null;
 
   /** Starts the sweep (stopped when `app` closes); the app's first and last hooks call start() and finish(). */
   constructor(app: FastifyInstance, timeoutMs: number) {
+    app.decorateReply('deadlineStartedAt', 0);
+    app.decorateReply('deadlinePrev', null);
+    app.decorateReply('deadlineNext', null);
+    app.decorateReply('deadlineOpen', false);
     const sweep = setInterval(
       () => {
         const now = performance.now();
-        for (const [reply, startedAt] of this.open) {
-          if (now - startedAt < timeoutMs) break;
-          this.open.delete(reply);
+        for (let reply = this.head; reply !== null && now - reply.deadlineStartedAt >= timeoutMs; reply = this.head) {
+          this.finish(reply);
           if (!reply.sent && !reply.raw.headersSent && !reply.raw.destroyed) sendError(reply, new ApiError('REQUEST_TIMEOUT'));
         }
       },
@@ -41,10 +58,32 @@ export class RequestDeadlines {
   }
 
   start(reply: FastifyReply): void {
-    this.open.set(reply, performance.now());
+    reply.deadlineStartedAt = performance.now();
+    reply.deadlineOpen = true;
+    reply.deadlinePrev = this.tail;
+    reply.deadlineNext = null;
+    if (this.tail) this.tail.deadlineNext = reply;
+    else this.head = reply;
+    this.tail = reply;
   }
 
+  /** Takes the request out of the open ones (again: a no-op). */
   finish(reply: FastifyReply): void {
-    this.open.delete(reply);
+    if (!reply.deadlineOpen) return;
+    reply.deadlineOpen = false;
+    const { deadlinePrev: prev, deadlineNext: next } = reply;
+    if (prev) prev.deadlineNext = next;
+    else this.head = next;
+    if (next) next.deadlinePrev = prev;
+    else this.tail = prev;
+    reply.deadlinePrev = null;
+    reply.deadlineNext = null;
+  }
+
+  /** How many requests are open (a walk of the list: for tests). */
+  get size(): number {
+    let n = 0;
+    for (let reply = this.head; reply !== null; reply = reply.deadlineNext) n++;
+    return n;
   }
 }
