@@ -21,7 +21,7 @@ import { dropBenchDatabase } from '../lib/bench-database.ts';
 import { runBench } from '../lib/run-bench.ts';
 import { Targets } from '../lib/targets.ts';
 import { loadConfig } from '../../shared/config.ts';
-import { fmt, log, printTable, progress } from '../lib/log.ts';
+import { fmt, log, progress } from '../lib/log.ts';
 import { prng } from '../lib/prng.ts';
 import { sectionHeading, summaryHead, writeResults } from '../lib/results.ts';
 import { runGetLoad, redisServerPid, machineBusyPercent } from './get-load.ts';
@@ -29,6 +29,7 @@ import { FINISHED_COUNT, type Seeded, seedDatabase, deleteBenchKeys } from './se
 import { type ServerFigures, type ServerUnderTest, startUnderTest, runSlice, figuresOf, logServerFigures, logInProcessStampede, logHttpStampede } from './servers.ts';
 import { type ServerName, CHANGED, DURATION_S, CONNECTIONS, WARMUP_S, SLICE_WARMUP_S, WRK_SLICE_S, ROUNDS, SLICE_S, ORDER_COUNT, HOT_ORDERS, STAMPEDE, WARMUP_PAGE, SERVERS, REDIS_URL, MYSQL_URL, CACHE_PREFIX, QUEUE_PREFIX, LOAD_SEED, START_TIMEOUT_MS, STOP_TIMEOUT_MS, LOAD_DRAIN_BOUND_S, TARGET, shared } from './settings.ts';
 import { stampedeInProcess, stampedeOverHttp } from './stampede.ts';
+import { logCpuPerResponse, logResultsTable } from './report.ts';
 import { warmUp } from './warm-up.ts';
 import { type WrkFigures, wrkCheck, wrkInstalled, wrkOverHello } from './wrk-check.ts';
 
@@ -157,45 +158,8 @@ runBench('reads', BOUND_S, async (run) => {
     };
 
     log('\n== results');
-    printTable(
-      ['server', 'req/s', 'p50 ms', 'p99 ms', 'responses', 'right status', 'wrong status', 'errors', 'bytes/resp', 'server CPU', 'server µs/resp', 'load gen µs/resp', 'L1 / L2 / MySQL'],
-      figures.map((f) => [
-        f.name,
-        fmt(f.reqPerSec),
-        fmt(f.latencyMs.p50, 1),
-        fmt(f.latencyMs.p99, 1),
-        fmt(f.responses),
-        fmt(f.statusRight),
-        fmt(f.wrongStatus),
-        fmt(f.errors + f.timeouts),
-        fmt(f.bytesPerResponse),
-        f.cpuPercent.server === null ? 'n/a' : `${fmt(f.cpuPercent.server)}%`,
-        fmt(f.serverCpuUsPerResponse),
-        fmt(f.loadGeneratorCpuUsPerResponse),
-        f.reads ? `${fmt(f.reads.l1)} / ${fmt(f.reads.l2)} / ${fmt(f.reads.mysql)}` : 'n/a',
-      ]),
-      '',
-    );
-    log('');
-    // CPU per response is far less at the mercy of what else runs on the machine than req/s is.
-    const cpuPerResponse = (f: ServerFigures | undefined) =>
-      f && f.serverCpuUsPerResponse !== null && f.loadGeneratorCpuUsPerResponse !== null ? f.serverCpuUsPerResponse + f.loadGeneratorCpuUsPerResponse : null;
-    const cpuCost = Object.fromEntries(figures.map((f) => [f.name, cpuPerResponse(f)]));
-    const cachedCost = cpuPerResponse(cached);
-    const helloCost = cpuPerResponse(hello);
-    const uncachedCost = cpuPerResponse(uncached);
-    const cpuModelRatios = {
-      cachedOverHello: cachedCost && helloCost ? helloCost / cachedCost : null,
-      cachedOverUncached: cachedCost && uncachedCost ? uncachedCost / cachedCost : null,
-    };
-    log(
-      `CPU per response, server + load generator: ${figures.map((f) => `${f.name} ${fmt(cpuCost[f.name])} µs`).join(', ')}` +
-        (cpuModelRatios.cachedOverHello !== null || cpuModelRatios.cachedOverUncached !== null
-          ? `; where CPU is the limit that makes cached ${cpuModelRatios.cachedOverUncached === null ? '' : `${fmt(cpuModelRatios.cachedOverUncached, 2)}x uncached`}` +
-            `${cpuModelRatios.cachedOverUncached !== null && cpuModelRatios.cachedOverHello !== null ? ' and ' : ''}` +
-            `${cpuModelRatios.cachedOverHello === null ? '' : `${fmt(cpuModelRatios.cachedOverHello * 100)}% of hello`} (information; MariaDB's and Redis's CPU left out)`
-          : ''),
-    );
+    logResultsTable(figures);
+    const { cpuCost, cpuModelRatios } = logCpuPerResponse(figures);
     if (ROUNDS > 1) {
       const list = (ratios: number[] | null, asPercent: boolean) =>
         ratios ? ratios.map((r) => (asPercent ? `${fmt(r * 100)}%` : `${fmt(r, 2)}x`)).join(', ') : 'n/a';
