@@ -2,6 +2,8 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { OrderReader, REFRESH_BATCH_MS } from '../shared/cache/order-reader.ts';
+import { Authenticator } from '../shared/clients/authenticator.ts';
+import { RecentWriters } from '../shared/http/recent-writers.ts';
 import { createWebRuntime, type WebRuntime } from '../workers/web-runtime.ts';
 import { invalidationChannel } from '../shared/orders/order-writer.ts';
 import { createTestDatabase, type TestDatabase } from './support/test-database.ts';
@@ -63,6 +65,33 @@ describe('the read path', () => {
       expect(await fresh.get(id)).toMatchObject({ source: 'l2', record: { clientId: web.clientId, order: { id, version: 1 } } });
     } finally {
       await fresh.close();
+    }
+  });
+
+  it('the lookups a cached read makes (its key, its order in L1, its recent writes) arm no timer: each checks the clock itself', async () => {
+    const id = await web.postOrder();
+    // The reader's clock stands still, so no copy comes due a refresh (which arms a batch timer).
+    const reader = otherProcessReader({ now: () => 1_000 });
+    const authenticator = new Authenticator(web.database.db, { ttlSeconds: 60 });
+    const recent = new RecentWriters(5_000);
+    try {
+      await reader.get(id);
+      expect(await authenticator.authenticate(web.apiKey)).toMatchObject({ id: web.clientId });
+      recent.wrote(web.clientId);
+      // lru-cache's default would remember the time for a millisecond and arm a timer to forget it.
+      const timers = vi.spyOn(globalThis, 'setTimeout');
+      try {
+        for (let i = 0; i < 50; i++) {
+          expect(reader.peek(id)?.order.id).toBe(id);
+          expect(authenticator.peek(web.apiKey)?.id).toBe(web.clientId);
+          expect(recent.wroteRecently(web.clientId)).toBe(true);
+        }
+        expect(timers).not.toHaveBeenCalled();
+      } finally {
+        timers.mockRestore();
+      }
+    } finally {
+      await reader.close();
     }
   });
 

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { EXACT_TTL } from './exact-ttl.ts';
 import type { Db } from '../db.ts';
 import { coerceError } from '../errors/index.ts';
 import type { Logger } from '../logger.ts';
@@ -69,7 +70,7 @@ export class OrderReader {
   constructor(deps: OrderReaderDeps) {
     this.deps = deps;
     const ttl = Math.max(1, deps.l1TtlMs);
-    this.l1 = new LRUCache({ max: deps.l1Max, ttl, ...(deps.now ? { perf: { now: deps.now }, ttlResolution: 0 } : {}) });
+    this.l1 = new LRUCache({ max: deps.l1Max, ttl, ...EXACT_TTL, ...(deps.now ? { perf: { now: deps.now } } : {}) });
     this.refreshAheadMs = ttl / 4;
   }
 

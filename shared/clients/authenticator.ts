@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { EXACT_TTL } from '../cache/exact-ttl.ts';
 import type { Db } from '../db.ts';
 import { hashApiKey } from './api-keys.ts';
 
@@ -30,6 +31,7 @@ export class Authenticator {
     this.cache = new LRUCache({
       max: opts.max ?? 10_000,
       ttl: Math.max(1, opts.ttlSeconds * 1000),
+      ...EXACT_TTL,
       fetchMethod: async (apiKey) => {
         const row = await this.db('api_clients')
           .select('id', 'name', 'rate_per_second')

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { EXACT_TTL } from '../cache/exact-ttl.ts';
 import type { Db } from '../db.ts';
 import type { SwitchReader } from '../switches/switches.ts';
 import { withDeadline } from '../with-deadline.ts';
@@ -56,6 +57,7 @@ export function mysqlTrackingParts(db: Db, opts: TrackingMemoryOptions = { rider
   const riders = new LRUCache<string, RiderPosition | typeof NONE>({
     max: opts.max,
     ttl: Math.max(1, opts.riderTtlMs),
+    ...EXACT_TTL,
     fetchMethod: async (riderId) => {
       const row = await db('riders').select('id', 'lat', 'lng', 'updated_at').where({ id: riderId }).first();
       return row ? { riderId: String(row.id), lat: Number(row.lat), lng: Number(row.lng), updatedAt: new Date(row.updated_at).toISOString() } : NONE;
