@@ -92,7 +92,6 @@ export function isIdString(value: string): boolean {
   return ID_DIGITS.test(value) && (value.length < 19 || value <= MAX_ID);
 }
 
-
 /** Orders id strings as the numbers they are (a shorter id is a smaller one), for taking row locks in key order. */
 export function compareIds(a: string, b: string): number {
   return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);

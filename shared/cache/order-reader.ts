@@ -47,10 +47,10 @@ export interface OrderReaderDeps {
  *
  * A copy read in the last quarter of its L1 life is refreshed ahead, in the background: L2 is asked
  * again (with the other copies due within REFRESH_BATCH_MS, in one round trip) and, when it still
- * holds that version, the copy stays (the same object, so its body and
- * ETag made once stay too) with its life renewed. A hot order is thus never a miss, and no read
- * waits on Redis for it, yet no copy outlives L1_TTL_MS unchecked. Misses used to be ~7% of cached
- * reads, each a promise, a deadline timer, a JSON.parse and a new body (bench/RESULTS.md, issue 14).
+ * holds that version, the copy stays (the same object, so its body and ETag made once stay too)
+ * with its life renewed. A hot order is thus never a miss, and no read waits on Redis for it, yet
+ * no copy outlives L1_TTL_MS unchecked. Misses used to be ~7% of cached reads, each a promise, a
+ * deadline timer, a JSON.parse and a new body (bench/RESULTS.md, issue 14).
  */
 export class OrderReader {
   private readonly l1: LRUCache<string, OrderRecord>;
