@@ -79,6 +79,12 @@ export interface Config {
   readonly readYourWritesMs: number;
   /** on: reads go L1 -> L2 -> MySQL; off: straight to MySQL (for comparison and emergencies). Default on */
   readonly orderCache: 'on' | 'off';
+  /**
+   * on: a GET /v1/orders/:id this process can answer from its own copy is answered before Fastify
+   * (shared/http/held-order-reads.ts), with the same answer; off: every read goes through Fastify's
+   * route. Default on
+   */
+  readonly orderReadFastPath: 'on' | 'off';
   /** node-cron schedules (comma-free, ';'-separated) of the warm-up before peaks. Default '30 10 * * *;30 16 * * *' */
   readonly warmupCron: readonly string[];
   /** Warm the cache when a web process starts. Default true */
@@ -332,6 +338,7 @@ export function loadConfig(env: Env, overrides: Partial<Config> = {}): Config {
     readYourWritesMs: int(env, 'READ_YOUR_WRITES_MS', 5000, 0, 600_000),
     trackingPartTimeoutMs: int(env, 'TRACKING_PART_TIMEOUT_MS', 250, 10, 60_000),
     orderCache: oneOf(env, 'ORDER_CACHE', 'on', ['on', 'off'] as const),
+    orderReadFastPath: oneOf(env, 'ORDER_READ_FAST_PATH', 'on', ['on', 'off'] as const),
     warmupCron: cronList(env, 'WARMUP_CRON', '30 10 * * *;30 16 * * *'),
     warmupOnStart: oneOf(env, 'WARMUP_ON_START', 'true', ['true', 'false'] as const) === 'true',
     cachePrefix: str(env, 'CACHE_PREFIX', 'courier:cache'),

@@ -105,12 +105,18 @@ export class OrderReader {
   }
 
   /**
-   * This process's copy, if it holds one, without waiting (counted as an L1 read): the hot path
-   * of a read, which then needs no promise and no deadline. undefined: ask get().
+   * This process's copy, if it holds one, without waiting (counted as an L1 read unless `count` is
+   * false): the hot path of a read, which then needs no promise and no deadline. undefined: ask get().
+   * A caller that may yet hand the read on to another path peeks uncounted, and counts the read it
+   * answers itself with countHeldRead().
    */
-  peek(orderId: string): OrderRecord | undefined {
+  peek(orderId: string, count = true): OrderRecord | undefined {
     if (this.deps.enabled === false) return undefined;
-    return this.held(orderId);
+    return this.held(orderId, count);
+  }
+
+  countHeldRead(): void {
+    this.deps.onRead?.('l1');
   }
 
   async get(orderId: string, opts: { primary?: boolean } = {}): Promise<{ record: OrderRecord | undefined; source: ReadSource }> {
@@ -124,10 +130,10 @@ export class OrderReader {
   }
 
   /** This process's copy (counted as an L1 read), refreshed ahead when its life is nearly over. */
-  private held(orderId: string): OrderRecord | undefined {
+  private held(orderId: string, count = true): OrderRecord | undefined {
     const held = this.l1.get(orderId, this.l1Lookup);
     if (!held) return undefined;
-    this.deps.onRead?.('l1');
+    if (count) this.deps.onRead?.('l1');
     if ((this.l1Status.remainingTTL ?? Infinity) < this.refreshAheadMs && !this.loading.has(orderId) && !this.due.has(orderId)) {
       this.due.set(orderId, held);
       this.dueTimer ??= setTimeout(() => this.refreshDue(), REFRESH_BATCH_MS).unref();

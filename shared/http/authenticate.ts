@@ -12,6 +12,11 @@ declare module 'fastify' {
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
+/** The API key of an Authorization header (`Bearer <key>`); undefined when there is none. */
+export function bearerKeyOf(header: string | undefined): string | undefined {
+  return typeof header === 'string' ? BEARER.exec(header)?.[1] : undefined;
+}
+
 /**
  * An onRequest hook: runs before the body is read, so an unauthenticated request costs no parsing.
  * A key whose answer is cached (Authenticator: a hit or a known bad key, for at most
@@ -27,8 +32,7 @@ export function authenticateRequest(authenticator: Authenticator, timeoutMs: num
     done();
   };
   return (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void => {
-    const header = request.headers.authorization;
-    const key = typeof header === 'string' ? BEARER.exec(header)?.[1] : undefined;
+    const key = bearerKeyOf(request.headers.authorization);
     if (!key) return done(new ApiError('UNAUTHORIZED', 'Send your API key as Authorization: Bearer <key>'));
     const cached = authenticator.peek(key);
     if (cached !== undefined) return admit(request, cached, done);

@@ -19,12 +19,15 @@ import { authenticateRequest } from './authenticate.ts';
 import { registerDashboard, type DescribeJob } from './dashboard.ts';
 import { ApiError } from '../errors/index.ts';
 import { handleError, installErrorHandling, sendError } from './error-handler.ts';
+import { ORDER_READ_ROUTE, answeringHeldReads, type HeldOrderReadsDeps } from './held-order-reads.ts';
+import { createHttpServer } from './http-server.ts';
 import { InFlightGate } from './in-flight.ts';
 import { lazyRequestLogger } from './lazy-request-logger.ts';
-import { registerRateLimit } from './rate-limit.ts';
+import { OrderAnswers } from './order-answers.ts';
+import { ClientRateLimit } from './rate-limit.ts';
 import { RequestDeadlines } from './request-deadline.ts';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.ts';
-import { installRequestMetrics } from './request-metrics.ts';
+import { installRequestMetrics, routeTimers } from './request-metrics.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { orderRoutes } from './routes/orders.ts';
 
@@ -45,6 +48,7 @@ export interface AppDeps {
     | 'cachePrefix'
     | 'l1TtlMs'
     | 'l1Max'
+    | 'orderReadFastPath'
   >;
   /** The tracking view's parts; default: read from MySQL. */
   readonly tracking?: TrackingParts;
@@ -80,6 +84,34 @@ export interface AppDeps {
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
+  const edge = deps.edgeMetrics;
+  const gate = new InFlightGate(config.httpMaxInFlight, () => edge.shed.inc({ bound: 'in_flight' }));
+  const rateLimit = new ClientRateLimit({
+    redis: deps.rateLimitRedis,
+    defaultPerSecond: config.rateLimitPerSecond,
+    keyPrefix: `${config.cachePrefix}:ratelimit:`,
+    onLimited: () => edge.rateLimited.inc(),
+    onFailOpen: () => edge.rateLimitFailOpen.inc(),
+  });
+  const answers = new OrderAnswers();
+  // Draining (close() began): a request on a connection still open is refused (Fastify closes the
+  // connection after it), so the client retries on another instance.
+  let draining = false;
+  const heldReads: HeldOrderReadsDeps | undefined =
+    config.orderReadFastPath === 'on'
+      ? {
+          authenticator: deps.authenticator,
+          lastUsed: deps.lastUsed,
+          rateLimit,
+          gate,
+          reader: deps.reader,
+          answers,
+          isDraining: () => draining,
+          timerOf: routeTimers(deps.metrics.httpRequestSeconds, ORDER_READ_ROUTE),
+          logger: deps.logger,
+        }
+      : undefined;
+
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     // Per-request info logs would cost more than the intake itself at peak; errors are still logged,
@@ -97,15 +129,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     requestIdHeader: false,
     // The socket's bound (receiving the request, Node's check); the application's (routing to answer) is below.
     requestTimeout: config.requestTimeoutMs,
+    // ORDER_READ_FAST_PATH: the reads this process can answer from what it holds, before Fastify.
+    serverFactory: heldReads ? (handler, options) => createHttpServer(options, answeringHeldReads(heldReads, handler)) : undefined,
   });
   // First, so that every route added after it is timed.
   const observeUnmatched = installRequestMetrics(app, deps.metrics.httpRequestSeconds, deps.metrics.httpErrors);
   installErrorHandling(app);
   const deadlines = new RequestDeadlines(app, config.requestTimeoutMs);
 
-  // Draining (close() began): a request on a connection still open is refused (Fastify closes the
-  // connection after it), so the client retries on another instance.
-  let draining = false;
   app.addHook('preClose', async () => {
     draining = true;
   });
@@ -139,8 +170,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     logger: deps.logger,
   });
 
-  const edge = deps.edgeMetrics;
-  const gate = new InFlightGate(config.httpMaxInFlight, () => edge.shed.inc({ bound: 'in_flight' }));
   edge.track({
     inFlight: () => gate.size,
     inFlightMax: gate.max,
@@ -156,13 +185,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     api.addHook('onRequest', gate.admit);
     api.addHook('onResponse', gate.release);
     api.addHook('onRequest', authenticateRequest(deps.authenticator, config.dbTimeoutMs, deps.lastUsed));
-    registerRateLimit(api, {
-      redis: deps.rateLimitRedis,
-      defaultPerSecond: config.rateLimitPerSecond,
-      keyPrefix: `${config.cachePrefix}:ratelimit:`,
-      onLimited: () => edge.rateLimited.inc(),
-      onFailOpen: () => edge.rateLimitFailOpen.inc(),
-    });
+    rateLimit.register(api);
     await api.register(orderRoutes, {
       db: deps.db,
       intake: deps.intake,
@@ -170,6 +193,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       lockWaitMs: config.lockWaitMs,
       reader: deps.reader,
       recentWriters: deps.recentWriters,
+      answers,
       tracking: deps.tracking ?? mysqlTrackingParts(deps.db, { riderTtlMs: config.l1TtlMs, max: config.l1Max }),
       trackingPartTimeoutMs: config.trackingPartTimeoutMs,
       dbTimeoutMs: config.dbTimeoutMs,

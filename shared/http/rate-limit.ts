@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../errors/index.ts';
+import type { AuthenticatedClient } from '../clients/authenticator.ts';
 import type { Redis } from '../redis.ts';
 import { sendError } from './error-handler.ts';
-import { LeasedRateStore } from './leased-rate-store.ts';
+import { LeasedRateStore, type Lease } from './leased-rate-store.ts';
 
 export interface RateLimitOptions {
   /** A connection of the limiter's own: its command timeout is RATE_LIMIT_TIMEOUT_MS, not the producer's. */
@@ -32,34 +33,64 @@ const WINDOW_MS = 1000;
  * and the library's hook cost a cached read 12 of its 38 µs (bench/RESULTS.md, issue 14). A request
  * with a token of this process's lease left makes no callback and no result object either.
  */
-export function registerRateLimit(scope: FastifyInstance, opts: RateLimitOptions): void {
-  const store = new LeasedRateStore({ redis: opts.redis, keyPrefix: opts.keyPrefix, onFailOpen: opts.onFailOpen });
+export class ClientRateLimit {
+  private readonly store: LeasedRateStore;
+  private readonly opts: RateLimitOptions;
+
+  constructor(opts: RateLimitOptions) {
+    this.opts = opts;
+    this.store = new LeasedRateStore({ redis: opts.redis, keyPrefix: opts.keyPrefix, onFailOpen: opts.onFailOpen });
+  }
+
+  /** The client's requests a second: its own, or RATE_LIMIT_PER_SECOND. */
+  maxOf(client: AuthenticatedClient | null): number {
+    return client?.ratePerSecond ?? this.opts.defaultPerSecond;
+  }
+
+  /**
+   * Spends one of the client's tokens this process leased, when it holds one in a window still open
+   * at `now`: the lease (the client's count is then `base + spent`, never past its rate). undefined:
+   * only the hook can decide (it asks Redis, or refuses); nothing was spent.
+   */
+  spendHeld(client: AuthenticatedClient, now: number): Readonly<Lease> | undefined {
+    return this.store.spendLeased(client.id, now);
+  }
+
+  /** Limits each route of `scope`; added after its authentication hook, so the client is known. */
+  register(scope: FastifyInstance): void {
+    scope.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
+      const max = this.maxOf(request.client);
+      const key = request.client?.id ?? 'anonymous';
+      const now = performance.now();
+      const lease = this.store.spendLeased(key, now);
+      if (lease) return this.decide(reply, done, max, lease.base + lease.spent, lease.endsAt - now);
+      this.store.incr(
+        key,
+        // A failed check lets the request through (the store counted it as failing open).
+        (error, counted) => (error || !counted ? this.decide(reply, done, max, 0, 0) : this.decide(reply, done, max, counted.current, counted.ttl)),
+        WINDOW_MS,
+        max,
+      );
+    });
+  }
+
   /** Headers, and the request goes on or is refused; `current`: the client's count with this request. */
-  const decide = (reply: FastifyReply, done: () => void, max: number, current: number, ttlMs: number): void => {
-    const resetSeconds = Math.ceil(ttlMs / 1000);
+  private decide(reply: FastifyReply, done: () => void, max: number, current: number, ttlMs: number): void {
+    const resetSeconds = resetSecondsOf(ttlMs);
     reply.header('x-ratelimit-limit', max);
     if (current <= max) {
       reply.header('x-ratelimit-remaining', max - current).header('x-ratelimit-reset', resetSeconds);
       done();
       return;
     }
-    opts.onLimited();
+    this.opts.onLimited();
     const retryAfter = Math.max(1, resetSeconds);
     reply.header('x-ratelimit-remaining', 0).header('x-ratelimit-reset', resetSeconds).header('retry-after', retryAfter);
     sendError(reply, new ApiError('RATE_LIMITED', `This API key may make ${max} requests per second; retry in ${retryAfter} second${retryAfter === 1 ? '' : 's'}`));
-  };
-  scope.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
-    const max = request.client?.ratePerSecond ?? opts.defaultPerSecond;
-    const key = request.client?.id ?? 'anonymous';
-    const now = performance.now();
-    const lease = store.spendLeased(key, now);
-    if (lease) return decide(reply, done, max, lease.base + lease.spent, lease.endsAt - now);
-    store.incr(
-      key,
-      // A failed check lets the request through (the store counted it as failing open).
-      (error, counted) => (error || !counted ? decide(reply, done, max, 0, 0) : decide(reply, done, max, counted.current, counted.ttl)),
-      WINDOW_MS,
-      max,
-    );
-  });
+  }
+}
+
+/** X-RateLimit-Reset: the window's time left, in whole seconds up. */
+export function resetSecondsOf(ttlMs: number): number {
+  return Math.ceil(ttlMs / 1000);
 }

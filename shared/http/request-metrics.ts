@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import type { Counter, Histogram } from 'prom-client';
 import { errorCodeOf } from './error-handler.ts';
 
-type Child = ReturnType<Histogram<'method' | 'route' | 'status'>['labels']>;
+export type RouteTimer = ReturnType<Histogram<'method' | 'route' | 'status'>['labels']>;
 export type OnResponse = (request: FastifyRequest, reply: FastifyReply, done: () => void) => void;
 
 /**
@@ -16,16 +16,10 @@ export type OnResponse = (request: FastifyRequest, reply: FastifyReply, done: ()
  */
 export function installRequestMetrics(app: FastifyInstance, histogram: Histogram<'method' | 'route' | 'status'>, errors: Counter<'route' | 'code'>): OnResponse {
   const observerFor = (route: string, routeMethod: string | undefined): OnResponse => {
-    // By status (a handful per route); by method too only where the route answers several.
-    const byMethod = new Map<string, Map<number, Child>>();
+    const childOf = routeTimers(histogram, route);
     return (request, reply, done) => {
-      const method = routeMethod ?? request.method;
-      let byStatus = byMethod.get(method);
-      if (!byStatus) byMethod.set(method, (byStatus = new Map()));
       const status = reply.statusCode;
-      let child = byStatus.get(status);
-      if (!child) byStatus.set(status, (child = histogram.labels({ method, route, status: String(status) })));
-      child.observe(reply.elapsedTime / 1000);
+      childOf(routeMethod ?? request.method, status).observe(reply.elapsedTime / 1000);
       // Only error answers count here (a WeakMap lookup on the way out; successes pay nothing more).
       if (status >= 400) {
         const code = errorCodeOf(reply);
@@ -44,4 +38,19 @@ export function installRequestMetrics(app: FastifyInstance, histogram: Histogram
 function asList<T>(value: T | readonly T[] | undefined): readonly T[] {
   if (value === undefined) return [];
   return Array.isArray(value) ? value : [value as T];
+}
+
+/**
+ * The histogram's children of one route, by method and status (a handful per route), each made
+ * once: also for answers given before Fastify (held-order-reads.ts), under the same labels.
+ */
+export function routeTimers(histogram: Histogram<'method' | 'route' | 'status'>, route: string): (method: string, status: number) => RouteTimer {
+  const byMethod = new Map<string, Map<number, RouteTimer>>();
+  return (method, status) => {
+    let byStatus = byMethod.get(method);
+    if (!byStatus) byMethod.set(method, (byStatus = new Map()));
+    let child = byStatus.get(status);
+    if (!child) byStatus.set(status, (child = histogram.labels({ method, route, status: String(status) })));
+    return child;
+  };
 }

@@ -8,7 +8,8 @@ import { applyOrderEvent } from '../../orders/apply-order-event.ts';
 import type { OrderWriterDeps } from '../../orders/write-orders.ts';
 import type { OrderReader } from '../../cache/order-reader.ts';
 import type { OrderRecord } from '../../orders/read-order.ts';
-import { OrderAnswers, matchesEtag } from '../order-answers.ts';
+import { ORDER_CACHE_CONTROL, ORDER_CONTENT_TYPE, matchesEtag, type OrderAnswers } from '../order-answers.ts';
+import { ORDER_READ_ROUTE } from '../held-order-reads.ts';
 import type { RecentWriters } from '../recent-writers.ts';
 import { trackHeld, trackOrder, type TrackingParts } from '../../orders/tracking.ts';
 import { DeadlineExceeded, withDeadline } from '../../with-deadline.ts';
@@ -25,6 +26,8 @@ export interface OrderRoutesDeps {
   /** Reads orders L1 -> L2 -> MySQL. */
   readonly reader: OrderReader;
   readonly recentWriters: RecentWriters;
+  /** Each order version's ETag and body, made once (shared with the reads answered before Fastify: held-order-reads.ts). */
+  readonly answers: OrderAnswers;
   /** Where the tracking view's parts come from, and how long each may take. */
   readonly tracking: TrackingParts;
   readonly trackingPartTimeoutMs: number;
@@ -93,21 +96,21 @@ export async function orderRoutes(scope: FastifyInstance, deps: OrderRoutesDeps)
 
   // An order version's ETag and body are made once (OrderAnswers); a request that already has the
   // version (If-None-Match) gets a 304 with no body at all.
-  const answers = new OrderAnswers();
+  const { answers } = deps;
   const sendOrder = (request: FastifyRequest, reply: FastifyReply, record: OrderRecord): void => {
     const answer = answers.of(record);
-    reply.header('etag', answer.etag).header('cache-control', 'private, no-cache');
+    reply.header('etag', answer.etag).header('cache-control', ORDER_CACHE_CONTROL);
     if (matchesEtag(request.headers['if-none-match'], answer.etag)) {
       reply.code(304).send();
       return;
     }
     // The route's own response schema writes the body, once per version.
     const body = answers.body(record, (order) => reply.serialize(order) as string);
-    reply.header('content-type', 'application/json; charset=utf-8').send(body);
+    reply.header('content-type', ORDER_CONTENT_TYPE).send(body);
   };
 
   // Not async: an order this process holds is answered in the same tick.
-  app.get('/v1/orders/:id', { schema: GET_ORDER_SCHEMA, validatorCompiler: DOCUMENTED_ONLY }, (request, reply) => {
+  app.get(ORDER_READ_ROUTE, { schema: GET_ORDER_SCHEMA, validatorCompiler: DOCUMENTED_ONLY }, (request, reply) => {
     const clientId = request.client!.id;
     const held = ownRecordHeld(request.params.id, clientId);
     if (held) {

@@ -1,0 +1,112 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { Authenticator } from '../clients/authenticator.ts';
+import type { LastUsedRecorder } from '../clients/last-used.ts';
+import type { OrderReader } from '../cache/order-reader.ts';
+import { isIdString } from '../ids.ts';
+import type { Logger } from '../logger.ts';
+import { bearerKeyOf } from './authenticate.ts';
+import type { InFlightGate } from './in-flight.ts';
+import { ORDER_CACHE_CONTROL, ORDER_CONTENT_TYPE, matchesEtag, type OrderAnswers } from './order-answers.ts';
+import { resetSecondsOf, type ClientRateLimit } from './rate-limit.ts';
+import { REQUEST_ID_HEADER, requestIdOf } from './request-id.ts';
+import type { RouteTimer } from './request-metrics.ts';
+
+/** The route whose reads are answered here when they can be (its label in courier_http_request_seconds). */
+export const ORDER_READ_ROUTE = '/v1/orders/:id';
+const ORDER_READ_PREFIX = '/v1/orders/';
+
+export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
+
+export interface HeldOrderReadsDeps {
+  readonly authenticator: Authenticator;
+  readonly lastUsed?: LastUsedRecorder;
+  readonly rateLimit: ClientRateLimit;
+  readonly gate: InFlightGate;
+  readonly reader: OrderReader;
+  /** The route's answers of each order version (the same object as the route's). */
+  readonly answers: OrderAnswers;
+  readonly isDraining: () => boolean;
+  /** ORDER_READ_ROUTE's request timers, by method and status. */
+  readonly timerOf: (method: string, status: number) => RouteTimer;
+  readonly logger: Logger;
+}
+
+/**
+ * The HTTP server's request listener: a `GET /v1/orders/:id` that this process can answer from what
+ * it holds, and exactly as the route would, is answered here, before Fastify; every other request
+ * goes to Fastify (`fastify`, its own listener) untouched.
+ *
+ * Why: the most frequent request at a peak is a customer's app polling its order. Answered by the
+ * route, it paid Fastify's request and reply objects, routing and hook runners, and header
+ * handling: about half of a hello-world's rate under wrk, however little our own steps cost
+ * (bench/RESULTS.md, issue 14). Here it costs a few map lookups and one write.
+ *
+ * Answered here only when each step the route takes is decided in memory, and then with the same
+ * headers and body: the instance not draining and under HTTP_MAX_IN_FLIGHT (the answer is sent in
+ * this tick, so it never holds a place); a Bearer key the authenticator holds as good (a revoked one
+ * stops within AUTH_CACHE_TTL_SECONDS, as on the route); this process's copy of the order
+ * (L1, so invalidations and L1_TTL_MS bound it as on the route), the client's own; the version's
+ * body already made by the route once (or a matching If-None-Match: 304); a token of the client's
+ * rate this process already leased. Anything else (no key, a key to look up, someone else's order,
+ * a miss, a query string, HEAD, a lease to ask Redis for) checks nothing twice and spends nothing:
+ * the route answers it, with all its errors.
+ */
+export function answeringHeldReads(deps: HeldOrderReadsDeps, fastify: RequestListener): RequestListener {
+  const ok = deps.timerOf('GET', 200);
+  const notModified = deps.timerOf('GET', 304);
+
+  const answer = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const url = req.url;
+    if (req.method !== 'GET' || url === undefined || !url.startsWith(ORDER_READ_PREFIX)) return false;
+    const startedAt = performance.now();
+    const id = url.slice(ORDER_READ_PREFIX.length);
+    if (!isIdString(id) || deps.isDraining() || deps.gate.size >= deps.gate.max) return false;
+    const key = bearerKeyOf(req.headers.authorization);
+    const client = key === undefined ? undefined : deps.authenticator.peek(key);
+    if (!client) return false;
+    // Not counted yet: the route counts its own peek when this hands the read on.
+    const record = deps.reader.peek(id, false);
+    if (!record || record.clientId !== client.id) return false;
+    const version = deps.answers.of(record);
+    const unchanged = matchesEtag(req.headers['if-none-match'], version.etag);
+    if (!unchanged && version.body === undefined) return false;
+    // The last check, and the only one that spends: from here on the answer is this one.
+    const lease = deps.rateLimit.spendHeld(client, startedAt);
+    if (!lease) return false;
+
+    deps.reader.countHeldRead();
+    deps.lastUsed?.touch(client.id);
+    const max = deps.rateLimit.maxOf(client);
+    // In the order the route's hooks set them.
+    const headers = [
+      REQUEST_ID_HEADER, requestIdOf(req),
+      'x-ratelimit-limit', String(max),
+      'x-ratelimit-remaining', String(max - lease.base - lease.spent),
+      'x-ratelimit-reset', String(resetSecondsOf(lease.endsAt - startedAt)),
+      'etag', version.etag,
+      'cache-control', ORDER_CACHE_CONTROL,
+    ];
+    if (unchanged) {
+      res.writeHead(304, headers).end();
+      notModified.observe((performance.now() - startedAt) / 1000);
+    } else {
+      headers.push('content-type', ORDER_CONTENT_TYPE, 'content-length', String(version.bodyBytes));
+      res.writeHead(200, headers).end(version.body);
+      ok.observe((performance.now() - startedAt) / 1000);
+    }
+    return true;
+  };
+
+  return (req, res) => {
+    let answered = false;
+    try {
+      answered = answer(req, res);
+    } catch (error) {
+      // A fault of this shortcut must not cost the request: unless its answer is already out, the route answers it.
+      deps.logger.error({ err: error, url: req.url }, 'order read before Fastify failed; handed to the route');
+      answered = res.headersSent;
+    }
+    if (!answered) fastify(req, res);
+  };
+}
