@@ -19,7 +19,7 @@ import { authenticateRequest } from './authenticate.ts';
 import { registerDashboard, type DescribeJob } from './dashboard.ts';
 import { ApiError } from '../errors/index.ts';
 import { handleError, installErrorHandling, sendError } from './error-handler.ts';
-import { ORDER_READ_ROUTE, answeringHeldReads, type HeldOrderReadsDeps } from './held-order-reads.ts';
+import { answeringHeldReads, type HeldOrderReadsDeps } from './held-order-reads.ts';
 import { createHttpServer } from './http-server.ts';
 import { InFlightGate } from './in-flight.ts';
 import { lazyRequestLogger } from './lazy-request-logger.ts';
@@ -29,7 +29,7 @@ import { RequestDeadlines } from './request-deadline.ts';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.ts';
 import { installRequestMetrics, routeTimers } from './request-metrics.ts';
 import { operationsRoutes } from './routes/operations.ts';
-import { orderRoutes } from './routes/orders.ts';
+import { ORDER_READ_ROUTE, orderRoutes } from './routes/orders.ts';
 
 export interface AppDeps {
   readonly config: Pick<

@@ -8,12 +8,10 @@ import type { Logger } from '../logger.ts';
 import { bearerKeyOf } from './authenticate.ts';
 import type { InFlightGate } from './in-flight.ts';
 import { ORDER_CACHE_CONTROL, ORDER_CONTENT_TYPE, matchesEtag, type OrderAnswers } from './order-answers.ts';
-import { resetSecondsOf, type ClientRateLimit } from './rate-limit.ts';
+import type { ClientRateLimit } from './rate-limit.ts';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.ts';
 import type { RouteTimer } from './request-metrics.ts';
 
-/** The route whose reads are answered here when they can be (its label in courier_http_request_seconds). */
-export const ORDER_READ_ROUTE = '/v1/orders/:id';
 const ORDER_READ_PREFIX = '/v1/orders/';
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
@@ -27,7 +25,7 @@ export interface HeldOrderReadsDeps {
   /** The route's answers of each order version (the same object as the route's). */
   readonly answers: OrderAnswers;
   readonly isDraining: () => boolean;
-  /** ORDER_READ_ROUTE's request timers, by method and status. */
+  /** The order read route's request timers (courier_http_request_seconds), by method and status. */
   readonly timerOf: (method: string, status: number) => RouteTimer;
   readonly logger: Logger;
 }
@@ -61,7 +59,7 @@ export function answeringHeldReads(deps: HeldOrderReadsDeps, fastify: RequestLis
     if (req.method !== 'GET' || url === undefined || !url.startsWith(ORDER_READ_PREFIX)) return false;
     const startedAt = performance.now();
     const id = url.slice(ORDER_READ_PREFIX.length);
-    if (!isIdString(id) || deps.isDraining() || deps.gate.size >= deps.gate.max) return false;
+    if (!isIdString(id) || deps.isDraining() || deps.gate.full) return false;
     const key = bearerKeyOf(req.headers.authorization);
     const client = key === undefined ? undefined : deps.authenticator.peek(key);
     if (!client) return false;
@@ -71,30 +69,20 @@ export function answeringHeldReads(deps: HeldOrderReadsDeps, fastify: RequestLis
     const version = deps.answers.of(record);
     const unchanged = matchesEtag(req.headers['if-none-match'], version.etag);
     if (!unchanged && version.body === undefined) return false;
-    // The last check, and the only one that spends: from here on the answer is this one.
-    const lease = deps.rateLimit.spendHeld(client, startedAt);
-    if (!lease) return false;
-
-    deps.reader.countHeldRead();
-    deps.lastUsed?.touch(client.id);
-    const max = deps.rateLimit.maxOf(client);
-    // In the order the route's hooks set them.
-    const headers = [
-      REQUEST_ID_HEADER, requestIdOf(req),
-      'x-ratelimit-limit', String(max),
-      'x-ratelimit-remaining', String(max - lease.base - lease.spent),
-      'x-ratelimit-reset', String(resetSecondsOf(lease.endsAt - startedAt)),
-      'etag', version.etag,
-      'cache-control', ORDER_CACHE_CONTROL,
-    ];
+    // In the order the route's hooks set them. The rate is the last check, and the only one that
+    // spends: from there on the answer is this one, and nothing but the writing of it comes before it is out.
+    const headers = [REQUEST_ID_HEADER, requestIdOf(req)];
+    if (!deps.rateLimit.spendHeld(client, startedAt, headers)) return false;
+    headers.push('etag', version.etag, 'cache-control', ORDER_CACHE_CONTROL);
     if (unchanged) {
       res.writeHead(304, headers).end();
-      notModified.observe((performance.now() - startedAt) / 1000);
     } else {
       headers.push('content-type', ORDER_CONTENT_TYPE, 'content-length', String(version.bodyBytes));
       res.writeHead(200, headers).end(version.body);
-      ok.observe((performance.now() - startedAt) / 1000);
     }
+    deps.reader.countHeldRead();
+    deps.lastUsed?.touch(client.id);
+    (unchanged ? notModified : ok).observe((performance.now() - startedAt) / 1000);
     return true;
   };
 

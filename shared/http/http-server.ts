@@ -1,30 +1,31 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerOptions } from 'node:http';
 import type { RequestListener } from './held-order-reads.ts';
 
-/** The socket bounds of Fastify's options (with its defaults applied) that its own HTTP server takes. */
-interface ServerBounds {
-  readonly keepAliveTimeout?: unknown;
-  readonly requestTimeout?: unknown;
-  readonly connectionTimeout?: unknown;
-  readonly maxRequestsPerSocket?: unknown;
+/** What Fastify's own HTTP/1 server is made from: its options, with its defaults filled in before it calls a server factory. */
+interface FastifyServerOptions {
+  readonly http?: ServerOptions;
+  readonly https?: unknown;
+  readonly http2?: unknown;
+  readonly keepAliveTimeout: number;
+  readonly requestTimeout: number;
+  readonly connectionTimeout: number;
+  readonly maxRequestsPerSocket: number;
 }
 
 /**
- * The HTTP/1 server Fastify would make for itself (lib/server.js: the same bounds from the same
- * options), with `listener` in front of Fastify's own: Fastify's `serverFactory` gets the options
- * and Fastify's listener, and a server made here must set the bounds itself.
+ * The HTTP/1 server Fastify would make for itself (fastify/lib/server.js: the same options, the same
+ * bounds), with `listener` in front of Fastify's own: Fastify's `serverFactory` gets the options and
+ * Fastify's listener, and a server made there must set the bounds itself. One difference: with a
+ * factory, Fastify listens on one address, so HOST=localhost binds the first it resolves to, not
+ * both 127.0.0.1 and ::1.
  */
-export function createHttpServer(options: ServerBounds, listener: RequestListener): Server {
-  const server = createServer(listener);
-  server.keepAliveTimeout = ms(options.keepAliveTimeout, 72_000);
-  server.requestTimeout = ms(options.requestTimeout, 0);
-  server.setTimeout(ms(options.connectionTimeout, 0));
-  const perSocket = ms(options.maxRequestsPerSocket, 0);
-  if (perSocket > 0) server.maxRequestsPerSocket = perSocket;
+export function createHttpServer(factoryOptions: Record<string, unknown>, listener: RequestListener): Server {
+  const options = factoryOptions as unknown as FastifyServerOptions;
+  if (options.https || options.http2) throw new Error('createHttpServer makes an HTTP/1 server: https and http2 are not set up here');
+  const server = createServer(options.http ?? {}, listener);
+  server.keepAliveTimeout = options.keepAliveTimeout;
+  server.requestTimeout = options.requestTimeout;
+  server.setTimeout(options.connectionTimeout);
+  if (options.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = options.maxRequestsPerSocket;
   return server;
-}
-
-/** Fastify fills in its defaults before it calls the factory; these are the same, should one be missing. */
-function ms(value: unknown, fallback: number): number {
-  return typeof value === 'number' ? value : fallback;
 }

@@ -42,9 +42,14 @@ export class InFlightGate {
     return this.current;
   }
 
+  /** At HTTP_MAX_IN_FLIGHT: the next request is shed. */
+  get full(): boolean {
+    return this.current >= this.max;
+  }
+
   /** The onRequest hook (the first of the API's). */
   readonly admit = (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void => {
-    if (this.current >= this.max) {
+    if (this.full) {
       this.onShed();
       done(new ApiError('OVERLOADED', `This instance is serving ${this.max} requests (HTTP_MAX_IN_FLIGHT); retry after the Retry-After delay`));
       return;

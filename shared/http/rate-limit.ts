@@ -3,7 +3,7 @@ import { ApiError } from '../errors/index.ts';
 import type { AuthenticatedClient } from '../clients/authenticator.ts';
 import type { Redis } from '../redis.ts';
 import { sendError } from './error-handler.ts';
-import { LeasedRateStore, type Lease } from './leased-rate-store.ts';
+import { LeasedRateStore } from './leased-rate-store.ts';
 
 export interface RateLimitOptions {
   /** A connection of the limiter's own: its command timeout is RATE_LIMIT_TIMEOUT_MS, not the producer's. */
@@ -49,11 +49,20 @@ export class ClientRateLimit {
 
   /**
    * Spends one of the client's tokens this process leased, when it holds one in a window still open
-   * at `now`: the lease (the client's count is then `base + spent`, never past its rate). undefined:
-   * only the hook can decide (it asks Redis, or refuses); nothing was spent.
+   * at `now` (never past the client's rate), and adds the limit headers the hook would have set to
+   * `headers` (name, value, ...). false: only the hook can decide (it asks Redis, or refuses);
+   * nothing was spent.
    */
-  spendHeld(client: AuthenticatedClient, now: number): Readonly<Lease> | undefined {
-    return this.store.spendLeased(client.id, now);
+  spendHeld(client: AuthenticatedClient, now: number, headers: string[]): boolean {
+    const lease = this.store.spendLeased(client.id, now);
+    if (!lease) return false;
+    const max = this.maxOf(client);
+    headers.push(
+      'x-ratelimit-limit', String(max),
+      'x-ratelimit-remaining', String(max - (lease.base + lease.spent)),
+      'x-ratelimit-reset', String(resetSecondsOf(lease.endsAt - now)),
+    );
+    return true;
   }
 
   /** Limits each route of `scope`; added after its authentication hook, so the client is known. */
@@ -91,6 +100,6 @@ export class ClientRateLimit {
 }
 
 /** X-RateLimit-Reset: the window's time left, in whole seconds up. */
-export function resetSecondsOf(ttlMs: number): number {
+function resetSecondsOf(ttlMs: number): number {
   return Math.ceil(ttlMs / 1000);
 }

@@ -9,11 +9,13 @@ import type { OrderWriterDeps } from '../../orders/write-orders.ts';
 import type { OrderReader } from '../../cache/order-reader.ts';
 import type { OrderRecord } from '../../orders/read-order.ts';
 import { ORDER_CACHE_CONTROL, ORDER_CONTENT_TYPE, matchesEtag, type OrderAnswers } from '../order-answers.ts';
-import { ORDER_READ_ROUTE } from '../held-order-reads.ts';
 import type { RecentWriters } from '../recent-writers.ts';
 import { trackHeld, trackOrder, type TrackingParts } from '../../orders/tracking.ts';
 import { DeadlineExceeded, withDeadline } from '../../with-deadline.ts';
 import { CREATE_ORDER_SCHEMA, GET_ORDER_SCHEMA, ORDER_EVENT_SCHEMA, TRACK_ORDER_SCHEMA } from './order-schemas.ts';
+
+/** The read of one order (its label in courier_http_request_seconds; held-order-reads.ts answers it first when it can). */
+export const ORDER_READ_ROUTE = '/v1/orders/:id';
 
 export interface OrderRoutesDeps {
   readonly db: Db;
