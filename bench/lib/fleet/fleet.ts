@@ -21,10 +21,13 @@ import { countWarning, type WarningCounts } from './warnings.ts';
 const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 20_000;
 
-/** The line with exec after its leading NAME=value assignments: the shell then becomes the process. */
+/**
+ * The line with exec after its leading NAME=value assignments: the shell then becomes the process.
+ * `node` in it is the Node running the bench (scripts/node: Node 24), not an older one on PATH.
+ */
 export function execLine(command: string): string {
   const [, assignments = '', rest = command] = /^((?:\w+=\S+\s+)*)(.*)$/.exec(command) ?? [];
-  return `${assignments}exec ${rest}`;
+  return `PATH='${dirname(process.execPath)}':"$PATH"; export PATH; ${assignments}exec ${rest}`;
 }
 
 export interface FleetProcess extends BenchProcess, WarningCounts {}
@@ -73,8 +76,6 @@ export class Fleet {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       ...opts.env,
-      // `node` in the Procfile lines is the Node running the bench (scripts/node: Node 24), not an older one on PATH.
-      PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
       LOG_LEVEL: opts.logLevel,
       LOG_FORMAT: 'json',
       HOST: '127.0.0.1',
