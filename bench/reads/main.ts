@@ -27,15 +27,15 @@ import { sectionHeading, summaryHead, writeResults } from '../lib/results.ts';
 import { runGetLoad, redisServerPid, machineBusyPercent } from './get-load.ts';
 import { FINISHED_COUNT, type Seeded, seedDatabase, deleteBenchKeys } from './seed.ts';
 import { type ServerFigures, type ServerUnderTest, startUnderTest, runSlice, figuresOf, logServerFigures, logInProcessStampede, logHttpStampede } from './servers.ts';
-import { type ServerName, CHANGED, DURATION_S, CONNECTIONS, WARMUP_S, SLICE_WARMUP_S, WRK_SLICE_S, ROUNDS, SLICE_S, ORDER_COUNT, HOT_ORDERS, STAMPEDE, WARMUP_PAGE, SERVERS, REDIS_URL, MYSQL_URL, CACHE_PREFIX, QUEUE_PREFIX, LOAD_SEED, START_TIMEOUT_MS, STOP_TIMEOUT_MS, LOAD_DRAIN_BOUND_S, TARGET, shared } from './settings.ts';
+import { type ServerName, CHANGED, DURATION_S, CONNECTIONS, WARMUP_S, SLICE_WARMUP_S, WRK_SLICE_S, WRK_ROUNDS, ROUNDS, SLICE_S, ORDER_COUNT, HOT_ORDERS, STAMPEDE, WARMUP_PAGE, SERVERS, REDIS_URL, MYSQL_URL, CACHE_PREFIX, QUEUE_PREFIX, LOAD_SEED, START_TIMEOUT_MS, STOP_TIMEOUT_MS, LOAD_DRAIN_BOUND_S, TARGET, shared } from './settings.ts';
 import { stampedeInProcess, stampedeOverHttp } from './stampede.ts';
 import { logCpuPerResponse, logResultsTable } from './report.ts';
 import { warmUp } from './warm-up.ts';
-import { type WrkFigures, wrkCheck, wrkInstalled, wrkOverHello } from './wrk-check.ts';
+import { type WrkFigures, logWrkRounds, wrkCheck, wrkInstalled, wrkOverHello } from './wrk-check.ts';
 
 // Main
 
-const perServerS = WARMUP_S + DURATION_S + ROUNDS * (WRK_SLICE_S + LOAD_DRAIN_BOUND_S) + ROUNDS * SLICE_WARMUP_S + (ROUNDS + 1) * LOAD_DRAIN_BOUND_S + (START_TIMEOUT_MS + STOP_TIMEOUT_MS) / 1000 + 60;
+const perServerS = WARMUP_S + DURATION_S + WRK_ROUNDS * (WRK_SLICE_S + LOAD_DRAIN_BOUND_S) + ROUNDS * SLICE_WARMUP_S + (ROUNDS + 1) * LOAD_DRAIN_BOUND_S + (START_TIMEOUT_MS + STOP_TIMEOUT_MS) / 1000 + 60;
 const BOUND_S = Math.round(600 + SERVERS.length * perServerS);
 
 runBench('reads', BOUND_S, async (run) => {
@@ -115,8 +115,9 @@ runBench('reads', BOUND_S, async (run) => {
         for (let k = 0; k < servers.length; k++) await runSlice(servers[(round + k) % servers.length]!, { hot }, round);
       }
       if (WRK_SLICE_S > 0 && wrkInstalled()) {
-        log(`\n== 3b. the same servers under wrk (the issue's measure): one warm order, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${WRK_SLICE_S} s each`);
-        wrk = await wrkCheck(servers, hot[0]!, { rounds: ROUNDS, sliceS: WRK_SLICE_S, connections: CONNECTIONS, boundS: LOAD_DRAIN_BOUND_S });
+        log(`\n== 3b. the same servers under wrk (the issue's measure): one warm order, ${CONNECTIONS} connections, ${WRK_ROUNDS} rounds of ${WRK_SLICE_S} s each`);
+        wrk = await wrkCheck(servers, hot[0]!, { rounds: WRK_ROUNDS, sliceS: WRK_SLICE_S, connections: CONNECTIONS, boundS: LOAD_DRAIN_BOUND_S });
+        logWrkRounds(wrk);
       } else if (WRK_SLICE_S > 0) log('\n(wrk is not installed: its check is left out; `npm run bench:reads` installs it when run as root)');
       for (const under of servers) {
         progress(`  [${under.name}] stopping the server (SIGTERM)`, false);
@@ -266,7 +267,7 @@ runBench('reads', BOUND_S, async (run) => {
         perRound: roundRatios,
       },
       cpuPerResponseUs: { serverPlusLoadGenerator: cpuCost, ratiosWhereCpuIsTheLimit: cpuModelRatios },
-      wrk: wrk ? { sliceS: WRK_SLICE_S, rounds: ROUNDS, connections: CONNECTIONS, threads: 1, order: 'one warm order (the first of the hot set)', servers: wrk, overHello: wrkRatio } : null,
+      wrk: wrk ? { sliceS: WRK_SLICE_S, rounds: WRK_ROUNDS, connections: CONNECTIONS, threads: 1, order: 'one warm order (the first of the hot set)', servers: wrk, overHello: wrkRatio } : null,
       targets: { ...TARGET, verdicts: targets.results },
       checks: wrongAnswers ? 'FAILED' : 'ok',
     };
@@ -291,7 +292,7 @@ runBench('reads', BOUND_S, async (run) => {
         '',
         `- Warm-up: ${fmt(warmup.orders)} orders in ${fmt(warmup.seconds, 2)} s, ~${fmt(warmup.l2BytesPerOrder)} B each in Redis; ${warmup.sampleMismatches === 0 ? 'the sample equals readOrder' : '**a sample differs from readOrder**'}.`,
         `- Answers: ${wrongAnswers ? '**some were wrong**' : 'every checked answer right'}.`,
-        wrk ? `- Under wrk (one warm order, ${CONNECTIONS} connections, ${ROUNDS} x ${WRK_SLICE_S} s each): ${wrk.map((f) => `${f.name} ${fmt(f.reqPerSec)} req/s${f.name === 'hello' ? '' : ` (${fmt(wrkRatio[f.name] ?? Number.NaN, 2)}x)`}`).join(', ')}.` : '- Under wrk: left out (not installed).',
+        wrk ? `- Under wrk (one warm order, ${CONNECTIONS} connections, ${WRK_ROUNDS} x ${WRK_SLICE_S} s each; each ratio the median of its turns over the hello-world's of the same round): ${wrk.map((f) => `${f.name} ${fmt(f.reqPerSec)} req/s${f.name === 'hello' ? '' : ` (${fmt(wrkRatio[f.name] ?? Number.NaN, 2)}x)`}`).join(', ')}.` : '- Under wrk: left out (not installed).',
       ].join('\n'),
     });
     return wrongAnswers ? 1 : 0;

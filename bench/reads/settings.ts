@@ -16,7 +16,8 @@ export const settings = parseSettings('reads', 'Cached order reads, 304s, the tr
   seconds: int('--seconds', 'BENCH_DURATION_S', 10, 1, 600, 'measured load per server, s (cut into --rounds turns)'),
   rounds: int('--rounds', 'BENCH_ROUNDS', 4, 1, 20, 'turns the servers take (a burst of other work falls on all alike)'),
   connections: int('--connections', 'BENCH_CONNECTIONS', 64, 1, 1024, 'load generator connections'),
-  wrkSeconds: int('--wrk-seconds', 'BENCH_WRK_SECONDS', 16, 0, 600, 'per server for the wrk check (one warm order; 0: left out), s, cut into --rounds turns'),
+  wrkSeconds: int('--wrk-seconds', 'BENCH_WRK_SECONDS', 24, 0, 600, 'per server for the wrk check (one warm order; 0: left out), s, cut into --wrk-rounds turns'),
+  wrkRounds: int('--wrk-rounds', 'BENCH_WRK_ROUNDS', 6, 1, 40, "turns in the wrk check; each ratio is the median over them of a turn against the hello-world's of the same round"),
   warmup: int('--warmup', 'BENCH_WARMUP_S', 2, 0, 60, 'unmeasured load per server first, s'),
   sliceWarmup: int('--slice-warmup', 'BENCH_SLICE_WARMUP_S', 2, 0, 60, "each turn's unmeasured lead-in, s (a web server's L1 copies expire while it waits its turn: the figures are of a warm cache)"),
   orders: int('--orders', 'BENCH_ORDERS', 100_000, 1_000, 1_000_000, 'active orders in the table (a quarter as many finished ones too)'),
@@ -33,7 +34,8 @@ export const DURATION_S = settings.values.seconds;
 export const CONNECTIONS = settings.values.connections;
 export const WARMUP_S = settings.values.warmup;
 /** The wrk check's time per server (bench/reads/wrk-check.ts), in whole seconds per turn. */
-export const WRK_SLICE_S = settings.values.wrkSeconds === 0 ? 0 : Math.max(1, Math.round(settings.values.wrkSeconds / settings.values.rounds));
+export const WRK_SLICE_S = settings.values.wrkSeconds === 0 ? 0 : Math.max(1, Math.round(settings.values.wrkSeconds / settings.values.wrkRounds));
+export const WRK_ROUNDS = settings.values.wrkRounds;
 /**
  * Each turn's load begins with this much that is not measured: the hot set's L1 copies live
  * L1_TTL_MS, less than the other servers' turns, so a turn would otherwise begin with a miss per hot

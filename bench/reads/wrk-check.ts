@@ -19,6 +19,8 @@ export interface WrkFigures {
   readonly reqPerSec: number;
   /** Answers that were not 2xx or 3xx, and socket errors. */
   readonly bad: number;
+  /** req/s of each round's turn, in round order. */
+  readonly byRound: readonly number[];
 }
 
 export function wrkInstalled(): boolean {
@@ -26,7 +28,7 @@ export function wrkInstalled(): boolean {
 }
 
 /** One wrk run against `url` with `headers`, for `seconds`; killed if it outlives them by `boundS`. */
-function runWrk(url: string, headers: Readonly<Record<string, string>>, seconds: number, connections: number, boundS: number): Promise<Omit<WrkFigures, 'name'>> {
+function runWrk(url: string, headers: Readonly<Record<string, string>>, seconds: number, connections: number, boundS: number): Promise<Omit<WrkFigures, 'name' | 'byRound'>> {
   const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), url];
   return new Promise((resolve, reject) => {
     const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -51,15 +53,15 @@ function runWrk(url: string, headers: Readonly<Record<string, string>>, seconds:
 
 /** Each server in turn, `rounds` times, `sliceS` each, at the first hot order (its own request: the 304 with its ETag). */
 export async function wrkCheck(servers: readonly ServerUnderTest[], warmId: string, opts: { rounds: number; sliceS: number; connections: number; boundS: number }): Promise<WrkFigures[]> {
-  const sums = new Map<ServerName, { requests: number; seconds: number; bad: number }>();
+  const sums = new Map<ServerName, { requests: number; seconds: number; bad: number; byRound: number[] }>();
   for (let round = 0; round < opts.rounds; round++) {
     for (let k = 0; k < servers.length; k++) {
       const under = servers[(round + k) % servers.length]!;
       const { path, headers } = under.load.request(warmId);
       progress(`  [wrk] round ${round + 1}/${opts.rounds} ${under.name}`, false);
       const run = await runWrk(`${under.proc.url}${path}`, headers, opts.sliceS, opts.connections, opts.boundS);
-      const sum = sums.get(under.name) ?? { requests: 0, seconds: 0, bad: 0 };
-      sums.set(under.name, { requests: sum.requests + run.requests, seconds: sum.seconds + run.seconds, bad: sum.bad + run.bad });
+      const sum = sums.get(under.name) ?? { requests: 0, seconds: 0, bad: 0, byRound: [] };
+      sums.set(under.name, { requests: sum.requests + run.requests, seconds: sum.seconds + run.seconds, bad: sum.bad + run.bad, byRound: [...sum.byRound, run.reqPerSec] });
     }
   }
   const figures = servers.map((under) => {
@@ -70,9 +72,29 @@ export async function wrkCheck(servers: readonly ServerUnderTest[], warmId: stri
   return figures;
 }
 
-/** Each server's wrk req/s over the bare hello-world's of the same check; null where either is missing. */
+/**
+ * Each server's wrk req/s over the bare hello-world's: the median over the rounds of its turn's
+ * req/s over the hello-world's turn of the same round (the two minutes apart at most). The
+ * machine's speed moves by half within minutes, and a burst that falls on one turn moves a ratio of
+ * sums by as much; the median of paired turns is left with the bursts that fall on most rounds.
+ * Empty where the hello-world was not run.
+ */
 export function wrkOverHello(figures: readonly WrkFigures[] | null): Partial<Record<ServerName, number>> {
   const hello = figures?.find((f) => f.name === 'hello');
   if (!figures || !hello) return {};
-  return Object.fromEntries(figures.map((f) => [f.name, f.reqPerSec / hello.reqPerSec]));
+  return Object.fromEntries(figures.map((f) => [f.name, median(f.byRound.map((reqPerSec, round) => reqPerSec / hello.byRound[round]!))]));
+}
+
+/** Each server's ratio of each round, for the log. */
+export function logWrkRounds(figures: readonly WrkFigures[] | null): void {
+  const hello = figures?.find((f) => f.name === 'hello');
+  if (!figures || !hello) return;
+  const lines = figures.filter((f) => f !== hello).map((f) => `${f.name} ${f.byRound.map((r, round) => `${fmt(r / hello.byRound[round]!, 2)}x`).join(', ')}`);
+  log(`  [wrk] over the hello-world's turn of the same round (the verdict takes each one's median): ${lines.join('; ')}`);
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
