@@ -10,7 +10,7 @@ import type { InFlightGate } from './in-flight.ts';
 import { ORDER_CACHE_CONTROL, ORDER_CONTENT_TYPE, matchesEtag, type OrderAnswers } from './order-answers.ts';
 import type { ClientRateLimit } from './rate-limit.ts';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.ts';
-import type { RouteTimer } from './request-metrics.ts';
+import type { Timer } from '../metrics/timing-histogram.ts';
 
 const ORDER_READ_PREFIX = '/v1/orders/';
 
@@ -26,7 +26,7 @@ export interface HeldOrderReadsDeps {
   readonly answers: OrderAnswers;
   readonly isDraining: () => boolean;
   /** The order read route's request timers (courier_http_request_seconds), by method and status. */
-  readonly timerOf: (method: string, status: number) => RouteTimer;
+  readonly timerOf: (method: string, status: number) => Timer;
   readonly logger: Logger;
 }
 

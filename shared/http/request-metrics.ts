@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
-import type { Counter, Histogram } from 'prom-client';
+import type { Counter } from 'prom-client';
+import type { TimingHistogram, Timer } from '../metrics/timing-histogram.ts';
 import { errorCodeOf } from './error-handler.ts';
 
-export type RouteTimer = ReturnType<Histogram<'method' | 'route' | 'status'>['labels']>;
+type RequestHistogram = TimingHistogram<'method' | 'route' | 'status'>;
 export type OnResponse = (request: FastifyRequest, reply: FastifyReply, done: () => void) => void;
 
 /**
@@ -10,11 +11,11 @@ export type OnResponse = (request: FastifyRequest, reply: FastifyReply, done: ()
  * answer). Each route gets a hook of its own, bound when the route is added to its url, with its
  * histogram children by status (and method, for a route of several): a request does not ask for its
  * route (request.routeOptions builds a dozen-field object on every read) nor build a label key, and
- * prom-client does not sort and join three labels. Only routes added after this is installed are
+ * each timer is a TimingHistogram's, whose observe hashes nothing. Only routes added after this is installed are
  * timed: install it first. Returns the hook for requests no route matched (`unmatched`): the app
  * calls it from its own last hook when `request.is404`.
  */
-export function installRequestMetrics(app: FastifyInstance, histogram: Histogram<'method' | 'route' | 'status'>, errors: Counter<'route' | 'code'>): OnResponse {
+export function installRequestMetrics(app: FastifyInstance, histogram: RequestHistogram, errors: Counter<'route' | 'code'>): OnResponse {
   const observerFor = (route: string, routeMethod: string | undefined): OnResponse => {
     const childOf = routeTimers(histogram, route);
     return (request, reply, done) => {
@@ -44,13 +45,13 @@ function asList<T>(value: T | readonly T[] | undefined): readonly T[] {
  * The histogram's children of one route, by method and status (a handful per route), each made
  * once: also for answers given before Fastify (held-order-reads.ts), under the same labels.
  */
-export function routeTimers(histogram: Histogram<'method' | 'route' | 'status'>, route: string): (method: string, status: number) => RouteTimer {
-  const byMethod = new Map<string, Map<number, RouteTimer>>();
+export function routeTimers(histogram: RequestHistogram, route: string): (method: string, status: number) => Timer {
+  const byMethod = new Map<string, Map<number, Timer>>();
   return (method, status) => {
     let byStatus = byMethod.get(method);
     if (!byStatus) byMethod.set(method, (byStatus = new Map()));
     let child = byStatus.get(status);
-    if (!child) byStatus.set(status, (child = histogram.labels({ method, route, status: String(status) })));
+    if (!child) byStatus.set(status, (child = histogram.timer({ method, route, status: String(status) })));
     return child;
   };
 }

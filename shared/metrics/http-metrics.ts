@@ -1,10 +1,11 @@
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, type Registry } from 'prom-client';
+import { TimingHistogram } from './timing-histogram.ts';
 
 /** The web's requests: how long each took, and the error codes it answered (shared/http/build-app.ts). */
 export function createHttpMetrics(registry: Registry) {
   const registers = [registry];
   return {
-    httpRequestSeconds: new Histogram({
+    httpRequestSeconds: new TimingHistogram({
       name: 'courier_http_request_seconds',
       help: 'HTTP request duration by route and status code',
       labelNames: ['method', 'route', 'status'] as const,
