@@ -9,6 +9,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { fmt, log, progress } from '../lib/log.ts';
+import { median } from '../lib/stats.ts';
 import type { ServerUnderTest } from './servers.ts';
 import type { ServerName } from './settings.ts';
 
@@ -91,10 +92,4 @@ export function logWrkRounds(figures: readonly WrkFigures[] | null): void {
   if (!figures || !hello) return;
   const lines = figures.filter((f) => f !== hello).map((f) => `${f.name} ${f.byRound.map((r, round) => `${fmt(r / hello.byRound[round]!, 2)}x`).join(', ')}`);
   log(`  [wrk] over the hello-world's turn of the same round (the verdict takes each one's median): ${lines.join('; ')}`);
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
