@@ -175,6 +175,25 @@ describe('what cannot be decided in memory goes to the route, which answers it',
     expect(await get(`/v1/orders/${id}`, {}, web.apiKey, 'HEAD')).toMatchObject({ status: 200, route: true });
   });
 
+  it('the other forms of a good key, and other spellings of a held id: the route reads them as it always did', async () => {
+    const id = await heldOrder();
+    const withAuthorization = async (authorization: string) => {
+      const res = await fetch(`${base}/v1/orders/${id}`, { headers: { authorization } });
+      await res.arrayBuffer();
+      return res.status;
+    };
+    for (const form of [`bearer ${web.apiKey}`, `Bearer  ${web.apiKey}`, `BEARER\t${web.apiKey}`]) {
+      const before = heldAnswers.mock.calls.length;
+      expect(await withAuthorization(form), form).toBe(200);
+      expect(heldAnswers.mock.calls.length - before, form).toBe(0);
+    }
+    expect(await withAuthorization(`Bearer ${web.apiKey}x`)).toBe(401);
+    expect(await get(`/v1/orders/0${id}`)).toMatchObject({ status: 404, route: true });
+    expect(await get(`/v1/orders/${id}?fields=all`)).toMatchObject({ status: 200, route: true });
+    expect(await get(`/v1/orders/${id}/`)).toMatchObject({ route: true });
+    expect(await get(`/v1/orders/${id}`)).toMatchObject({ status: 200, route: false });
+  });
+
   it('never past the client’s rate: only tokens this process leased are spent here; the route leases the next, or refuses (429)', async () => {
     const rated = await createApiClient(web.database.db, new IdGenerator(9), 'rated app', { ratePerSecond: 300 }); // leases of 3 tokens
     const counter = `${web.config.cachePrefix}:ratelimit:${rated.id}`;

@@ -11,10 +11,22 @@ declare module 'fastify' {
 }
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
+const BEARER_PREFIX = 'Bearer ';
 
 /** The API key of an Authorization header (`Bearer <key>`); undefined when there is none. */
 export function bearerKeyOf(header: string | undefined): string | undefined {
   return typeof header === 'string' ? BEARER.exec(header)?.[1] : undefined;
+}
+
+/**
+ * The client whose key an Authorization header carries, if the authenticator holds it (null: held as
+ * bad; undefined: not held, or not the plain `Bearer <key>` form): what bearerKeyOf and peek() answer,
+ * without the regex, for a path that hands anything else on. A key is held only once bearerKeyOf read
+ * it, so it has no white space in it: a header's text after "Bearer " that is a held key is the very
+ * key bearerKeyOf would read from it.
+ */
+export function heldClientOf(header: string | undefined, authenticator: Authenticator): AuthenticatedClient | null | undefined {
+  return header !== undefined && header.startsWith(BEARER_PREFIX) ? authenticator.peek(header.slice(BEARER_PREFIX.length)) : undefined;
 }
 
 /**

@@ -3,9 +3,8 @@ import { performance } from 'node:perf_hooks';
 import type { Authenticator } from '../clients/authenticator.ts';
 import type { LastUsedRecorder } from '../clients/last-used.ts';
 import type { OrderReader } from '../cache/order-reader.ts';
-import { isIdString } from '../ids.ts';
 import type { Logger } from '../logger.ts';
-import { bearerKeyOf } from './authenticate.ts';
+import { heldClientOf } from './authenticate.ts';
 import type { InFlightGate } from './in-flight.ts';
 import { ORDER_CACHE_CONTROL, ORDER_CONTENT_TYPE, matchesEtag, type OrderAnswers } from './order-answers.ts';
 import type { ClientRateLimit } from './rate-limit.ts';
@@ -59,13 +58,12 @@ export function answeringHeldReads(deps: HeldOrderReadsDeps, fastify: RequestLis
     const url = req.url;
     if (req.method !== 'GET' || url === undefined || !url.startsWith(ORDER_READ_PREFIX)) return false;
     const startedAt = performance.now();
-    const id = url.slice(ORDER_READ_PREFIX.length);
-    if (!isIdString(id) || deps.isDraining() || deps.gate.full) return false;
-    const key = bearerKeyOf(req.headers.authorization);
-    const client = key === undefined ? undefined : deps.authenticator.peek(key);
+    if (deps.isDraining() || deps.gate.full) return false;
+    const client = heldClientOf(req.headers.authorization, deps.authenticator);
     if (!client) return false;
-    // Not counted yet: the route counts its own peek when this hands the read on.
-    const record = deps.reader.peek(id, false);
+    // Not counted yet: the route counts its own peek when this hands the read on. The id is not
+    // checked first: L1 holds only ids read from MySQL, so any other text is a miss, and the route checks it.
+    const record = deps.reader.peek(url.slice(ORDER_READ_PREFIX.length), false);
     if (!record || record.clientId !== client.id) return false;
     const version = deps.answers.of(record);
     const unchanged = matchesEtag(req.headers['if-none-match'], version.etag);
