@@ -80,7 +80,7 @@ export interface Config {
   /** on: reads go L1 -> L2 -> MySQL; off: straight to MySQL (for comparison and emergencies). Default on */
   readonly orderCache: 'on' | 'off';
   /**
-   * on: a GET /v1/orders/:id this process can answer from its own copy is answered before Fastify
+   * on: a GET /v1/orders/:id (or its /tracking) this process can answer from its own copy is answered before Fastify
    * (shared/http/held-order-reads.ts), with the same answer; off: every read goes through Fastify's
    * route. Default on
    */

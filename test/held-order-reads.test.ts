@@ -5,12 +5,13 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createApiClient } from '../shared/clients/create-client.ts';
 import { IdGenerator } from '../shared/ids.ts';
+import { transitionOrder } from '../shared/orders/transition-orders.ts';
 import { parseExposition } from './support/prometheus-text.ts';
 import { TEST_REDIS_URL } from './support/test-redis.ts';
 import { createTestWeb, orderBody, type TestWeb } from './support/test-web.ts';
 
 /**
- * A GET /v1/orders/:id this process can answer from what it holds is answered before Fastify
+ * A GET /v1/orders/:id (or its /tracking) this process can answer from what it holds is answered before Fastify
  * (shared/http/held-order-reads.ts); everything else goes to the route. Over a socket: app.inject()
  * calls Fastify's own handler and never meets the server's listener. Each answer says which path
  * gave it. A query string always goes to the route
@@ -29,6 +30,7 @@ async function openWindow(target: TestWeb, clientId: string, spent = 0): Promise
   await redis.set(`${target.config.cachePrefix}:ratelimit:${clientId}`, String(spent), 'PX', 120_000);
 }
 
+const RIDER = '9201';
 let web: TestWeb;
 let base: string;
 /** Calls of the one step only an answer given before Fastify takes (a spy that lets each through). */
@@ -39,6 +41,7 @@ const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
 beforeAll(async () => {
   const logger = pino({ level: 'error' }, { write: (line: string) => void logged.push(JSON.parse(line) as { msg: string }) });
   web = await createTestWeb(STEADY, { logger });
+  await web.database.db('riders').insert({ id: RIDER, name: 'Held', zone_id: 'test-zone', lat: 31.241, lng: 121.501 });
   await openWindow(web, web.clientId);
   heldAnswers = vi.spyOn(web.runtime.reader, 'countHeldRead');
   await web.runtime.app.listen({ port: 0, host: '127.0.0.1' });
@@ -87,7 +90,7 @@ async function metrics() {
     families.get(family)?.samples.find((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value ?? 0;
   return {
     l1Reads: sample('courier_order_reads_total', { source: 'l1' }),
-    timed: (status: string) => sample('courier_http_request_seconds', { route: '/v1/orders/:id', status, le: '+Inf' }),
+    timed: (status: string, route = '/v1/orders/:id') => sample('courier_http_request_seconds', { route, status, le: '+Inf' }),
   };
 }
 
@@ -155,6 +158,50 @@ describe('a read of an order this process holds', () => {
     expect(next).toMatchObject({ status: 200, route: true });
     expect(JSON.parse(next.body)).toMatchObject({ version: 2, status: 'CANCELLED' });
     expect(await get(`/v1/orders/${id}`, { 'if-none-match': '"v2"' })).toMatchObject({ status: 304, route: false });
+  });
+});
+
+describe('a tracking view of an order this process holds', () => {
+  /** A dispatched order with a rider and an ETA; its first tracking view went to the route, which read its parts. */
+  async function trackedOrder(): Promise<string> {
+    const id = await web.postOrder();
+    const writer = web.runtime.writer;
+    await transitionOrder(writer, { orderId: id, to: 'PRICED', patch: { fee_cents: 500, eta_seconds: 1200 } }, { actor: 'test', waitMs: 1000 });
+    await transitionOrder(writer, { orderId: id, to: 'DISPATCHED', patch: { rider_id: RIDER } }, { actor: 'test', waitMs: 1000 });
+    expect(await get(`/v1/orders/${id}/tracking`)).toMatchObject({ status: 200, route: true });
+    return id;
+  }
+  /** The seconds left change with the clock between two answers. */
+  const withoutSecondsLeft = (body: string) => body.replace(/"remainingSeconds":\d+/, '"remainingSeconds":0');
+
+  it("is answered before Fastify with the route's very answer, counted once as the route counts it", async () => {
+    const id = await trackedOrder();
+    const before = await metrics();
+    const route = await get(`/v1/orders/${id}/tracking?via=route`);
+    const held = await get(`/v1/orders/${id}/tracking`);
+    expect([route.route, held.route]).toEqual([true, false]);
+    expect(held.status).toBe(200);
+    expect(comparable(held)).toEqual(comparable(route));
+    expect(withoutSecondsLeft(held.body)).toBe(withoutSecondsLeft(route.body));
+    expect(JSON.parse(held.body)).toMatchObject({ order: { id, status: 'DISPATCHED', riderId: RIDER }, rider: { riderId: RIDER }, missing: [] });
+    expect(JSON.parse(held.body).eta.remainingSeconds).toBeGreaterThan(1100);
+    expect(Number(header(held, 'x-ratelimit-remaining'))).toBe(Number(header(route, 'x-ratelimit-remaining')) - 1);
+    const after = await metrics();
+    expect(after.l1Reads - before.l1Reads).toBe(2);
+    expect(after.timed('200', '/v1/orders/:id/tracking') - before.timed('200', '/v1/orders/:id/tracking')).toBe(2);
+  });
+
+  it('a part not held, another client’s order, HEAD: the route', async () => {
+    const id = await trackedOrder();
+    const stranger = await get(`/v1/orders/${id}/tracking`, {}, web.otherApiKey);
+    expect(stranger).toMatchObject({ status: 404, route: true });
+    expect(await get(`/v1/orders/${id}/tracking`, {}, web.apiKey, 'HEAD')).toMatchObject({ status: 200, route: true });
+    // A new version (delivered) holds no dispatch time yet: its first view reads it, on the route.
+    const event = await web.runtime.app.inject({ method: 'POST', url: `/v1/orders/${id}/events`, headers: { authorization: `Bearer ${web.apiKey}` }, payload: { type: 'picked_up' } });
+    expect(event.statusCode).toBe(200);
+    expect(await get(`/v1/orders/${id}`)).toMatchObject({ status: 200, route: true }); // the new version into L1
+    expect(await get(`/v1/orders/${id}/tracking`)).toMatchObject({ status: 200, route: true });
+    expect(await get(`/v1/orders/${id}/tracking`)).toMatchObject({ status: 200, route: false });
   });
 });
 

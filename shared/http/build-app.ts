@@ -29,7 +29,7 @@ import { RequestDeadlines } from './request-deadline.ts';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.ts';
 import { installRequestMetrics, routeTimers } from './request-metrics.ts';
 import { operationsRoutes } from './routes/operations.ts';
-import { ORDER_READ_ROUTE, orderRoutes } from './routes/orders.ts';
+import { ORDER_READ_ROUTE, ORDER_TRACKING_ROUTE, orderRoutes } from './routes/orders.ts';
 
 export interface AppDeps {
   readonly config: Pick<
@@ -94,6 +94,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     onFailOpen: () => edge.rateLimitFailOpen.inc(),
   });
   const answers = new OrderAnswers();
+  const tracking = deps.tracking ?? mysqlTrackingParts(deps.db, { riderTtlMs: config.l1TtlMs, max: config.l1Max });
   // Draining (close() began): a request on a connection still open is refused (Fastify closes the
   // connection after it), so the client retries on another instance.
   let draining = false;
@@ -106,8 +107,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           gate,
           reader: deps.reader,
           answers,
+          tracking,
           isDraining: () => draining,
           timerOf: routeTimers(deps.metrics.httpRequestSeconds, ORDER_READ_ROUTE),
+          trackingTimerOf: routeTimers(deps.metrics.httpRequestSeconds, ORDER_TRACKING_ROUTE),
           logger: deps.logger,
         }
       : undefined;
@@ -194,7 +197,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       reader: deps.reader,
       recentWriters: deps.recentWriters,
       answers,
-      tracking: deps.tracking ?? mysqlTrackingParts(deps.db, { riderTtlMs: config.l1TtlMs, max: config.l1Max }),
+      tracking,
       trackingPartTimeoutMs: config.trackingPartTimeoutMs,
       dbTimeoutMs: config.dbTimeoutMs,
     });

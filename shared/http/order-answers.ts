@@ -1,4 +1,5 @@
 import type { OrderRecord, OrderView } from '../orders/read-order.ts';
+import type { TrackingView } from '../orders/tracking.ts';
 
 /** The headers of an order read's answer (200 and 304), wherever it is sent from. */
 export const ORDER_CACHE_CONTROL = 'private, no-cache';
@@ -26,6 +27,13 @@ export interface OrderAnswer {
  */
 export class OrderAnswers {
   private readonly answers = new WeakMap<OrderRecord, OrderAnswer>();
+
+  /**
+   * The tracking route's serializer of a view (its response schema's, as Fastify compiled it),
+   * noted by the route when it first answers: a tracking view holds the time left to delivery, so
+   * its body is made per request, and a held tracking read makes it with the route's very function.
+   */
+  trackingSerializer?: (view: TrackingView) => string;
 
   of(record: OrderRecord): OrderAnswer {
     let answer = this.answers.get(record);

@@ -10,12 +10,14 @@ import type { OrderReader } from '../../cache/order-reader.ts';
 import type { OrderRecord } from '../../orders/read-order.ts';
 import { ORDER_CACHE_CONTROL, ORDER_CONTENT_TYPE, matchesEtag, type OrderAnswers } from '../order-answers.ts';
 import type { RecentWriters } from '../recent-writers.ts';
-import { trackHeld, trackOrder, type TrackingParts } from '../../orders/tracking.ts';
+import { trackHeld, trackOrder, type TrackingParts, type TrackingView } from '../../orders/tracking.ts';
 import { DeadlineExceeded, withDeadline } from '../../with-deadline.ts';
 import { CREATE_ORDER_SCHEMA, GET_ORDER_SCHEMA, ORDER_EVENT_SCHEMA, TRACK_ORDER_SCHEMA } from './order-schemas.ts';
 
 /** The read of one order (its label in courier_http_request_seconds; held-order-reads.ts answers it first when it can). */
 export const ORDER_READ_ROUTE = '/v1/orders/:id';
+/** The tracking view of one order (held-order-reads.ts answers it first too). */
+export const ORDER_TRACKING_ROUTE = '/v1/orders/:id/tracking';
 
 export interface OrderRoutesDeps {
   readonly db: Db;
@@ -123,7 +125,9 @@ export async function orderRoutes(scope: FastifyInstance, deps: OrderRoutesDeps)
   });
 
   // Not async either: an order and parts this process holds are answered in the same tick.
-  app.get('/v1/orders/:id/tracking', { schema: TRACK_ORDER_SCHEMA, validatorCompiler: DOCUMENTED_ONLY }, (request, reply) => {
+  app.get(ORDER_TRACKING_ROUTE, { schema: TRACK_ORDER_SCHEMA, validatorCompiler: DOCUMENTED_ONLY }, (request, reply) => {
+    // The function Fastify serializes a view with (the response schema's), for held-order-reads.ts.
+    answers.trackingSerializer ??= reply.getSerializationFunction('200') as unknown as ((view: TrackingView) => string) | undefined;
     const clientId = request.client!.id;
     const held = ownRecordHeld(request.params.id, clientId);
     const view = held ? trackHeld(held.order, deps.tracking) : undefined;
