@@ -292,7 +292,7 @@ runBench('reads', BOUND_S, async (run) => {
         '',
         `- Warm-up: ${fmt(warmup.orders)} orders in ${fmt(warmup.seconds, 2)} s, ~${fmt(warmup.l2BytesPerOrder)} B each in Redis; ${warmup.sampleMismatches === 0 ? 'the sample equals readOrder' : '**a sample differs from readOrder**'}.`,
         `- Answers: ${wrongAnswers ? '**some were wrong**' : 'every checked answer right'}.`,
-        wrk ? `- Under wrk (one warm order, ${CONNECTIONS} connections, ${WRK_ROUNDS} x ${WRK_SLICE_S} s each; each ratio the median of its turns over the hello-world's of the same round): ${wrk.map((f) => `${f.name} ${fmt(f.reqPerSec)} req/s${f.name === 'hello' ? '' : ` (${fmt(wrkRatio[f.name] ?? Number.NaN, 2)}x)`}`).join(', ')}.` : '- Under wrk: left out (not installed).',
+        wrk ? `- Under wrk (one warm order, ${CONNECTIONS} connections, ${WRK_ROUNDS} x ${WRK_SLICE_S} s each; each ratio the median of its turns over the hello-world's turns just around each): ${wrk.map((f) => `${f.name} ${fmt(f.reqPerSec)} req/s${f.name === 'hello' ? '' : ` (${fmt(wrkRatio[f.name] ?? Number.NaN, 2)}x)`}`).join(', ')}.` : '- Under wrk: left out (not installed).',
       ].join('\n'),
     });
     return wrongAnswers ? 1 : 0;

@@ -17,7 +17,7 @@ export const settings = parseSettings('reads', 'Cached order reads, 304s, the tr
   rounds: int('--rounds', 'BENCH_ROUNDS', 4, 1, 20, 'turns the servers take (a burst of other work falls on all alike)'),
   connections: int('--connections', 'BENCH_CONNECTIONS', 64, 1, 1024, 'load generator connections'),
   wrkSeconds: int('--wrk-seconds', 'BENCH_WRK_SECONDS', 24, 0, 600, 'per server for the wrk check (one warm order; 0: left out), s, cut into --wrk-rounds turns'),
-  wrkRounds: int('--wrk-rounds', 'BENCH_WRK_ROUNDS', 6, 1, 40, "turns in the wrk check; each ratio is the median over them of a turn against the hello-world's of the same round"),
+  wrkRounds: int('--wrk-rounds', 'BENCH_WRK_ROUNDS', 6, 1, 40, "turns in the wrk check; each ratio is the median over them of a turn against the hello-world's turns just around it"),
   warmup: int('--warmup', 'BENCH_WARMUP_S', 2, 0, 60, 'unmeasured load per server first, s'),
   sliceWarmup: int('--slice-warmup', 'BENCH_SLICE_WARMUP_S', 2, 0, 60, "each turn's unmeasured lead-in, s (a web server's L1 copies expire while it waits its turn: the figures are of a warm cache)"),
   orders: int('--orders', 'BENCH_ORDERS', 100_000, 1_000, 1_000_000, 'active orders in the table (a quarter as many finished ones too)'),

@@ -20,8 +20,10 @@ export interface WrkFigures {
   readonly reqPerSec: number;
   /** Answers that were not 2xx or 3xx, and socket errors. */
   readonly bad: number;
-  /** req/s of each round's turn, in round order. */
+  /** req/s of each round's turn, in round order (the hello-world's: each of its turns, in order). */
   readonly byRound: readonly number[];
+  /** The hello-world's req/s around each round's turn (the mean of its turns just before and just after); absent for the hello-world itself. */
+  readonly helloAround?: readonly number[];
 }
 
 export function wrkInstalled(): boolean {
@@ -52,22 +54,38 @@ function runWrk(url: string, headers: Readonly<Record<string, string>>, seconds:
   });
 }
 
-/** Each server in turn, `rounds` times, `sliceS` each, at the first hot order (its own request: the 304 with its ETag). */
+/**
+ * Each server in turn, `rounds` times, `sliceS` each, at the first hot order (its own request: the
+ * 304 with its ETag), with a turn of the hello-world before the first and after each: every turn is
+ * then compared with the hello-world's just around it (the mean of the two), seconds away rather
+ * than a round away, so the machine's drift between them is small and falls on both sides alike.
+ */
 export async function wrkCheck(servers: readonly ServerUnderTest[], warmId: string, opts: { rounds: number; sliceS: number; connections: number; boundS: number }): Promise<WrkFigures[]> {
-  const sums = new Map<ServerName, { requests: number; seconds: number; bad: number; byRound: number[] }>();
+  const sums = new Map<ServerName, { requests: number; seconds: number; bad: number; byRound: number[]; helloAround: number[] }>();
+  const turn = async (under: ServerUnderTest, round: number): Promise<number> => {
+    const { path, headers } = under.load.request(warmId);
+    progress(`  [wrk] round ${round + 1}/${opts.rounds} ${under.name}`, false);
+    const run = await runWrk(`${under.proc.url}${path}`, headers, opts.sliceS, opts.connections, opts.boundS);
+    const sum = sums.get(under.name) ?? { requests: 0, seconds: 0, bad: 0, byRound: [], helloAround: [] };
+    sums.set(under.name, { ...sum, requests: sum.requests + run.requests, seconds: sum.seconds + run.seconds, bad: sum.bad + run.bad, byRound: [...sum.byRound, run.reqPerSec] });
+    return run.reqPerSec;
+  };
+  const hello = servers.find((under) => under.name === 'hello');
+  const others = servers.filter((under) => under !== hello);
   for (let round = 0; round < opts.rounds; round++) {
-    for (let k = 0; k < servers.length; k++) {
-      const under = servers[(round + k) % servers.length]!;
-      const { path, headers } = under.load.request(warmId);
-      progress(`  [wrk] round ${round + 1}/${opts.rounds} ${under.name}`, false);
-      const run = await runWrk(`${under.proc.url}${path}`, headers, opts.sliceS, opts.connections, opts.boundS);
-      const sum = sums.get(under.name) ?? { requests: 0, seconds: 0, bad: 0, byRound: [] };
-      sums.set(under.name, { requests: sum.requests + run.requests, seconds: sum.seconds + run.seconds, bad: sum.bad + run.bad, byRound: [...sum.byRound, run.reqPerSec] });
+    let helloBefore = hello ? await turn(hello, round) : 0;
+    for (let k = 0; k < others.length; k++) {
+      const under = others[(round + k) % others.length]!;
+      await turn(under, round);
+      if (!hello) continue;
+      const helloAfter = await turn(hello, round);
+      sums.get(under.name)!.helloAround.push((helloBefore + helloAfter) / 2);
+      helloBefore = helloAfter;
     }
   }
   const figures = servers.map((under) => {
-    const sum = sums.get(under.name)!;
-    return { name: under.name, ...sum, reqPerSec: sum.requests / sum.seconds };
+    const { helloAround, ...sum } = sums.get(under.name)!;
+    return { name: under.name, ...sum, reqPerSec: sum.requests / sum.seconds, ...(under === hello ? {} : { helloAround }) };
   });
   for (const f of figures) log(`  [wrk] ${f.name}: ${fmt(f.reqPerSec)} req/s (${fmt(f.requests)} in ${fmt(f.seconds, 1)} s)${f.bad ? `, ${fmt(f.bad)} NOT 2xx/3xx or socket errors` : ''}`);
   return figures;
@@ -75,21 +93,24 @@ export async function wrkCheck(servers: readonly ServerUnderTest[], warmId: stri
 
 /**
  * Each server's wrk req/s over the bare hello-world's: the median over the rounds of its turn's
- * req/s over the hello-world's turn of the same round (the two minutes apart at most). The
- * machine's speed moves by half within minutes, and a burst that falls on one turn moves a ratio of
- * sums by as much; the median of paired turns is left with the bursts that fall on most rounds.
- * Empty where the hello-world was not run.
+ * req/s over the hello-world's around it. The machine's speed moves by half within minutes, and a
+ * burst that falls on one turn moves a ratio of sums by as much; the median of turns each paired
+ * with its neighbours is left with the bursts that fall on most rounds. Empty where the hello-world
+ * was not run; the hello-world's own is 1.
  */
 export function wrkOverHello(figures: readonly WrkFigures[] | null): Partial<Record<ServerName, number>> {
-  const hello = figures?.find((f) => f.name === 'hello');
-  if (!figures || !hello) return {};
-  return Object.fromEntries(figures.map((f) => [f.name, median(f.byRound.map((reqPerSec, round) => reqPerSec / hello.byRound[round]!))]));
+  if (!figures?.some((f) => f.name === 'hello')) return {};
+  return Object.fromEntries(figures.map((f) => [f.name, f.helloAround ? median(roundRatios(f, f.helloAround)) : 1]));
+}
+
+function roundRatios(f: WrkFigures, helloAround: readonly number[]): number[] {
+  return f.byRound.map((reqPerSec, round) => reqPerSec / helloAround[round]!);
 }
 
 /** Each server's ratio of each round, for the log. */
 export function logWrkRounds(figures: readonly WrkFigures[] | null): void {
   const hello = figures?.find((f) => f.name === 'hello');
   if (!figures || !hello) return;
-  const lines = figures.filter((f) => f !== hello).map((f) => `${f.name} ${f.byRound.map((r, round) => `${fmt(r / hello.byRound[round]!, 2)}x`).join(', ')}`);
-  log(`  [wrk] over the hello-world's turn of the same round (the verdict takes each one's median): ${lines.join('; ')}`);
+  const lines = figures.flatMap((f) => (f.helloAround ? [`${f.name} ${roundRatios(f, f.helloAround).map((r) => `${fmt(r, 2)}x`).join(', ')}`] : []));
+  log(`  [wrk] over the hello-world's turns just around it, by round (the verdict takes each one's median): ${lines.join('; ')}`);
 }

@@ -3,6 +3,8 @@ import { EXACT_TTL } from '../cache/exact-ttl.ts';
 import type { Db } from '../db.ts';
 import { hashApiKey } from './api-keys.ts';
 
+const KEY_SHAPE = /^\S{10,200}$/;
+
 export interface AuthenticatedClient {
   readonly id: string;
   readonly name: string;
@@ -51,8 +53,13 @@ export class Authenticator {
     return hit === NONE ? null : hit;
   }
 
+  /**
+   * A key is 10-200 characters without white space (ours are ck_ and base64url): anything else is
+   * refused here, before it is looked up or cached, so a held key never has white space in it
+   * (heldClientOf in shared/http/authenticate.ts relies on that).
+   */
   async authenticate(apiKey: string): Promise<AuthenticatedClient | undefined> {
-    if (apiKey.length < 10 || apiKey.length > 200) return undefined;
+    if (!KEY_SHAPE.test(apiKey)) return undefined;
     const found = await this.cache.fetch(apiKey);
     return found === NONE || found === undefined ? undefined : found;
   }

@@ -21,9 +21,9 @@ export function bearerKeyOf(header: string | undefined): string | undefined {
 /**
  * The client whose key an Authorization header carries, if the authenticator holds it (null: held as
  * bad; undefined: not held, or not the plain `Bearer <key>` form): what bearerKeyOf and peek() answer,
- * without the regex, for a path that hands anything else on. A key is held only once bearerKeyOf read
- * it, so it has no white space in it: a header's text after "Bearer " that is a held key is the very
- * key bearerKeyOf would read from it.
+ * without the regex, for a path that hands anything else on. The authenticator holds no key with
+ * white space in it (it refuses one unread), so a header's text after "Bearer " that is a held key
+ * is the very key bearerKeyOf would read from it; any other spelling is simply not held.
  */
 export function heldClientOf(header: string | undefined, authenticator: Authenticator): AuthenticatedClient | null | undefined {
   return header !== undefined && header.startsWith(BEARER_PREFIX) ? authenticator.peek(header.slice(BEARER_PREFIX.length)) : undefined;

@@ -59,7 +59,9 @@ export interface HeldOrderReadsDeps {
  * tracking view, the parts held (trackHeld, as on the route) and the route's serializer noted; a
  * token of the client's rate this process already leased. Anything else (no key, a key to look up,
  * someone else's order, a miss, a part to fetch, a query string, HEAD, a lease to ask Redis for)
- * checks nothing twice and spends nothing: the route answers it, with all its errors.
+ * counts and spends nothing: the route answers it, with all its errors. Only the exact spelling
+ * `Bearer <key>` is read here; the first tracking view after a start goes to the route, which notes
+ * its serializer then.
  */
 export function answeringHeldReads(deps: HeldOrderReadsDeps, fastify: RequestListener): RequestListener {
   const ok = deps.timerOf('GET', 200);
@@ -67,7 +69,8 @@ export function answeringHeldReads(deps: HeldOrderReadsDeps, fastify: RequestLis
   const tracked = deps.trackingTimerOf('GET', 200);
 
   // The rate is the last check, and the only one that spends: from there on the answer is this
-  // one, and nothing but the writing of it comes before it is out. Then it is counted as the route counts it.
+  // one, and nothing but the writing of it comes before it is out (its header values are ours, made
+  // above, so writeHead has nothing to refuse). Then it is counted as the route counts it.
   const send = (res: ServerResponse, client: AuthenticatedClient, startedAt: number, headers: string[], answer: Answer): boolean => {
     if (!deps.rateLimit.spendHeld(client, startedAt, headers)) return false;
     for (let i = 0; i < answer.headers.length; i++) headers.push(answer.headers[i]!);
