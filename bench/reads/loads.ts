@@ -60,6 +60,8 @@ function loadOnce(name: ServerName, apiKey: string, expected: Expected): Load {
       return { what: 'a bare Fastify hello-world in a process of its own (the ceiling)', request: order, status: 200 };
     case 'hello-order':
       return { what: "the bare Fastify server answering one order's bytes with Courier's headers (information)", request: order, status: 200 };
+    case 'hello-twin':
+      return { what: 'a second bare hello-world: the same server against itself, the run\'s own noise (information)', request: order, status: 200 };
   }
 }
 
@@ -69,6 +71,7 @@ export function rightAnswer(name: ServerName, id: string, want: { status: OrderS
   switch (name) {
     case 'hello':
     case 'hello-order':
+    case 'hello-twin':
       return status === 200;
     case 'healthz':
       return status === 200 && body === '{"status":"ok"}';

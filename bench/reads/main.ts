@@ -198,6 +198,14 @@ runBench('reads', BOUND_S, async (run) => {
     addWrk('If-None-Match -> 304', 'not-modified', TARGET.minNotModifiedOverHello);
     addWrk('tracking view', 'tracking', TARGET.minTrackingOverHello);
     addWrk('GET /healthz (in the app)', 'healthz', TARGET.minHealthzOverHello);
+    const twin = by('hello-twin');
+    if (twin && hello) {
+      const twinUnderWrk = wrkRatio['hello-twin'];
+      log(
+        `(information) the same bare hello-world against itself (hello-twin): ${fmt(twin.reqPerSec / hello.reqPerSec, 2)}x under autocannon` +
+          `${twinUnderWrk === undefined ? '' : `, ${fmt(twinUnderWrk, 2)}x under wrk`}: how far this run's ratios stray with nothing changed`,
+      );
+    }
     if (cachedOverHelloOrder !== null) {
       log(
         `(information) cached / hello-order (the same bytes as a cached read, constant): ${fmt(cachedOverHelloOrder * 100)}% ` +

@@ -41,6 +41,7 @@ export const SERVER_FILES: Record<ServerName, string> = {
   uncached: 'workers/web.ts',
   hello: 'bench/reads/hello-get-server.ts',
   'hello-order': 'bench/reads/hello-get-server.ts',
+  'hello-twin': 'bench/reads/hello-get-server.ts',
 };
 export const isWeb = (name: ServerName) => SERVER_FILES[name] === 'workers/web.ts';
 
@@ -56,7 +57,7 @@ export function serverEnv(name: ServerName, port: number): NodeJS.ProcessEnv {
     PORT: String(port),
     LOG_LEVEL: 'warn',
     LOG_FORMAT: 'json',
-    ...(name === 'hello'
+    ...(name === 'hello' || name === 'hello-twin'
       ? {}
       : name === 'hello-order'
         ? { HELLO_BODY: shared.helloOrderBody }

@@ -7,10 +7,11 @@ import { choices, int, parseSettings, text } from '../lib/settings.ts';
 /**
  * cached, not-modified, tracking, healthz: the web process (ORDER_CACHE=on), each its own process
  * under its own request; uncached: ORDER_CACHE=off; hello: a bare Fastify hello-world in a process of
- * its own (the ceiling every ratio is taken against); hello-order: the same answering an order's bytes.
+ * its own (the ceiling every ratio is taken against); hello-order: the same answering an order's bytes;
+ * hello-twin: a second bare hello-world, measured as any server is (its ratio shows the run's own noise).
  */
-export type ServerName = 'cached' | 'not-modified' | 'tracking' | 'healthz' | 'uncached' | 'hello' | 'hello-order';
-export const ALL_SERVERS: readonly ServerName[] = ['cached', 'not-modified', 'tracking', 'healthz', 'uncached', 'hello', 'hello-order'];
+export type ServerName = 'cached' | 'not-modified' | 'tracking' | 'healthz' | 'uncached' | 'hello' | 'hello-order' | 'hello-twin';
+export const ALL_SERVERS: readonly ServerName[] = ['cached', 'not-modified', 'tracking', 'healthz', 'uncached', 'hello', 'hello-order', 'hello-twin'];
 
 export const settings = parseSettings('reads', 'Cached order reads, 304s, the tracking view and /healthz against uncached and a bare hello-world, the warm-up of 100,000 orders, the cold-key stampede.', {
   seconds: int('--seconds', 'BENCH_DURATION_S', 10, 1, 600, 'measured load per server, s (cut into --rounds turns)'),
