@@ -61,13 +61,16 @@ function runWrk(url: string, headers: Readonly<Record<string, string>>, seconds:
  * than a round away, so the machine's drift between them is small and falls on both sides alike.
  */
 export async function wrkCheck(servers: readonly ServerUnderTest[], warmId: string, opts: { rounds: number; sliceS: number; connections: number; boundS: number }): Promise<WrkFigures[]> {
-  const sums = new Map<ServerName, { requests: number; seconds: number; bad: number; byRound: number[]; helloAround: number[] }>();
+  const sums = new Map(servers.map((under) => [under.name, { requests: 0, seconds: 0, bad: 0, byRound: [] as number[], helloAround: [] as number[] }]));
   const turn = async (under: ServerUnderTest, round: number): Promise<number> => {
     const { path, headers } = under.load.request(warmId);
     progress(`  [wrk] round ${round + 1}/${opts.rounds} ${under.name}`, false);
     const run = await runWrk(`${under.proc.url}${path}`, headers, opts.sliceS, opts.connections, opts.boundS);
-    const sum = sums.get(under.name) ?? { requests: 0, seconds: 0, bad: 0, byRound: [], helloAround: [] };
-    sums.set(under.name, { ...sum, requests: sum.requests + run.requests, seconds: sum.seconds + run.seconds, bad: sum.bad + run.bad, byRound: [...sum.byRound, run.reqPerSec] });
+    const sum = sums.get(under.name)!;
+    sum.requests += run.requests;
+    sum.seconds += run.seconds;
+    sum.bad += run.bad;
+    sum.byRound.push(run.reqPerSec);
     return run.reqPerSec;
   };
   const hello = servers.find((under) => under.name === 'hello');
